@@ -1,0 +1,361 @@
+"""The Bundle: the parts of a Stable-Diffusion-style model that every method needs, and what they do together.
+
+`load_bundle(source)` takes "mini" (the embedded miniature), "tiny" (a random SD-shaped model for plumbing),
+a hub id, a local diffusers folder, or a single .safetensors / .ckpt checkpoint (SD 1.x / 2.x).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from erasekit.core import ldm
+from erasekit.core.errors import ErasekitError
+from erasekit.core.seeding import make_generator
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+COMPONENTS = ("unet", "text_encoder", "vae")
+ASSETS = resources.files("erasekit") / "assets"
+CONFIGS = resources.files("erasekit") / "core" / "configs"
+
+
+@dataclass
+class Bundle:
+    """Tokenizer, text encoder, UNet, VAE and scheduler of one model, on one device and dtype."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    scheduler: DDIMScheduler
+    source: str
+    arch: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        return (self.unet.config.in_channels, size, size)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # ---- parameters -------------------------------------------------------------------------------
+    def component(self, name: str) -> torch.nn.Module:
+        if name not in COMPONENTS:
+            raise ErasekitError(f"unknown model component {name!r}; valid: {', '.join(COMPONENTS)}")
+        return getattr(self, name)
+
+    def named_parameters(self):
+        """All parameters, named `component.param` (the names edits use)."""
+        for comp in COMPONENTS:
+            for name, param in self.component(comp).named_parameters():
+                yield f"{comp}.{name}", param
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{c}.{k}": v for c in COMPONENTS for k, v in self.component(c).state_dict().items()}
+
+    def clone(self, components: tuple[str, ...] = COMPONENTS) -> "Bundle":
+        """A bundle sharing everything but deep copies of `components` (so edits leave this one intact)."""
+        return replace(self, **{c: copy.deepcopy(self.component(c)) for c in components}, meta=dict(self.meta))
+
+    def fingerprint(self) -> str:
+        """Stable hash of parameter names, shapes and a fixed sample of values (rounded to bf16).
+
+        Rounding makes an fp16/bf16 load of the same weights match the fp32 one, so an edit made at one
+        precision applies at another; any change to a sampled value larger than bf16 rounding changes it.
+        """
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            idx = torch.linspace(0, flat.numel() - 1, steps=min(flat.numel(), 8)).round().long()
+            sample = flat[idx.to(flat.device)].float().to(torch.bfloat16).float().cpu()
+            digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
+            digest.update(sample.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # ---- text -------------------------------------------------------------------------------------
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids [B, 77], padded and truncated as SD does."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids = self.tokenizer(
+            list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
+            truncation=True, return_tensors="pt",
+        ).input_ids
+        return ids.to(self.device)
+
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Raw token embeddings [B, L, D] (before position embeddings): the space attacks and mining search."""
+        return self.text_encoder.get_input_embeddings()(input_ids.to(self.device))
+
+    def encode_embeddings(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Text-encoder hidden states [B, L, D] from raw token embeddings (CLIPTextModel's forward, from embeddings)."""
+        from transformers.masking_utils import create_causal_mask
+
+        te = self.text_encoder
+        hidden = te.embeddings(inputs_embeds=inputs_embeds.to(device=self.device, dtype=te.dtype))
+        mask = create_causal_mask(config=te.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None)
+        hidden = te.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+        return te.final_layer_norm(hidden)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Conditioning [B, 77, D] for prompts (the text encoder's last hidden state, as SD uses it)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        return self.text_encoder(self.tokenize(prompts)).last_hidden_state
+
+    # ---- images and noise -------------------------------------------------------------------------
+    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [-1, 1], [B, 3, H, W] -> scaled latents (posterior mean, or a sample if a generator is given)."""
+        dist = self.vae.encode(images.to(self.device, self.vae.dtype)).latent_dist
+        z = dist.mean if generator is None else dist.sample(generator)
+        return z * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> images in [-1, 1]."""
+        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+
+    def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """z_t = sqrt(a_t) z_0 + sqrt(1 - a_t) eps (the forward process at training timestep t)."""
+        t = torch.as_tensor(t, device=z0.device).long().reshape(-1).expand(z0.shape[0])
+        return self.scheduler.add_noise(z0, noise, t)
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A CPU generator, so that the same seed gives the same noise on every device."""
+        return make_generator(seed, "cpu")
+
+    def initial_noise(self, seeds: list[int]) -> torch.Tensor:
+        """Initial latents [B, C, h, w], one independent draw per seed (as the stock pipeline draws for batch 1)."""
+        draws = [torch.randn((1, *self.latent_shape), generator=self.generator(s)) for s in seeds]
+        return torch.cat(draws).to(self.device, self.dtype)
+
+    # ---- noise prediction -------------------------------------------------------------------------
+    def model_output(self, z_t: torch.Tensor, t, cond: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0])
+        return self.unet(z_t.to(self.dtype), t, encoder_hidden_states=cond.to(self.dtype)).sample
+
+    def eps(self, z_t: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None = None,
+            guidance: float = 1.0) -> torch.Tensor:
+        """Predicted noise eps(z_t, t, cond); with `uncond`, classifier-free guidance
+        eps_u + guidance * (eps_c - eps_u). v-prediction models are converted to eps."""
+        t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0])
+        if uncond is not None and guidance != 1.0:
+            out_u, out_c = self.model_output(torch.cat([z_t, z_t]), torch.cat([t_b, t_b]),
+                                             torch.cat([uncond, cond])).chunk(2)
+            out = out_u + guidance * (out_c - out_u)
+        else:
+            out = self.model_output(z_t, t_b, cond)
+        if self.scheduler.config.prediction_type == "v_prediction":
+            a = self.scheduler.alphas_cumprod.to(self.device)[t_b.long()].to(out.dtype).reshape(-1, 1, 1, 1)
+            out = a.sqrt() * out + (1 - a).sqrt() * z_t  # eps = sqrt(a) v + sqrt(1-a) z_t
+        return out
+
+    # ---- sampling ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, seeds: list[int], steps: int = 25, guidance: float = 5.0,
+               uncond: torch.Tensor | None = None, latents: torch.Tensor | None = None,
+               stop_at: int | None = None, decode: bool = True) -> torch.Tensor:
+        """DDIM (eta 0) sampling, as the stock pipeline does it. Returns images in [-1, 1] (or latents).
+
+        `stop_at` ends after that many steps and returns the latent z_t there (ESD's partial trajectory).
+        """
+        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        scheduler.set_timesteps(steps, device=self.device)
+        z = self.initial_noise(seeds) if latents is None else latents
+        z = z * scheduler.init_noise_sigma
+        if uncond is None and guidance > 1.0:
+            uncond = self.encode_prompts([""] * cond.shape[0])
+        for i, t in enumerate(scheduler.timesteps):
+            if stop_at is not None and i >= stop_at:
+                break
+            if guidance > 1.0:
+                out = self.model_output(torch.cat([z, z]), t, torch.cat([uncond, cond]))
+                out_u, out_c = out.chunk(2)
+                out = out_u + guidance * (out_c - out_u)
+            else:
+                out = self.model_output(z, t, cond)
+            z = scheduler.step(out, t, z).prev_sample
+        if stop_at is not None or not decode:
+            return z
+        return self.decode_latents(z)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0) -> torch.Tensor:
+        """Images in [0, 1], [B, 3, H, W], one per (prompt, seed)."""
+        if isinstance(prompts, str):
+            prompts = [prompts] * len(seeds)
+        if any(not p.strip() for p in prompts):
+            raise ErasekitError("empty prompt: give a text prompt to generate from")
+        images = self.sample(self.encode_prompts(prompts), seeds, steps=steps, guidance=guidance)
+        return (images.float() + 1) / 2
+
+    # ---- saving -----------------------------------------------------------------------------------
+    def to_pipeline(self):
+        """A stock diffusers StableDiffusionPipeline over these components (no safety checker)."""
+        from diffusers import StableDiffusionPipeline
+
+        return StableDiffusionPipeline(
+            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+            scheduler=self.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+
+    def save_pretrained(self, out: str | Path) -> Path:
+        """Write a complete diffusers pipeline folder (to a temporary name, renamed when complete)."""
+        out = Path(out)
+        if out.exists():
+            raise ErasekitError(f"output folder already exists: {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            self.to_pipeline().save_pretrained(tmp, safe_serialization=True)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ErasekitError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _tokenizer(path: Path | None = None, pad_token: str | None = None) -> CLIPTokenizer:
+    path = path or Path(str(ASSETS / "clip_tokenizer"))
+    kwargs = {"pad_token": pad_token} if pad_token else {}
+    return CLIPTokenizer.from_pretrained(str(path), **kwargs)
+
+
+def _check_pipeline_folder(path: Path) -> None:
+    index = path / "model_index.json"
+    if index.exists():
+        cls = json.loads(index.read_text()).get("_class_name", "?")
+        if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
+            raise ErasekitError(f"unsupported architecture: {cls} in {path} (erasekit supports SD 1.x/2.x pipelines)")
+    for sub, name in [("unet", "config.json"), ("vae", "config.json"), ("text_encoder", "config.json")]:
+        if not (path / sub / name).exists():
+            raise ErasekitError(f"not a Stable Diffusion diffusers folder: {path} has no {sub}/{name}")
+    unet_cls = json.loads((path / "unet" / "config.json").read_text()).get("_class_name")
+    if unet_cls != "UNet2DConditionModel":
+        raise ErasekitError(f"unsupported architecture: UNet class {unet_cls} in {path}")
+
+
+def _load_folder(path: str, hub: bool):
+    kwargs = {} if hub else {"local_files_only": True}
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", **kwargs)
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kwargs)
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kwargs)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **kwargs)
+        scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kwargs)
+    except (OSError, ValueError) as exc:
+        where = f"hub model {path!r} (no network, or a wrong id?)" if hub else f"diffusers folder {path}"
+        raise ErasekitError(f"cannot load {where}: {str(exc).splitlines()[0]}") from None
+    return tokenizer, text_encoder, unet, vae, scheduler
+
+
+def _load_single_file(path: Path, config: str | Path | None, prediction_type: str | None):
+    state = ldm.read_checkpoint(path)
+    if config is None:
+        arch = ldm.detect_architecture(state)
+        config = Path(str(CONFIGS / arch))
+    else:
+        arch, config = "custom", Path(config)
+    unet_cfg = UNet2DConditionModel.load_config(str(config / "unet"))
+    vae_cfg = AutoencoderKL.load_config(str(config / "vae"))
+    text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(str(config / "text_encoder")))
+    unet = UNet2DConditionModel.from_config(unet_cfg)
+    vae = AutoencoderKL.from_config(vae_cfg)
+    unet_sd, vae_sd, text_sd = ldm.from_ldm_state_dict(state, unet_cfg, vae_cfg, text_encoder)
+    text_sd.pop("text_model.embeddings.position_ids", None)
+    for module, sd, name in [(unet, unet_sd, "UNet"), (vae, vae_sd, "VAE"), (text_encoder, text_sd, "text encoder")]:
+        missing, unexpected = module.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise ErasekitError(
+                f"checkpoint {path.name} does not match the {arch} {name} config: "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            )
+    scheduler = DDIMScheduler.from_pretrained(str(config / "scheduler"))
+    if prediction_type:
+        scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
+    tok_dir = config / "tokenizer" if (config / "tokenizer").exists() else None
+    tokenizer = _tokenizer(tok_dir, pad_token="!" if arch == "sd2" else None)
+    return tokenizer, text_encoder, unet, vae, scheduler, arch
+
+
+def mini_path() -> Path:
+    """The shipped miniature (a diffusers pipeline folder inside the package)."""
+    return Path(str(ASSETS / "mini"))
+
+
+def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: str | Path | None = None,
+                prediction_type: str | None = None) -> Bundle:
+    """Load a model. `config` overrides the shipped SD 1.x/2.x component configs for a single-file checkpoint;
+    `prediction_type` ("epsilon" / "v_prediction") overrides the scheduler's (e.g. SD 2.x-base is epsilon)."""
+    device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    source = str(source)
+    if not source.strip():
+        raise ErasekitError("empty model source; use 'mini', a hub id, a diffusers folder or a .safetensors file")
+    path = Path(source).expanduser()
+    if source == "tiny":
+        from erasekit.core.tiny import tiny_components
+
+        parts, arch = tiny_components(), "tiny"
+    elif source == "mini":
+        if not (mini_path() / "model_index.json").exists():
+            raise ErasekitError(f"the miniature is not installed at {mini_path()}; build it with `erasekit world train`")
+        parts, arch = _load_folder(str(mini_path()), hub=False), "mini"
+    elif path.is_file():
+        *parts, arch = _load_single_file(path, config, prediction_type)
+    elif path.is_dir():
+        _check_pipeline_folder(path)
+        parts, arch = _load_folder(str(path), hub=False), "diffusers"
+    elif source.count("/") == 1 and not source.startswith((".", "/", "~")) and not path.suffix:
+        parts, arch = _load_folder(source, hub=True), "hub"
+    else:
+        raise ErasekitError(
+            f"model source not found: {source!r} (expected 'mini', 'tiny', a hub id like owner/name, "
+            "a diffusers folder, or a .safetensors/.ckpt file)"
+        )
+    tokenizer, text_encoder, unet, vae, scheduler = parts
+    if prediction_type and arch not in ("custom", "sd1", "sd2"):
+        scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
+    for module in (text_encoder, unet, vae):
+        module.to(device=device)
+        if module.dtype != torch_dtype:
+            module.to(dtype=torch_dtype)
+        module.eval().requires_grad_(False)
+    return Bundle(tokenizer, text_encoder, unet, vae, scheduler, source=source, arch=arch)

@@ -1,0 +1,195 @@
+"""The Edit: what a method produced, and the unit users share.
+
+A folder with `edit.safetensors` (the tensors a method changed, by `component.parameter` name, or LoRA
+matrices) and `manifest.json` (erasekit version, method and full config, concept set, base model source and
+fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are ever read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from erasekit import __version__
+from erasekit.core.bundle import Bundle
+from erasekit.core.errors import ErasekitError
+
+MANIFEST = "manifest.json"
+TENSORS = "edit.safetensors"
+KINDS = ("weights", "lora")
+REQUIRED = ("erasekit_version", "method", "config", "concepts", "base", "kind", "tensors", "created")
+LORA_SUFFIXES = (".lora_A", ".lora_B")
+
+
+@dataclass
+class Edit:
+    """New values of changed parameters (kind "weights") or low-rank deltas W += scale * B @ A (kind "lora")."""
+
+    method: str
+    config: dict
+    concepts: dict
+    base: dict  # {"source": ..., "fingerprint": ...}
+    tensors: dict[str, torch.Tensor]
+    kind: str = "weights"
+    lora_scale: float = 1.0
+    metrics: dict = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    erasekit_version: str = __version__
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ErasekitError(f"unknown edit kind {self.kind!r}; valid: {', '.join(KINDS)}")
+
+    @classmethod
+    def from_changes(cls, base: Bundle, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict,
+                     **kwargs) -> "Edit":
+        """An edit of `base` from new tensor values named `component.parameter`."""
+        config = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+        return cls(method=method, config=config, concepts=dict(concepts),
+                   base={"source": base.source, "fingerprint": base.fingerprint()}, tensors=tensors, **kwargs)
+
+    # ---- files ------------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        return {
+            "erasekit_version": self.erasekit_version, "method": self.method, "config": self.config,
+            "concepts": self.concepts, "base": self.base, "kind": self.kind, "lora_scale": self.lora_scale,
+            "tensors": {k: list(v.shape) for k, v in sorted(self.tensors.items())},
+            "created": self.created, "metrics": self.metrics,
+        }
+
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write the edit folder: into a temporary folder beside `out`, renamed when complete."""
+        out = Path(out)
+        if out.exists() and not overwrite:
+            raise ErasekitError(f"output already exists: {out} (choose another --out or pass --overwrite)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            save_file(self.tensors, str(tmp / TENSORS), metadata={"format": "pt", "erasekit_kind": self.kind})
+            (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
+    def save_metrics(self, run: str | Path, metrics: dict) -> None:
+        """Merge `metrics` into the manifest of the saved edit at `run` (atomic rewrite of manifest.json)."""
+        self.metrics.update(metrics)
+        tmp = Path(run) / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
+        os.replace(tmp, Path(run) / MANIFEST)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Edit":
+        """Read and validate an edit folder; every problem is one ErasekitError naming it."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ErasekitError(f"edit not found: {path} is not a folder with {MANIFEST} and {TENSORS}")
+        for name in (MANIFEST, TENSORS):
+            if not (path / name).is_file():
+                raise ErasekitError(f"edit {path} is missing {name}")
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ErasekitError(f"corrupt manifest {path / MANIFEST}: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise ErasekitError(f"corrupt manifest {path / MANIFEST}: expected a JSON object")
+        missing = [k for k in REQUIRED if k not in manifest]
+        if missing:
+            raise ErasekitError(f"manifest {path / MANIFEST} is missing keys: {', '.join(missing)}")
+        try:
+            tensors = load_file(str(path / TENSORS))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ErasekitError(f"corrupt edit file {path / TENSORS}: {exc}") from None
+        listed = {k: tuple(v) for k, v in manifest["tensors"].items()}
+        stored = {k: tuple(v.shape) for k, v in tensors.items()}
+        if listed != stored:
+            diff = sorted(set(listed.items()) ^ set(stored.items()))[:3]
+            raise ErasekitError(f"edit {path}: {TENSORS} does not hold the tensors {MANIFEST} lists (e.g. {diff})")
+        known = {k: manifest[k] for k in REQUIRED if k != "tensors"}
+        return cls(tensors=tensors, metrics=manifest.get("metrics", {}),
+                   lora_scale=float(manifest.get("lora_scale", 1.0)), **known)
+
+    # ---- applying ---------------------------------------------------------------------------------
+    def _targets(self) -> dict[str, tuple[str, ...]]:
+        """Base parameter name -> the edit tensors that change it."""
+        if self.kind == "weights":
+            return {k: (k,) for k in self.tensors}
+        bases = {k[: -len(s)] for k in self.tensors for s in LORA_SUFFIXES if k.endswith(s)}
+        return {b: (b + ".lora_A", b + ".lora_B") for b in sorted(bases)}
+
+    def check(self, bundle: Bundle, force: bool = False) -> None:
+        """Refuse a base this edit was not made for: other fingerprint, unknown tensor, other shape."""
+        fingerprint = bundle.fingerprint()
+        if not force and fingerprint != self.base["fingerprint"]:
+            raise ErasekitError(
+                f"edit was made for base {self.base['source']!r} (fingerprint {self.base['fingerprint']}) "
+                f"but the model {bundle.source!r} has fingerprint {fingerprint}; use --force to apply anyway"
+            )
+        params = dict(bundle.named_parameters())
+        for name, parts in self._targets().items():
+            if name not in params:
+                raise ErasekitError(f"tensor {name!r} of the edit is not in the base model {bundle.source!r}")
+            want = tuple(params[name].shape)
+            if self.kind == "weights":
+                got = tuple(self.tensors[name].shape)
+            else:
+                if any(p not in self.tensors for p in parts):
+                    raise ErasekitError(f"LoRA tensor {name!r} lacks its lora_A or lora_B matrix")
+                a, b = self.tensors[parts[0]], self.tensors[parts[1]]
+                got = (b.shape[0], a.shape[1]) if a.shape[0] == b.shape[1] else (b.shape[0], "?", a.shape[1])
+            if got != want:
+                raise ErasekitError(f"tensor {name!r} has shape {got} in the edit but {want} in the base model")
+
+    def apply(self, bundle: Bundle, force: bool = False, inplace: bool = False) -> Bundle:
+        """The bundle with this edit in place. Unless `inplace`, only the touched components are copied and the
+        given bundle (and anything on disk) is left as it was."""
+        self.check(bundle, force=force)
+        touched = tuple(sorted({name.split(".", 1)[0] for name in self._targets()}))
+        out = bundle if inplace else bundle.clone(touched)
+        params = dict(out.named_parameters())
+        with torch.no_grad():
+            for name, parts in self._targets().items():
+                param = params[name]
+                if self.kind == "weights":
+                    param.copy_(self.tensors[name].to(param.device, param.dtype))
+                else:
+                    a, b = (self.tensors[p].to(param.device, torch.float32) for p in parts)
+                    param.add_((self.lora_scale * b @ a).reshape(param.shape).to(param.dtype))
+        out.meta["edit"] = {"method": self.method, "created": self.created}
+        return out
+
+
+def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers", force: bool = False) -> Path:
+    """Write the edited model: `diffusers` (a pipeline folder for StableDiffusionPipeline.from_pretrained) or
+    `single-file` (one LDM-layout .safetensors for SD 1.x-style models, as A1111/ComfyUI load)."""
+    edited = edit.apply(base, force=force)
+    if format == "diffusers":
+        return edited.save_pretrained(out)
+    if format == "single-file":
+        from erasekit.core.ldm import to_ldm_state_dict
+
+        out = Path(out)
+        if out.suffix != ".safetensors":
+            raise ErasekitError(f"single-file export writes a .safetensors file, not {out}")
+        if out.exists():
+            raise ErasekitError(f"output already exists: {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        state = to_ldm_state_dict(edited.unet, edited.vae, edited.text_encoder)
+        tmp = out.with_name(f".{out.name}.tmp")
+        save_file(state, str(tmp))
+        os.replace(tmp, out)
+        return out
+    raise ErasekitError(f"unknown export format {format!r}; valid: diffusers, single-file")
