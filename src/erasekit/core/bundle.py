@@ -274,7 +274,8 @@ def _check_pipeline_folder(path: Path) -> None:
 
 
 def _load_folder(path: str, hub: bool):
-    kwargs = {} if hub else {"local_files_only": True}
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    kwargs = {} if hub and not offline else {"local_files_only": True}
     try:
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", **kwargs)
         text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kwargs)
@@ -282,7 +283,8 @@ def _load_folder(path: str, hub: bool):
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **kwargs)
         scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kwargs)
     except (OSError, ValueError) as exc:
-        where = f"hub model {path!r} (no network, or a wrong id?)" if hub else f"diffusers folder {path}"
+        why = "HF_HUB_OFFLINE is set and it is not cached" if offline else "no network, or a wrong id?"
+        where = f"hub model {path!r} ({why})" if hub else f"diffusers folder {path}"
         raise ErasekitError(f"cannot load {where}: {str(exc).splitlines()[0]}") from None
     return tokenizer, text_encoder, unet, vae, scheduler
 
@@ -300,7 +302,6 @@ def _load_single_file(path: Path, config: str | Path | None, prediction_type: st
     unet = UNet2DConditionModel.from_config(unet_cfg)
     vae = AutoencoderKL.from_config(vae_cfg)
     unet_sd, vae_sd, text_sd = ldm.from_ldm_state_dict(state, unet_cfg, vae_cfg, text_encoder)
-    text_sd.pop("text_model.embeddings.position_ids", None)
     for module, sd, name in [(unet, unet_sd, "UNet"), (vae, vae_sd, "VAE"), (text_encoder, text_sd, "text encoder")]:
         missing, unexpected = module.load_state_dict(sd, strict=False)
         if missing or unexpected:

@@ -71,7 +71,16 @@ def from_ldm_state_dict(state, unet_config: dict, vae_config: dict, text_model) 
         text_sd = sfu.convert_open_clip_checkpoint(text_model, state)
     else:
         text_sd = sfu.convert_ldm_clip_checkpoint(state)
-    return unet_sd, vae_sd, text_sd
+    return unet_sd, vae_sd, _match_text_keys(text_sd, set(text_model.state_dict()))
+
+
+def _match_text_keys(text_sd: dict, model_keys: set[str]) -> dict:
+    """Checkpoints say `text_model.encoder...`; transformers >= 5 names CLIPTextModel's parameters without
+    the `text_model.` level. Rename to whatever the installed model expects."""
+    text_sd = {k: v for k, v in text_sd.items() if not k.endswith("position_ids")}
+    if any(k.startswith("text_model.") for k in model_keys):
+        return {(k if k.startswith("text_model.") else "text_model." + k): v for k, v in text_sd.items()}
+    return {k.removeprefix("text_model."): v for k, v in text_sd.items()}
 
 
 def _unet_prefix_map(config: dict) -> list[tuple[str, str]]:
@@ -161,5 +170,7 @@ def to_ldm_state_dict(unet, vae, text_encoder) -> dict[str, torch.Tensor]:
         raise ErasekitError("single-file export supports SD 1.x-style CLIP text encoders only; use format=diffusers")
     state = _unet_to_ldm(unet.state_dict(), dict(unet.config))
     state.update(_vae_to_ldm(vae.state_dict(), dict(vae.config)))
-    state.update({CLIP_PREFIX + k: v for k, v in text_encoder.state_dict().items()})
+    text_sd = {k if k.startswith("text_model.") else "text_model." + k: v
+               for k, v in text_encoder.state_dict().items()}  # the layout SD 1.x checkpoints use
+    state.update({CLIP_PREFIX + k: v for k, v in text_sd.items()})
     return {k: v.detach().contiguous() for k, v in state.items()}
