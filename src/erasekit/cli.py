@@ -5,6 +5,7 @@ Every user error prints one line, `erasekit: error: ...`, and exits with status 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -112,6 +113,71 @@ def export(run, out, model, fmt, force):
     base = load_bundle(model or edit.base["source"])
     path = export_edit(edit, base, out, format=fmt, force=force)
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("model_arg", required=False, metavar="[MODEL]")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
+@click.option("--prompt", required=True, help="the text prompt")
+@click.option("--n", default=16, show_default=True, help="number of images (seeds SEED..SEED+N-1)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", default=25, show_default=True, help="DDIM steps")
+@click.option("--guidance", default=5.0, show_default=True, help="classifier-free guidance scale")
+@click.option("--out", required=True, type=click.Path(), help="output .png grid")
+def generate(model_arg, model, prompt, n, seed, steps, guidance, out):
+    """Generate N seeded images for a prompt and save them as one grid.
+
+    \b
+    Example:
+      erasekit generate --model mini --prompt "a red star" --n 16 --out grid.png
+    """
+    from erasekit.core.bundle import load_bundle
+    from erasekit.eval.generate import generate_batched, grid, save_image
+
+    if not prompt.strip():
+        raise ErasekitError("empty prompt: give a text prompt to generate from")
+    bundle = load_bundle(model or model_arg or "mini")
+    images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance)
+    scale = max(1, 128 // images.shape[-1])
+    click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), upscale=scale), out)}")
+
+
+@main.group()
+def world():
+    """The miniature world: rebuild the judge and the embedded miniature."""
+
+
+@world.command("train")
+@click.option("--work", default="world-build", show_default=True, type=click.Path(),
+              help="folder for checkpoints and stage outputs")
+@click.option("--out", default=None, type=click.Path(), help="where to put mini/ and judge/ (default: the package)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="continue from the checkpoints in --work")
+@click.option("--stages", default="judge,vae,text,unet", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a TrainConfig field")
+def world_train(work, out, seed, resume, stages, overrides):
+    """Rebuild the world judge and the miniature from scratch (deterministic from --seed).
+
+    \b
+    Example:
+      erasekit world train --resume
+    """
+    from erasekit.core.bundle import ASSETS
+    from erasekit.world.train import TrainConfig, train_world
+
+    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("stages", "extra")}
+    values = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise ErasekitError(f"unknown training option {key!r}; valid: {', '.join(fields)}")
+        values[key] = {"int": int, "float": float}[fields[key]](value)
+    cfg = TrainConfig(seed=seed, stages=tuple(s.strip() for s in stages.split(",")), **values)
+    unknown = set(cfg.stages) - {"judge", "vae", "text", "unet"}
+    if unknown:
+        raise ErasekitError(f"unknown stage(s) {', '.join(sorted(unknown))}; valid: judge, vae, text, unet")
+    path = train_world(work, out or str(ASSETS), cfg, resume=resume)
+    click.echo(f"wrote {path}/mini and {path}/judge")
 
 
 if __name__ == "__main__":

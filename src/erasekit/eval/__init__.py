@@ -1,0 +1,1 @@
+"""Evaluation: generation, prompt sets, judges, metrics."""
