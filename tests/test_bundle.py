@@ -44,10 +44,12 @@ def test_tokenizer_has_clip_ids(tiny):
 
 
 def test_eps_with_guidance_is_the_cfg_combination(tiny):
-    z = torch.randn(1, *tiny.latent_shape)
+    z = torch.randn(1, *tiny.latent_shape, generator=torch.Generator().manual_seed(0))
     c, u = tiny.encode_prompts(["a cat"]), tiny.encode_prompts([""])
     e_c, e_u = tiny.eps(z, 300, c), tiny.eps(z, 300, u)
-    assert torch.allclose(tiny.eps(z, 300, c, uncond=u, guidance=7.5), e_u + 7.5 * (e_c - e_u), atol=1e-5)
+    assert not torch.allclose(e_c, e_u, atol=1e-3)
+    # batched (uncond, cond) vs separate passes differ only by float rounding, amplified by the guidance scale
+    assert torch.allclose(tiny.eps(z, 300, c, uncond=u, guidance=7.5), e_u + 7.5 * (e_c - e_u), atol=1e-4)
 
 
 def test_v_prediction_output_is_converted_to_eps(tiny_folder):

@@ -177,7 +177,8 @@ def world_train(work, out, seed, resume, stages, overrides):
     if unknown:
         raise ErasekitError(f"unknown stage(s) {', '.join(sorted(unknown))}; valid: judge, vae, text, unet")
     path = train_world(work, out or str(ASSETS), cfg, resume=resume)
-    click.echo(f"wrote {path}/mini and {path}/judge")
+    if path is not None:
+        click.echo(f"wrote {path}/mini and {path}/judge")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ UNET = dict(
     cross_attention_dim=48, attention_head_dim=4, norm_num_groups=16,  # attention_head_dim = number of heads
 )
 VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64, 64), layers_per_block=1,
-    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=16,
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64), layers_per_block=1,
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
     sample_size=32,
 )
 TEXT = dict(
@@ -54,8 +54,8 @@ class TrainConfig:
     seed: int = 0
     judge_steps: int = 1500
     judge_batch: int = 256
-    vae_steps: int = 3000
-    vae_batch: int = 64
+    vae_steps: int = 2000
+    vae_batch: int = 32
     text_steps: int = 1500
     text_batch: int = 128
     unet_steps: int = 7000
@@ -256,8 +256,10 @@ def assemble(work: Path, out: Path) -> Path:
     return out
 
 
-def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), resume: bool = False) -> Path:
-    """Run the stages in `cfg.stages` (reusing finished ones from `work` when resuming) and assemble."""
+def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(),
+                resume: bool = False) -> Path | None:
+    """Run the stages in `cfg.stages` (reusing finished ones from `work` when resuming) and assemble into `out`.
+    Returns `out`, or None when a stage's output is still missing (a partial rebuild)."""
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(__import__("json").dumps(asdict(cfg), indent=2))
@@ -266,15 +268,19 @@ def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfi
     tokenizer = _tokenizer()
     if "judge" in cfg.stages:
         train_judge(work, cfg, resume)
-    vae = train_vae(work, cfg, resume) if "vae" in cfg.stages else AutoencoderKL.from_pretrained(work / "vae")
-    vae.eval().requires_grad_(False)
-    text = train_text(work, cfg, resume, tokenizer) if "text" in cfg.stages else \
-        CLIPTextModel.from_pretrained(work / "text_encoder")
-    text.eval().requires_grad_(False)
+    if "vae" in cfg.stages:
+        train_vae(work, cfg, resume)
+    if "text" in cfg.stages:
+        train_text(work, cfg, resume, tokenizer)
     if "unet" in cfg.stages:
+        for part in ("vae", "text_encoder"):
+            if not (work / part / "config.json").exists():
+                raise ErasekitError(f"stage unet needs the vae and text stages first: {work / part} is missing")
+        vae = AutoencoderKL.from_pretrained(work / "vae").eval().requires_grad_(False)
+        text = CLIPTextModel.from_pretrained(work / "text_encoder").eval().requires_grad_(False)
         train_unet(work, cfg, resume, tokenizer, text, vae)
     missing = [p for p in ("judge", "vae", "text_encoder", "unet") if not (work / p).exists()]
     if missing:  # a partial rebuild: the stages done so far stay in `work`
         print(f"stages done; not assembling yet (missing in {work}: {', '.join(missing)})")
-        return work
+        return None
     return assemble(work, out)
