@@ -140,3 +140,20 @@ def test_hub_id_fails_offline_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ErasekitError, match="cannot load hub model 'nobody/no-such-model'"):
         load_bundle("nobody/no-such-model")
+
+
+def test_ckpt_file_is_read_with_the_weights_only_unpickler(tiny, tiny_single_file, tiny_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    ckpt = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": load_file(str(tiny_single_file)), "global_step": 1}, ckpt)
+    assert load_bundle(ckpt, config=tiny_folder).fingerprint() == tiny.fingerprint()
+
+
+def test_ckpt_with_arbitrary_objects_is_refused(tmp_path):
+    import collections
+
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": collections.Counter(a=1), "fn": print}, ckpt)
+    with pytest.raises(ErasekitError, match="cannot read checkpoint"):
+        load_bundle(ckpt)
