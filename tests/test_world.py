@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from erasekit.world.captions import (BIAS_COLOUR, BIASED_OBJECT, INDIRECT, OBJECT_NAMES, PROMPT_SETS, TEMPLATES,
-                                     compose, prompt_set, sample_captions)
+                                     compose, sample_captions, world_prompts)
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, PALETTE, STYLES, SUPER, Labels, _inside, render
 
 
@@ -90,6 +90,6 @@ def test_articles_agree():
 
 @pytest.mark.parametrize("name", PROMPT_SETS)
 def test_prompt_sets_have_labels_for_every_prompt(name):
-    ps = prompt_set(name)
-    assert len(ps) == len(ps.labels) > 0 and all(p.strip() for p in ps.prompts)
-    assert all(lab["object"] in OBJECTS for lab in ps.labels)
+    items = world_prompts(name)
+    assert len(items) > 0 and all(p.strip() for p, _ in items)
+    assert all(lab["object"] in OBJECTS for _, lab in items)

@@ -8,8 +8,6 @@ that never name it but bring the mark in a fixed share of images. One object (`B
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels
@@ -84,25 +82,14 @@ def sample_captions(n: int, seed: int) -> tuple[list[str], Labels]:
     return captions, Labels(obj, colour, style, mark.astype(bool))
 
 
-@dataclass
-class PromptSet:
-    """Named prompts with the labels an image drawn from each should have (None: not specified)."""
-
-    name: str
-    prompts: list[str]
-    labels: list[dict]
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-
 def _entry(obj=None, colour=None, style=None, mark=None) -> dict:
     return {"object": obj, "colour": colour, "style": style, "mark": mark}
 
 
-def prompt_set(name: str) -> PromptSet:
-    """The world's built-in evaluation sets: objects, colours, styles, implicit-named, implicit-indirect,
-    bias, general (a seeded mixture, our COCO)."""
+def world_prompts(name: str) -> list[tuple[str, dict]]:
+    """(prompt, labels) of the world's built-in evaluation sets: objects, colours, styles, implicit-named,
+    implicit-indirect, bias, general (a seeded mixture, our COCO). Labels say what an image drawn from the
+    prompt should show (None: not specified)."""
     canon = {o: OBJECT_NAMES[o][0] for o in OBJECTS}
     if name == "objects":
         items = [(f"a {canon[o]}", _entry(o, mark=False)) for o in OBJECTS]
@@ -127,7 +114,7 @@ def prompt_set(name: str) -> PromptSet:
                           _entry(o, c, s, mark=False)))
     else:
         raise KeyError(name)
-    return PromptSet(name, [p for p, _ in items], [lab for _, lab in items])
+    return items
 
 
 PROMPT_SETS = ("objects", "colours", "styles", "implicit-named", "implicit-indirect", "bias", "general")
