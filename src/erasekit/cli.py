@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -118,28 +119,132 @@ def export(run, out, model, fmt, force):
 @main.command()
 @click.argument("model_arg", required=False, metavar="[MODEL]")
 @click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
-@click.option("--prompt", required=True, help="the text prompt")
-@click.option("--n", default=16, show_default=True, help="number of images (seeds SEED..SEED+N-1)")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--edit", default=None, type=click.Path(), help="an edit (run folder) to apply to the model")
+@click.option("--prompt", default=None, help="one text prompt: writes a grid (--out FILE.png)")
+@click.option("--prompts", "prompt_set", default=None,
+              help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)")
+@click.option("--n", default=16, show_default=True, help="images per prompt (seeds SEED..SEED+N-1)")
+@click.option("--seed", default=0, show_default=True, help="first seed with --prompt")
 @click.option("--steps", default=25, show_default=True, help="DDIM steps")
 @click.option("--guidance", default=5.0, show_default=True, help="classifier-free guidance scale")
-@click.option("--out", required=True, type=click.Path(), help="output .png grid")
-def generate(model_arg, model, prompt, n, seed, steps, guidance, out):
-    """Generate N seeded images for a prompt and save them as one grid.
+@click.option("--out", required=True, type=click.Path(), help="output .png grid, or folder with --prompts")
+def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidance, out):
+    """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
-    Example:
+    Examples:
       erasekit generate --model mini --prompt "a red star" --n 16 --out grid.png
+      erasekit generate mini --edit runs/esd-star --prompts world-objects --n 8 --out gen/esd-star
     """
-    from erasekit.core.bundle import load_bundle
-    from erasekit.eval.generate import generate_batched, grid, save_image
+    from erasekit.eval.generate import generate_batched, generate_set, grid, save_image
+    from erasekit.eval.prompts import load_prompt_set
 
-    if not prompt.strip():
+    if (prompt is None) == (prompt_set is None):
+        raise ErasekitError("give exactly one of --prompt TEXT or --prompts SET")
+    if prompt is not None and not prompt.strip():
         raise ErasekitError("empty prompt: give a text prompt to generate from")
-    bundle = load_bundle(model or model_arg or "mini")
+    bundle = _model(model or model_arg, edit)
+    if prompt_set is not None:
+        rows = generate_set(bundle, load_prompt_set(prompt_set), n, out, steps=steps, guidance=guidance)
+        click.echo(f"wrote {len(rows)} images and index.jsonl to {out}")
+        return
     images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance)
     scale = max(1, 128 // images.shape[-1])
     click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), upscale=scale), out)}")
+
+
+def _model(source, edit_path, force=False):
+    """The model, with an edit applied when one is given (its recorded base unless a model is named)."""
+    from erasekit.core.bundle import load_bundle
+    from erasekit.core.edit import Edit
+
+    if edit_path is None:
+        return load_bundle(source or "mini")
+    edit = Edit.load(edit_path)
+    return edit.apply(load_bundle(source or edit.base["source"]), force=force)
+
+
+@main.command()
+@click.argument("model_arg", required=False, metavar="[MODEL]")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
+@click.option("--edit", default=None, type=click.Path(), help="an edit (run folder); the base is evaluated beside it")
+@click.option("--suite", required=True, type=click.Choice(
+    ["world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco"]))
+@click.option("--out", required=True, type=click.Path(), help="folder for metrics.json and report.html")
+@click.option("--n", default=8, show_default=True, help="images per prompt")
+@click.option("--steps", default=25, show_default=True)
+@click.option("--guidance", default=5.0, show_default=True)
+@click.option("--erased", default=None, help="comma-separated erased concepts (default: the edit's manifest)")
+@click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
+@click.option("--prompts-file", default=None, type=click.Path(), help="CSV for imagenette / i2p / coco")
+@click.option("--limit", default=None, type=int, help="only the first N prompts of a CSV suite")
+@click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
+@click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
+def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, prompts_file, limit,
+             resnet, clip):
+    """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
+
+    \b
+    Example:
+      erasekit evaluate mini --suite world-objects --out eval/base
+      erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
+    """
+    from erasekit.core.edit import Edit
+    from erasekit.eval.suites import SuiteRun, evaluate as run_suite, save_metrics
+    from erasekit.report.html import write_report
+
+    run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
+                   limit=limit)
+    split = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
+    erased_list, preserved_list = split(erased), split(preserved)
+    base_result = base_images = None
+    if edit is not None:
+        manifest = Edit.load(edit)
+        erased_list = erased_list if erased_list is not None else list(manifest.concepts.get("erase", []))
+        preserved_list = preserved_list if preserved_list is not None else manifest.concepts.get("preserve") or None
+        base = _model(model or model_arg or manifest.base["source"], None)
+        base_result, base_imgs = run_suite(base, suite, run, erased_list or [], preserved_list)
+        base_images = base_imgs["edited"]
+    bundle = _model(model or model_arg, edit)
+    result, images = run_suite(bundle, suite, run, erased_list or [], preserved_list, base_images=base_images)
+    if base_result is not None:
+        result["base_metrics"] = base_result["metrics"]
+    path = save_metrics(result, out)
+    write_report(out, result, images, base=base_result)
+    click.echo(f"wrote {path} and {Path(out) / 'report.html'}")
+    for name, value in sorted(result["metrics"].items()):
+        base_value = (base_result or {}).get("metrics", {}).get(name)
+        click.echo(f"  {name:<20} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
+
+
+@main.command()
+@click.argument("model_arg", required=False, metavar="[MODEL]")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edits' base)")
+@click.option("--edit", "edits", multiple=True, required=True, type=click.Path(), help="edit run folder (repeatable)")
+@click.option("--concepts", default="world-objects", show_default=True, help="world-objects (the 10 objects)")
+@click.option("--n", default=8, show_default=True, help="seeds per concept")
+@click.option("--steps", default=25, show_default=True)
+@click.option("--out", required=True, type=click.Path())
+def graph(model_arg, model, edits, concepts, n, steps, out):
+    """The concept graph: how each erasure changes the judge's score of every concept (CSV + heat map).
+
+    \b
+    Example:
+      erasekit graph mini --edit runs/esd-star --out graph/esd-star
+    """
+    from erasekit.core.edit import Edit
+    from erasekit.eval.graph import concept_graph, save_graph
+    from erasekit.eval.judges import world_judge
+    from erasekit.world.render import OBJECTS
+
+    if concepts not in ("world-objects", "objects"):
+        raise ErasekitError(f"unknown concept set {concepts!r}; valid: world-objects")
+    loaded = [Edit.load(e) for e in edits]
+    base = _model(model or model_arg or loaded[0].base["source"], None)
+    edited = {", ".join(e.concepts.get("erase", [])) or Path(p).name: e.apply(base) for e, p in zip(loaded, edits)}
+    matrix = concept_graph(base, edited, world_judge(), OBJECTS, n=n, steps=steps)
+    csv_path, png = save_graph(matrix, list(edited), OBJECTS, out)
+    click.echo(f"wrote {csv_path} and {png}")
 
 
 @main.group()

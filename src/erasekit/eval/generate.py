@@ -49,3 +49,58 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     image.save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG")
     os.replace(tmp, path)
     return path
+
+
+INDEX = "index.jsonl"
+
+
+def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 25, guidance: float = 5.0,
+                 batch: int = 64, progress: bool = True) -> list[dict]:
+    """Generate n images per prompt of a PromptSet into `out` (PNG files) with an index file.
+
+    Image i of a prompt uses seed `seed + i`, so a base and an edited model generated into two folders can be
+    compared pair by pair. Resumable: images already in `out` are skipped. Under `accelerate launch`, each
+    process generates the images whose index is its rank modulo the number of processes.
+    """
+    import json
+
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = PartialState()
+    rows = []
+    for i, (row, prompt, seed, labels) in enumerate(prompts.expand(n)):
+        rows.append({"index": i, "row": row, "prompt": prompt, "seed": seed, "labels": labels,
+                     "path": f"{i:06d}.png"})
+    todo = [r for r in rows if r["index"] % state.num_processes == state.process_index
+            and not (out / r["path"]).exists()]
+    bar = tqdm(total=len(todo), desc="generate", disable=not progress or not state.is_main_process)
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        images = bundle.generate([r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps=steps,
+                                 guidance=guidance)
+        for r, im in zip(chunk, to_uint8(images)):
+            save_image(Image.fromarray(im), out / r["path"])
+        bar.update(len(chunk))
+    bar.close()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        tmp = out / f".{INDEX}.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, out / INDEX)
+    return rows
+
+
+def load_images(folder: str | Path, rows: list[dict] | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """Images [B, 3, H, W] in [0, 1] and their index rows from a folder written by `generate_set`."""
+    import json
+
+    folder = Path(folder)
+    if rows is None:
+        if not (folder / INDEX).exists():
+            raise ErasekitError(f"no {INDEX} in {folder}: not a folder written by `erasekit generate`")
+        rows = [json.loads(line) for line in (folder / INDEX).read_text().splitlines() if line.strip()]
+    arrays = [np.asarray(Image.open(folder / r["path"]).convert("RGB")) for r in rows]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0, rows

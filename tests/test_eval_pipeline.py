@@ -1,0 +1,122 @@
+"""Generation folders, suites, the concept graph and the HTML report, on the tiny model (plumbing)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from erasekit.core.edit import Edit
+from erasekit.core.errors import ErasekitError
+from erasekit.eval.generate import INDEX, generate_set, load_images
+from erasekit.eval.graph import concept_graph, save_graph
+from erasekit.eval.judges import world_judge
+from erasekit.eval.prompts import PromptSet, world_set
+from erasekit.eval.suites import SuiteRun, evaluate
+from erasekit.report.html import write_report
+
+RUN = SuiteRun(n=2, steps=2)
+
+
+def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path):
+    ps = PromptSet("p", ["a red star", "a blue ring"], [10, 20], [{"k": 1}, {"k": 2}])
+    rows = generate_set(tiny, ps, 2, tmp_path, steps=2, progress=False)
+    assert [r["seed"] for r in rows] == [10, 11, 20, 21]
+    index = [json.loads(line) for line in (tmp_path / INDEX).read_text().splitlines()]
+    assert index == rows and all((tmp_path / r["path"]).exists() for r in rows)
+    stamp = os.stat(tmp_path / rows[0]["path"]).st_mtime_ns
+    (tmp_path / rows[3]["path"]).unlink()  # an interrupted run
+    generate_set(tiny, ps, 2, tmp_path, steps=2, progress=False)
+    assert os.stat(tmp_path / rows[0]["path"]).st_mtime_ns == stamp and (tmp_path / rows[3]["path"]).exists()
+    images, _ = load_images(tmp_path)
+    direct = tiny.generate(["a blue ring"], [21], steps=2)
+    assert torch.allclose(images[3], direct[0], atol=1 / 255 + 1e-6)  # same seed, same image (up to 8-bit)
+
+
+def test_world_objects_suite_splits_erased_and_preserved(tiny):
+    result, images = evaluate(tiny, "world-objects", RUN, erased=["star", "ring"])
+    assert result["preserved"] == [o for o in result["per_concept"] if o not in ("star", "ring")]
+    m = result["metrics"]
+    assert {"acc@1", "esr@1", "esr@5", "psr@1", "psr@5", "implicit_rate"} <= set(m)
+    assert all(0 <= v <= 100 for v in m.values()) and images["edited"].shape[0] == 20
+
+
+def test_unknown_concept_is_named(tiny):
+    with pytest.raises(ErasekitError, match="unknown concept\\(s\\) for world-objects: cat"):
+        evaluate(tiny, "world-objects", RUN, erased=["cat"])
+
+
+def test_csv_suites_need_their_prompt_file(tiny):
+    with pytest.raises(ErasekitError, match="needs its prompt CSV"):
+        evaluate(tiny, "imagenette", RUN)
+
+
+def test_world_general_reports_fjd_and_pixel_distance(tiny):
+    run = SuiteRun(n=1, steps=2)
+    base, base_images = evaluate(tiny, "world-general", run)
+    same, _ = evaluate(tiny, "world-general", run, base_images=base_images["edited"])
+    assert base["metrics"]["fjd"] > 0 and same["metrics"]["pixel_distance"] == 0.0
+
+
+def test_concept_graph_is_zero_for_an_unchanged_model_and_not_for_a_changed_one(tiny, tmp_path):
+    judge = world_judge()
+    changed = tiny.clone(("unet",))
+    with torch.no_grad():
+        changed.unet.conv_out.bias.add_(0.5)
+    matrix = concept_graph(tiny, {"same": tiny, "changed": changed}, judge, ("circle", "star"), n=2, steps=2)
+    assert matrix.shape == (2, 2) and np.allclose(matrix[0], 0) and not np.allclose(matrix[1], 0)
+    csv_path, png = save_graph(matrix, ["same", "changed"], ("circle", "star"), tmp_path)
+    assert csv_path.read_text().splitlines()[0] == "erased,circle,star" and png.stat().st_size > 1000
+
+
+def _chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None and os.environ.get("CI"):
+        pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+    if path is None:
+        pytest.skip("chromium not installed here (CI installs it)")
+    return path
+
+
+def test_report_renders_in_headless_chromium(tiny, tmp_path):
+    run = SuiteRun(n=2, steps=2)
+    base, base_images = evaluate(tiny, "world-objects", run)
+    edited, images = evaluate(tiny, "world-objects", run, erased=["star"], base_images=base_images["edited"])
+    images["base"] = base_images["edited"]
+    report = write_report(tmp_path, edited, images, base=base)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    chromium = _chromium()
+    dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert 'id="metrics"' in dom and "esr@1" in dom and "psr@1" in dom and dom.count("data:image/png") >= 3
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10  # not a blank page
+
+
+def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from erasekit.cli import main
+    from erasekit.core.bundle import load_bundle
+
+    base = load_bundle(tiny_folder)
+    key = "unet.conv_out.bias"
+    Edit.from_changes(base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={},
+                      concepts={"erase": ["star"]}).save(tmp_path / "run")
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--edit", str(tmp_path / "run"), "--suite",
+                                       "world-objects", "--n", "1", "--steps", "2", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["erased"] == ["star"] and "star" not in metrics["preserved"] and len(metrics["preserved"]) == 9
+    assert {"suite", "model", "edit", "n_per_prompt", "metrics", "per_concept", "base_metrics"} <= set(metrics)
+    assert metrics["metrics"]["pixel_distance"] > 0 and (tmp_path / "ev" / "report.html").exists()
