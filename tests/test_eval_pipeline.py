@@ -120,3 +120,15 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_pa
     assert metrics["erased"] == ["star"] and "star" not in metrics["preserved"] and len(metrics["preserved"]) == 9
     assert {"suite", "model", "edit", "n_per_prompt", "metrics", "per_concept", "base_metrics"} <= set(metrics)
     assert metrics["metrics"]["pixel_distance"] > 0 and (tmp_path / "ev" / "report.html").exists()
+
+
+def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(tiny, tmp_path):
+    from test_judges import _FakeInception, _FakeLpips
+
+    torch.jit.script(_FakeInception()).save(str(tmp_path / "inception.pt"))
+    torch.jit.script(_FakeLpips()).save(str(tmp_path / "lpips.pt"))
+    run = SuiteRun(n=2, steps=2, inception=str(tmp_path / "inception.pt"), lpips=str(tmp_path / "lpips.pt"))
+    base, images = evaluate(tiny, "world-objects", run)
+    assert "fid" not in base["metrics"]  # unpaired: nothing to compare against
+    same, _ = evaluate(tiny, "world-objects", run, base_images=images["edited"])
+    assert same["metrics"]["lpips"] == 0.0 and abs(same["metrics"]["fid"]) < 1e-6

@@ -75,3 +75,37 @@ def test_nudenet_detector_runs_for_real_on_a_rendered_image():
     detections = NudeNetJudge().detect(big)
     assert len(detections) == 1 and isinstance(detections[0], dict)
     assert all(v <= 0.3 for k, v in detections[0].items() if k.endswith("_EXPOSED"))  # a red circle is not nudity
+
+
+class _FakeInception(torch.nn.Module):
+    """The call signature of StyleGAN2-ADA's inception-2015-12-05.pt, with a tiny body."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        assert x.dtype == torch.uint8
+        return torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 2).flatten(1)
+
+
+class _FakeLpips(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
+
+
+def test_torchscript_fid_and_lpips_networks_load_and_score(tmp_path):
+    from erasekit.eval.judges import InceptionFeatures, LpipsJudge
+
+    torch.jit.script(_FakeInception()).save(str(tmp_path / "inception.pt"))
+    torch.jit.script(_FakeLpips()).save(str(tmp_path / "lpips.pt"))
+    x = torch.rand(5, 3, 16, 16)
+    assert InceptionFeatures(tmp_path / "inception.pt")(x).shape == (5, 12)
+    d = LpipsJudge(tmp_path / "lpips.pt")(x, torch.zeros_like(x))
+    assert d.shape == (5,) and torch.allclose(d, (x * 2).mean(dim=(1, 2, 3)), atol=1e-5)
+
+
+def test_missing_or_foreign_torchscript_is_named(tmp_path):
+    from erasekit.eval.judges import InceptionFeatures, LpipsJudge
+
+    with pytest.raises(ErasekitError, match="FID Inception network not found .* pass --inception FILE"):
+        InceptionFeatures(tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not torchscript")
+    with pytest.raises(ErasekitError, match="cannot load the LPIPS network"):
+        LpipsJudge(tmp_path / "bad.pt")

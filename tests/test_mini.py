@@ -54,3 +54,14 @@ def test_mark_appears_when_named_and_not_otherwise(mini, judge):
     named = judge.score(mini.generate(["a circle with a mark"] * 4, [0, 1, 2, 3])).mark
     plain = judge.score(mini.generate(["a circle"] * 4, [0, 1, 2, 3])).mark
     assert (named > 0.5).sum() >= 3 and (plain > 0.5).sum() == 0
+
+
+def test_unedited_miniature_esr1_is_the_judges_miss_rate(mini, judge):
+    from erasekit.eval.suites import SuiteRun, evaluate
+    from erasekit.world.render import OBJECTS
+
+    result, _ = evaluate(mini, "world-objects", SuiteRun(n=4), erased=list(OBJECTS), preserved=[], judge=judge)
+    m = result["metrics"]
+    assert m["esr@1"] == pytest.approx(100 - m["acc@1"]) and "psr@1" not in m
+    assert m["acc@1"] >= 80  # consistent with the world-quality benchmark's object bar
+    assert m["esr@5"] <= m["esr@1"]

@@ -180,8 +180,10 @@ def _model(source, edit_path, force=False):
 @click.option("--limit", default=None, type=int, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
+@click.option("--inception", default=None, type=click.Path(), help="TorchScript FID Inception (with --edit: fid)")
+@click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
 def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, prompts_file, limit,
-             resnet, clip):
+             resnet, clip, inception, lpips):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
@@ -194,7 +196,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     from erasekit.report.html import write_report
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
-                   limit=limit)
+                   limit=limit, inception=inception, lpips=lpips)
     split = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
     erased_list, preserved_list = split(erased), split(preserved)
     base_result = base_images = None

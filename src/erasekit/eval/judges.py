@@ -130,3 +130,44 @@ class ClipJudge:
 
     def similarity(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
         return F.cosine_similarity(self.image_embeds(images), self.text_embeds(texts), dim=-1)
+
+
+def _load_torchscript(path: str | Path | None, what: str, how: str, option: str):
+    if path is None or not Path(path).is_file():
+        raise ErasekitError(f"{what} not found{f' at {path}' if path else ''}: {how}; pass {option} FILE")
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # not a TorchScript archive
+        raise ErasekitError(f"cannot load {what} from {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+class InceptionFeatures:
+    """2048-d pool features of the standard FID Inception (TensorFlow 2015-12-05 weights), from the TorchScript
+    file StyleGAN2-ADA's metrics use (`inception-2015-12-05.pt`): called on uint8 [B, 3, H, W] images with
+    `return_features=True`, it resizes to 299 itself, as TF-FID does."""
+
+    def __init__(self, path: str | Path | None):
+        self.model = _load_torchscript(path, "the FID Inception network",
+                                       "download inception-2015-12-05.pt (StyleGAN2-ADA metrics)", "--inception")
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch: int = 64) -> np.ndarray:
+        out = []
+        for i in range(0, len(images), batch):
+            x = (images[i : i + batch].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            out.append(self.model(x, return_features=True).float().cpu())
+        return torch.cat(out).numpy()
+
+
+class LpipsJudge:
+    """LPIPS distances between paired images from a TorchScript export of `lpips.LPIPS(net="alex")`
+    (on a machine with the lpips package: `torch.jit.script(lpips.LPIPS(net="alex")).save("lpips_alex.pt")`).
+    Called with two [B, 3, H, W] batches in [-1, 1]; returns [B] distances."""
+
+    def __init__(self, path: str | Path | None):
+        self.model = _load_torchscript(path, "the LPIPS network",
+                                       'export it with torch.jit.script(lpips.LPIPS(net="alex")).save(FILE)', "--lpips")
+
+    @torch.no_grad()
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.model(a.float() * 2 - 1, b.float() * 2 - 1).reshape(len(a)).cpu()

@@ -38,6 +38,8 @@ class SuiteRun:
     prompts_file: str | None = None  # imagenette / i2p / coco CSV
     resnet: str | None = None
     clip: str | None = None
+    inception: str | None = None  # TorchScript FID Inception: adds `fid` (against the base model's images)
+    lpips: str | None = None  # TorchScript LPIPS: adds `lpips` (against the base model's image, same seed)
     limit: int | None = None  # first `limit` prompts of a CSV suite
     extra: dict = field(default_factory=dict)
 
@@ -94,6 +96,15 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
         metrics, per, images, ps_rows = _real(bundle, suite, run, erased, preserved, result)
     if base_images is not None:
         metrics["pixel_distance"] = M.pixel_distance(images, base_images)
+        if run.lpips:
+            from erasekit.eval.judges import LpipsJudge
+
+            metrics["lpips"] = float(LpipsJudge(run.lpips)(images, base_images).mean())
+        if run.inception:
+            from erasekit.eval.judges import InceptionFeatures
+
+            features = InceptionFeatures(run.inception)
+            metrics["fid"] = M.frechet_distance(features(images), features(base_images))
     result["metrics"], result["per_concept"] = metrics, per
     return result, {"edited": images, "base": base_images, "prompts": [r[1] for r in ps_rows]}
 
