@@ -132,3 +132,11 @@ def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(tin
     assert "fid" not in base["metrics"]  # unpaired: nothing to compare against
     same, _ = evaluate(tiny, "world-objects", run, base_images=images["edited"])
     assert same["metrics"]["lpips"] == 0.0 and abs(same["metrics"]["fid"]) < 1e-6
+
+
+def test_loss_curve_is_plotted_from_a_run_log(tmp_path):
+    from erasekit.report.plots import loss_curve
+
+    assert loss_curve(tmp_path / "missing.csv", tmp_path / "x.png") is None
+    (tmp_path / "loss.csv").write_text("step,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(20)))
+    assert loss_curve(tmp_path / "loss.csv", tmp_path / "loss.png").stat().st_size > 1000

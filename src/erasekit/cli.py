@@ -212,7 +212,12 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     if base_result is not None:
         result["base_metrics"] = base_result["metrics"]
     path = save_metrics(result, out)
-    write_report(out, result, images, base=base_result)
+    from erasekit.report.plots import loss_curve
+
+    plots = [("concept graph", Path(out) / "graph.png")]
+    if edit is not None and loss_curve(Path(edit) / "loss.csv", Path(out) / "loss.png"):
+        plots.append(("training loss", Path(out) / "loss.png"))
+    write_report(out, result, images, base=base_result, extra_plots=plots)
     click.echo(f"wrote {path} and {Path(out) / 'report.html'}")
     for name, value in sorted(result["metrics"].items()):
         base_value = (base_result or {}).get("metrics", {}).get(name)
@@ -247,6 +252,9 @@ def graph(model_arg, model, edits, concepts, n, steps, out):
     matrix = concept_graph(base, edited, world_judge(), OBJECTS, n=n, steps=steps)
     csv_path, png = save_graph(matrix, list(edited), OBJECTS, out)
     click.echo(f"wrote {csv_path} and {png}")
+    worst = [(name, OBJECTS[int(row.argmax())], float(row.max())) for name, row in zip(edited, matrix)]
+    for name, concept, value in worst:
+        click.echo(f"  erasing {name}: most hurt {concept} (delta {value:.3f})")
 
 
 @main.group()

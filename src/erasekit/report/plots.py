@@ -1,0 +1,35 @@
+"""Plots for reports (matplotlib, Agg backend), written as PNG files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+
+def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
+    """Plot a run's loss log (CSV with `step` and `loss` columns); None if the run has no log."""
+    loss_csv = Path(loss_csv)
+    if not loss_csv.exists():
+        return None
+    with loss_csv.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step") and r.get("loss")]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
