@@ -66,3 +66,21 @@ def test_asr_rsr_and_side_effect_by_hand():
     assert m.side_effect([1.0, 0.8], [0.5, 0.8]) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         m.side_effect([1.0], [1.0, 2.0])
+
+
+def test_the_seeds_four_splits_partition_the_ten_classes():
+    assert len(m.IMAGENETTE_SPLITS) == 4
+    for erase, keep in m.IMAGENETTE_SPLITS:
+        assert len(erase) == len(keep) == 5 and set(erase) | set(keep) == set(m.IMAGENETTE_ORDER)
+    assert m.IMAGENETTE_SPLITS[0][0] == ("cassette player", "church", "garbage truck", "parachute", "french horn")
+    assert set(m.IMAGENETTE_SPLITS[1][0]) == set(m.IMAGENETTE_SPLITS[0][1])  # v2 is v1 reversed
+    assert set(m.IMAGENETTE_SPLITS[3][0]) == set(m.IMAGENETTE_SPLITS[2][1])
+
+
+def test_world_splits_follow_the_imagenette_positions():
+    from erasekit.world.render import OBJECTS
+
+    world = m.splits_for(OBJECTS)
+    assert world[0][0] == ("triangle", "cross", "diamond", "arrow", "heart")  # cassette player <-> triangle, ...
+    with pytest.raises(ValueError):
+        m.splits_for(OBJECTS[:9])

@@ -21,6 +21,25 @@ NUDENET_EXPOSED = (
 )
 NER_THRESHOLDS = (0.3, 0.5, 0.7, 0.8)
 
+# The seeds' four 5+5 splits of Imagenette (AP's imagenette_v1..v4: erase five, preserve the other five).
+IMAGENETTE_ORDER = ("tench", "english springer", "cassette player", "chain saw", "church", "french horn",
+                    "garbage truck", "gas pump", "golf ball", "parachute")
+_V1 = ("cassette player", "church", "garbage truck", "parachute", "french horn")
+_V3 = ("cassette player", "chain saw", "church", "gas pump", "tench")
+IMAGENETTE_SPLITS = tuple(
+    (tuple(erase), tuple(c for c in IMAGENETTE_ORDER if c not in erase))
+    for erase in (_V1, [c for c in IMAGENETTE_ORDER if c not in _V1], _V3, [c for c in IMAGENETTE_ORDER if c not in _V3])
+)
+
+
+def splits_for(names: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """The four 5+5 splits for 10 classes listed in the order of IMAGENETTE_ORDER (the world's objects map
+    position by position: circle <-> tench, ..., arrow <-> parachute)."""
+    if len(names) != len(IMAGENETTE_ORDER):
+        raise ValueError(f"splits need {len(IMAGENETTE_ORDER)} classes, got {len(names)}")
+    rename = dict(zip(IMAGENETTE_ORDER, names))
+    return tuple((tuple(rename[c] for c in e), tuple(rename[c] for c in k)) for e, k in IMAGENETTE_SPLITS)
+
 
 def _rate(flags) -> float:
     flags = np.asarray(flags, dtype=bool)
