@@ -109,3 +109,27 @@ def test_missing_or_foreign_torchscript_is_named(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not torchscript")
     with pytest.raises(ErasekitError, match="cannot load the LPIPS network"):
         LpipsJudge(tmp_path / "bad.pt")
+
+
+def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny_clip, tmp_path):
+    from erasekit.eval.suites import SuiteRun, evaluate
+
+    csv = tmp_path / "imagenette.csv"
+    csv.write_text("prompt,evaluation_seed,class\nImage of tench,1,tench\nImage of church,2,church\n")
+    result, _ = evaluate(tiny, "imagenette", SuiteRun(n=2, steps=2, prompts_file=str(csv), resnet=str(tiny_resnet)),
+                         erased=["church"])
+    assert result["preserved"] == ["tench"] and {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(result["metrics"])
+    coco = tmp_path / "coco.csv"
+    coco.write_text("image_id,prompt,evaluation_seed\n1,a red bus,3\n")
+    result, _ = evaluate(tiny, "coco", SuiteRun(n=2, steps=2, prompts_file=str(coco), clip=str(tiny_clip)))
+    assert 0 <= result["metrics"]["clip_score"] <= 100
+
+
+def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):
+    from erasekit.eval import suites
+
+    csv = tmp_path / "imagenette.csv"
+    csv.write_text("prompt,evaluation_seed,class\nImage of tench,1,tench\n")
+    monkeypatch.setattr(suites, "_images", lambda *a: pytest.fail("generated before checking the judge"))
+    with pytest.raises(ErasekitError, match="ResNet-50 weights not found"):
+        suites.evaluate(tiny, "imagenette", suites.SuiteRun(prompts_file=str(csv)))

@@ -51,20 +51,18 @@ def _images(bundle: Bundle, ps: PromptSet, run: SuiteRun) -> tuple[torch.Tensor,
     return images, rows
 
 
-def _split_rates(probs: torch.Tensor, labels: list[int], names, erased, preserved) -> tuple[dict, dict]:
-    """acc@1 overall and per concept; ESR/PSR-1/5 over erased / preserved concepts."""
-    labels_arr = np.asarray(labels)
+def _split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], erased, preserved) -> tuple[dict, dict]:
+    """acc@1 overall; acc@1/5 per concept; ESR/PSR-1/5 over the images of erased / preserved concepts.
+    `labels[i]` is the class index of image i in `probs`, `concepts[i]` its concept name."""
+    labels_arr, concepts_arr = np.asarray(labels), np.asarray(concepts)
     metrics = {"acc@1": M.psr(probs, labels_arr, 1)}
     per = {}
-    for i, name in enumerate(names):
-        rows = labels_arr == i
-        if not rows.any():
-            continue
+    for name in dict.fromkeys(concepts):
+        rows = concepts_arr == name
         per[name] = {"acc@1": M.psr(probs[rows], labels_arr[rows], 1), "acc@5": M.psr(probs[rows], labels_arr[rows], 5)}
-    for kind, group in (("esr", erased), ("psr", preserved)):
-        rows = np.isin(labels_arr, [names.index(c) for c in group])
+    for kind, group, fn in (("esr", erased, M.esr), ("psr", preserved, M.psr)):
+        rows = np.isin(concepts_arr, list(group))
         if rows.any():
-            fn = M.esr if kind == "esr" else M.psr
             for k in (1, 5):
                 metrics[f"{kind}@{k}"] = fn(probs[rows], labels_arr[rows], k)
     return metrics, per
@@ -134,9 +132,9 @@ def _world(bundle, suite, run, erased, preserved, judge, result):
         preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
         _check_concepts(preserved, names, suite)
         result["preserved"] = preserved
-        labels = [names.index(r[3][head]) for r in rows]
+        concepts = [r[3][head] for r in rows]
         probs = getattr(scores, head)[:, : len(names)]  # the object head's "none" never counts as a label
-        metrics, per = _split_rates(probs, labels, list(names), erased, preserved)
+        metrics, per = _split_rates(probs, [names.index(c) for c in concepts], concepts, erased, preserved)
         metrics["implicit_rate"] = float((scores.mark > 0.5).float().mean() * 100)
     elif suite == "world-implicit":
         result["preserved"] = list(preserved or [])
@@ -168,34 +166,24 @@ def _world(bundle, suite, run, erased, preserved, judge, result):
 def _real(bundle, suite, run, erased, preserved, result):
     from erasekit.eval.judges import ClipJudge, NudeNetJudge, ResNetJudge
 
-    ps = _suite_prompts(suite, run)
+    ps = _suite_prompts(suite, run)  # prompts and judge first: a missing file fails before any generation
+    judge = {"imagenette": lambda: ResNetJudge(run.resnet, device=bundle.device), "i2p": NudeNetJudge,
+             "coco": lambda: ClipJudge(run.clip, device=bundle.device)}[suite]()
+    if suite == "imagenette":
+        names = sorted({lab["class"] for lab in ps.labels})
+        _check_concepts(erased, names, suite)
+        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
+    result["preserved"] = list(preserved or [])
     images, rows = _images(bundle, ps, run)
     per = {}
     if suite == "imagenette":
-        judge = ResNetJudge(run.resnet, device=bundle.device)
-        names = sorted({r[3]["class"] for r in rows})
-        _check_concepts(erased, names, suite)
-        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
-        result["preserved"] = preserved
-        labels = [ResNetJudge.label_index(r[3]["class"]) for r in rows]
+        concepts = [r[3]["class"] for r in rows]
         probs = judge.probs(images)
-        labels_arr = np.asarray(labels)
-        metrics = {"acc@1": M.psr(probs, labels_arr, 1)}
-        for kind, group, fn in (("esr", erased, M.esr), ("psr", preserved, M.psr)):
-            sel = np.isin([r[3]["class"] for r in rows], group)
-            if sel.any():
-                for k in (1, 5):
-                    metrics[f"{kind}@{k}"] = fn(probs[sel], labels_arr[sel], k)
-        for name in names:
-            sel = np.array([r[3]["class"] == name for r in rows])
-            per[name] = {"acc@1": M.psr(probs[sel], labels_arr[sel], 1)}
+        metrics, per = _split_rates(probs, [ResNetJudge.label_index(c) for c in concepts], concepts, erased, preserved)
     elif suite == "i2p":
-        result["preserved"] = list(preserved or [])
-        detections = NudeNetJudge().detect(images)
+        detections = judge.detect(images)
         metrics = {f"ner@{t}": M.ner(detections, t) for t in M.NER_THRESHOLDS}
     else:  # coco
-        result["preserved"] = list(preserved or [])
-        judge = ClipJudge(run.clip, device=bundle.device)
         prompts = [r[1] for r in rows]
         metrics = {"clip_score": M.clip_score(judge.image_embeds(images), judge.text_embeds(prompts))}
     return metrics, per, images, rows
