@@ -140,3 +140,20 @@ def test_loss_curve_is_plotted_from_a_run_log(tmp_path):
     assert loss_curve(tmp_path / "missing.csv", tmp_path / "x.png") is None
     (tmp_path / "loss.csv").write_text("step,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(20)))
     assert loss_curve(tmp_path / "loss.csv", tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_cli_split_erases_the_seeds_split(tiny_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from erasekit.cli import main
+
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--suite", "world-objects", "--split", "1",
+                                       "--n", "1", "--steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["erased"] == ["triangle", "cross", "diamond", "arrow", "heart"]
+    assert sorted(metrics["preserved"]) == ["circle", "moon", "ring", "square", "star"]
+    bad = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--suite", "world-styles", "--split", "1",
+                                    "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--split applies to" in bad.output

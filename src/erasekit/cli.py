@@ -176,13 +176,15 @@ def _model(source, edit_path, force=False):
 @click.option("--guidance", default=5.0, show_default=True)
 @click.option("--erased", default=None, help="comma-separated erased concepts (default: the edit's manifest)")
 @click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
+@click.option("--split", default=None, type=click.IntRange(1, 4),
+              help="erase/preserve one of the seeds' four 5+5 splits (world-objects, imagenette)")
 @click.option("--prompts-file", default=None, type=click.Path(), help="CSV for imagenette / i2p / coco")
 @click.option("--limit", default=None, type=int, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
 @click.option("--inception", default=None, type=click.Path(), help="TorchScript FID Inception (with --edit: fid)")
 @click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
-def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, prompts_file, limit,
+def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, limit,
              resnet, clip, inception, lpips):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
@@ -197,8 +199,16 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
                    limit=limit, inception=inception, lpips=lpips)
-    split = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
-    erased_list, preserved_list = split(erased), split(preserved)
+    split_list = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
+    erased_list, preserved_list = split_list(erased), split_list(preserved)
+    if split is not None:
+        from erasekit.eval.metrics import IMAGENETTE_SPLITS, splits_for
+        from erasekit.world.render import OBJECTS
+
+        if suite not in ("world-objects", "imagenette"):
+            raise ErasekitError("--split applies to the world-objects and imagenette suites")
+        chosen = IMAGENETTE_SPLITS if suite == "imagenette" else splits_for(OBJECTS)
+        erased_list, preserved_list = (list(part) for part in chosen[split - 1])
     base_result = base_images = None
     if edit is not None:
         manifest = Edit.load(edit)
