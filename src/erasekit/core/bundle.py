@@ -227,6 +227,7 @@ class Bundle:
             raise ErasekitError(f"output folder already exists: {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         try:
             self.to_pipeline().save_pretrained(tmp, safe_serialization=True)
             os.replace(tmp, out)

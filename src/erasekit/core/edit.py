@@ -74,6 +74,7 @@ class Edit:
             raise ErasekitError(f"output already exists: {out} (choose another --out or pass --overwrite)")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         try:
             save_file(self.tensors, str(tmp / TENSORS), metadata={"format": "pt", "erasekit_kind": self.kind})
             (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
