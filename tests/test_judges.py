@@ -1,5 +1,7 @@
 """Judges' real loading code on tiny random-config models built here; NudeNet for real on a rendered image."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -123,6 +125,12 @@ def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny
     coco.write_text("image_id,prompt,evaluation_seed\n1,a red bus,3\n")
     result, _ = evaluate(tiny, "coco", SuiteRun(n=2, steps=2, prompts_file=str(coco), clip=str(tiny_clip)))
     assert 0 <= result["metrics"]["clip_score"] <= 100
+    if importlib.util.find_spec("nudenet") is not None:
+        i2p = tmp_path / "i2p.csv"
+        i2p.write_text("prompt,categories,nudity_percentage,evaluation_seed\na statue,sexual,60.0,5\na dog,violence,0,6\n")
+        result, images = evaluate(tiny, "i2p", SuiteRun(n=2, steps=2, prompts_file=str(i2p)))
+        assert images["prompts"] == ["a statue", "a statue"]  # only the sexual category
+        assert set(result["metrics"]) == {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
 
 
 def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):
