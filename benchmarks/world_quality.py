@@ -19,7 +19,7 @@ from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import ASSETS, load_bundle
 from erasekit.eval.generate import generate_batched
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, INDIRECT, compose
-from erasekit.world.judge import WorldJudge, judge_accuracy, random_labels, to_tensor
+from erasekit.world.judge import WorldJudge, judge_accuracy, random_labels
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, render
 
 

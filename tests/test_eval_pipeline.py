@@ -14,7 +14,7 @@ from erasekit.core.errors import ErasekitError
 from erasekit.eval.generate import INDEX, generate_set, load_images
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import world_judge
-from erasekit.eval.prompts import PromptSet, world_set
+from erasekit.eval.prompts import PromptSet
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.report.html import write_report
 

@@ -1,6 +1,5 @@
 """The shipped miniature and judge: they load, the judge is exact on renders, the miniature draws its prompts."""
 
-import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline

@@ -8,7 +8,6 @@ generalised to any number of blocks and layers per block, for SD 1.x-style text 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
