@@ -10,8 +10,6 @@ import copy
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -22,6 +20,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from erasekit.core import ldm
 from erasekit.core.errors import ErasekitError
+from erasekit.core.files import atomic_dir
 from erasekit.core.seeding import make_generator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -222,18 +221,9 @@ class Bundle:
 
     def save_pretrained(self, out: str | Path) -> Path:
         """Write a complete diffusers pipeline folder (to a temporary name, renamed when complete)."""
-        out = Path(out)
-        if out.exists():
-            raise ErasekitError(f"output folder already exists: {out}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        try:
+        with atomic_dir(out) as tmp:
             self.to_pipeline().save_pretrained(tmp, safe_serialization=True)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return out
+        return Path(out)
 
 
 # ---- loading ----------------------------------------------------------------------------------------

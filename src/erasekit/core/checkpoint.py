@@ -7,13 +7,13 @@ exactly as the uninterrupted run would have.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from erasekit.core.errors import ErasekitError
+from erasekit.core.files import atomic_path, write_text
 
 
 def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
@@ -33,11 +33,9 @@ def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optim
                 else:
                     scalars[f"{idx}.{k}"] = float(v)
         info["optim"] = {"param_groups": state["param_groups"], "scalars": scalars}
-    tmp_t, tmp_j = path.with_suffix(".safetensors.tmp"), path.with_suffix(".json.tmp")
-    save_file(tensors, str(tmp_t))
-    tmp_j.write_text(json.dumps(info))
-    os.replace(tmp_t, path.with_suffix(".safetensors"))
-    os.replace(tmp_j, path.with_suffix(".json"))
+    with atomic_path(path.with_suffix(".safetensors")) as tmp:
+        save_file(tensors, str(tmp))
+    write_text(path.with_suffix(".json"), json.dumps(info))
 
 
 def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],

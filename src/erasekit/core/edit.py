@@ -8,9 +8,6 @@ fingerprint, tensor names and shapes, created time, metrics). Only safetensors a
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from erasekit import __version__
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
+from erasekit.core.files import atomic_dir, atomic_path, write_text
 
 MANIFEST = "manifest.json"
 TENSORS = "edit.safetensors"
@@ -69,28 +67,15 @@ class Edit:
 
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write the edit folder: into a temporary folder beside `out`, renamed when complete."""
-        out = Path(out)
-        if out.exists() and not overwrite:
-            raise ErasekitError(f"output already exists: {out} (choose another --out or pass --overwrite)")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        try:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
             save_file(self.tensors, str(tmp / TENSORS), metadata={"format": "pt", "erasekit_kind": self.kind})
             (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return out
+        return Path(out)
 
     def save_metrics(self, run: str | Path, metrics: dict) -> None:
         """Merge `metrics` into the manifest of the saved edit at `run` (atomic rewrite of manifest.json)."""
         self.metrics.update(metrics)
-        tmp = Path(run) / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
-        os.replace(tmp, Path(run) / MANIFEST)
+        write_text(Path(run) / MANIFEST, json.dumps(self.manifest(), indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, path: str | Path) -> "Edit":
@@ -187,10 +172,8 @@ def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers",
             raise ErasekitError(f"single-file export writes a .safetensors file, not {out}")
         if out.exists():
             raise ErasekitError(f"output already exists: {out}")
-        out.parent.mkdir(parents=True, exist_ok=True)
         state = to_ldm_state_dict(edited.unet, edited.vae, edited.text_encoder)
-        tmp = out.with_name(f".{out.name}.tmp")
-        save_file(state, str(tmp))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            save_file(state, str(tmp))
         return out
     raise ErasekitError(f"unknown export format {format!r}; valid: diffusers, single-file")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ from PIL import Image
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
+from erasekit.core.files import atomic_path, write_text
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -43,12 +43,9 @@ def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps
 
 def save_image(image: Image.Image, path: str | Path) -> Path:
     """Save to a temporary name and rename, so an interrupted save leaves nothing half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        image.save(tmp)  # the format follows the (kept) suffix
+    return Path(path)
 
 
 INDEX = "index.jsonl"
@@ -87,9 +84,7 @@ def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 
     bar.close()
     state.wait_for_everyone()
     if state.is_main_process:
-        tmp = out / f".{INDEX}.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, out / INDEX)
+        write_text(out / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

@@ -8,12 +8,12 @@ concept; saved as CSV and drawn as a heat map.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 
 from erasekit.core.bundle import Bundle
+from erasekit.core.files import atomic_path
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
 from erasekit.world.captions import OBJECT_NAMES
@@ -49,14 +49,11 @@ def save_graph(matrix: np.ndarray, erased: list[str], concepts, out: str | Path)
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".graph.csv.tmp"
-    with tmp.open("w", newline="") as f:
+    with atomic_path(out / "graph.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["erased"] + list(concepts))
         for name, row in zip(erased, matrix):
             writer.writerow([name] + [f"{v:.4f}" for v in row])
-    os.replace(tmp, out / "graph.csv")
     fig, ax = plt.subplots(figsize=(1 + 0.6 * len(concepts), 1 + 0.5 * len(erased)))
     lim = max(0.05, float(np.abs(matrix).max()))
     im = ax.imshow(matrix, cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -66,7 +63,7 @@ def save_graph(matrix: np.ndarray, erased: list[str], concepts, out: str | Path)
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="δ = S(base) − S(edited)")
     fig.tight_layout()
-    fig.savefig(out / ".graph.png.tmp.png", dpi=110)
+    with atomic_path(out / "graph.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(out / ".graph.png.tmp.png", out / "graph.png")
     return out / "graph.csv", out / "graph.png"

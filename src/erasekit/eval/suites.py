@@ -18,6 +18,7 @@ import torch
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
+from erasekit.core.files import write_text
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
@@ -192,11 +193,5 @@ def _real(bundle, suite, run, erased, preserved, result):
 def save_metrics(result: dict, out: str | Path) -> Path:
     """Write metrics.json atomically."""
     import json
-    import os
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-    os.replace(tmp, out / "metrics.json")
-    return out / "metrics.json"
+    return write_text(Path(out) / "metrics.json", json.dumps(result, indent=2, sort_keys=True))

@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
+from erasekit.core.files import write_text
 from erasekit.eval.generate import grid
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
@@ -92,10 +92,7 @@ def write_report(out: str | Path, edited: dict, images: dict, base: dict | None 
         parts.append("<h2>Plots</h2>" + "".join(_figure(_png(im), cap) for cap, im in plots))
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, out / "report.html")
-    return out / "report.html"
+    return write_text(out / "report.html", doc)
 
 
 def _fmt(value) -> str:

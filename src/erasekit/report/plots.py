@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from erasekit.core.files import atomic_path
 
 
 def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
@@ -27,9 +28,7 @@ def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_png)
-    return out_png
+    return Path(out_png)

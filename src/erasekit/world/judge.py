@@ -10,7 +10,6 @@ actually draws.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from erasekit.core.files import atomic_path, write_text
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
 
 NONE = len(OBJECTS)  # index of the object head's "none" class
@@ -84,11 +84,9 @@ class WorldJudge:
 
     def save(self, out: str | Path) -> None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".judge.safetensors.tmp"
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))
-        os.replace(tmp, out / "judge.safetensors")
-        (out / "judge.json").write_text(json.dumps({"objects": OBJECT_CLASSES, "colours": COLOUR_NAMES,
+        with atomic_path(out / "judge.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))
+        write_text(out / "judge.json", json.dumps({"objects": OBJECT_CLASSES, "colours": COLOUR_NAMES,
                                                     "styles": STYLES}, indent=2))
 
     @classmethod
