@@ -154,19 +154,25 @@ class Bundle:
         t = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0])
         return self.unet(z_t.to(self.dtype), t, encoder_hidden_states=cond.to(self.dtype)).sample
 
+    def guided_output(self, z_t: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None = None,
+                      guidance: float = 1.0) -> torch.Tensor:
+        """The UNet's output (eps or v, as the model predicts); with `uncond`, classifier-free guidance
+        out_u + guidance * (out_c - out_u), both halves in one batch."""
+        t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0])
+        if uncond is None or guidance == 1.0:
+            return self.model_output(z_t, t_b, cond)
+        out_u, out_c = self.model_output(torch.cat([z_t, z_t]), torch.cat([t_b, t_b]),
+                                         torch.cat([uncond, cond])).chunk(2)
+        return out_u + guidance * (out_c - out_u)
+
     def eps(self, z_t: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor | None = None,
             guidance: float = 1.0) -> torch.Tensor:
-        """Predicted noise eps(z_t, t, cond); with `uncond`, classifier-free guidance
-        eps_u + guidance * (eps_c - eps_u). v-prediction models are converted to eps."""
-        t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0])
-        if uncond is not None and guidance != 1.0:
-            out_u, out_c = self.model_output(torch.cat([z_t, z_t]), torch.cat([t_b, t_b]),
-                                             torch.cat([uncond, cond])).chunk(2)
-            out = out_u + guidance * (out_c - out_u)
-        else:
-            out = self.model_output(z_t, t_b, cond)
+        """Predicted noise eps(z_t, t, cond), optionally guided (see `guided_output`).
+        v-prediction models are converted to eps."""
+        out = self.guided_output(z_t, t, cond, uncond, guidance)
         if self.scheduler.config.prediction_type == "v_prediction":
-            a = self.scheduler.alphas_cumprod.to(self.device)[t_b.long()].to(out.dtype).reshape(-1, 1, 1, 1)
+            t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(z_t.shape[0]).long()
+            a = self.scheduler.alphas_cumprod.to(self.device)[t_b].to(out.dtype).reshape(-1, 1, 1, 1)
             out = a.sqrt() * out + (1 - a).sqrt() * z_t  # eps = sqrt(a) v + sqrt(1-a) z_t
         return out
 
@@ -188,12 +194,7 @@ class Bundle:
         for i, t in enumerate(scheduler.timesteps):
             if stop_at is not None and i >= stop_at:
                 break
-            if guidance > 1.0:
-                out = self.model_output(torch.cat([z, z]), t, torch.cat([uncond, cond]))
-                out_u, out_c = out.chunk(2)
-                out = out_u + guidance * (out_c - out_u)
-            else:
-                out = self.model_output(z, t, cond)
+            out = self.guided_output(z, t, cond, uncond if guidance > 1.0 else None, guidance)
             z = scheduler.step(out, t, z).prev_sample
         if stop_at is not None or not decode:
             return z
