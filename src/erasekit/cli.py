@@ -210,14 +210,16 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
         chosen = IMAGENETTE_SPLITS if suite == "imagenette" else splits_for(OBJECTS)
         erased_list, preserved_list = (list(part) for part in chosen[split - 1])
     base_result = base_images = None
-    if edit is not None:
-        manifest = Edit.load(edit)
-        erased_list = erased_list if erased_list is not None else list(manifest.concepts.get("erase", []))
-        preserved_list = preserved_list if preserved_list is not None else manifest.concepts.get("preserve") or None
-        base = _model(model or model_arg or manifest.base["source"], None)
+    if edit is None:
+        bundle = _model(model or model_arg, None)
+    else:  # the base once: evaluated itself, then with the edit applied to it
+        loaded = Edit.load(edit)
+        erased_list = erased_list if erased_list is not None else list(loaded.concepts.get("erase", []))
+        preserved_list = preserved_list if preserved_list is not None else loaded.concepts.get("preserve") or None
+        base = _model(model or model_arg or loaded.base["source"], None)
         base_result, base_imgs = run_suite(base, suite, run, erased_list or [], preserved_list)
         base_images = base_imgs["edited"]
-    bundle = _model(model or model_arg, edit)
+        bundle = loaded.apply(base)
     result, images = run_suite(bundle, suite, run, erased_list or [], preserved_list, base_images=base_images)
     if base_result is not None:
         result["base_metrics"] = base_result["metrics"]
