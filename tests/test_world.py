@@ -39,8 +39,7 @@ def test_every_style_renders_a_distinct_background():
     assert len({round(m, 1) for m in means}) >= 5
 
 
-def test_render_speed_is_measured_in_the_benchmark_not_here():
-    # (speed lives in benchmarks/world_quality.py); here only that a batch renders with the right shape and dtype
+def test_a_batch_renders_as_uint8_32x32_rgb():  # speed is measured in benchmarks/world_quality.py
     _, labels = sample_captions(300, 0)
     out = render(labels, 0)
     assert out.shape == (300, 32, 32, 3) and out.dtype == np.uint8
