@@ -269,6 +269,135 @@ def graph(model_arg, model, edits, concepts, n, steps, out):
         click.echo(f"  erasing {name}: most hurt {concept} (delta {value:.3f})")
 
 
+def _check_world_concepts(bundle, concepts) -> None:
+    """On the miniature, refuse concepts it has never seen a word of (they would erase nothing)."""
+    if bundle.arch != "mini":
+        return
+    from erasekit.world.captions import unknown_words
+
+    for text in concepts.erase + concepts.preserve + [concepts.target, concepts.anchor or ""]:
+        bad = unknown_words(text)
+        if bad:
+            from erasekit.world.render import OBJECTS
+
+            raise ErasekitError(f"unknown concept {text!r} for the miniature (unknown word(s): {', '.join(bad)}); "
+                                f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
+
+
+def _attribute_scorer(bundle, attributes, concepts, clip):
+    """images -> [B, T] scores over the attributes: the world judge's colour head on the miniature, CLIP
+    zero-shot ("a {attribute} {concept}") elsewhere."""
+    import torch
+
+    if bundle.arch == "mini":
+        from erasekit.eval.judges import world_judge
+        from erasekit.world.render import COLOUR_NAMES
+
+        unknown = [a for a in attributes if a not in COLOUR_NAMES]
+        if unknown:
+            raise ErasekitError(f"the world judge scores colours; unknown attribute(s): {', '.join(unknown)}")
+        judge, cols = world_judge(), [COLOUR_NAMES.index(a) for a in attributes]
+        return lambda images: judge.score(images).colour[:, cols]
+    from erasekit.eval.judges import ClipJudge
+
+    judge = ClipJudge(clip, device=bundle.device)
+    texts = [f"a photo of a {a} {concepts.erase[0]}" for a in attributes]
+    return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
+
+
+@main.command()
+@click.option("--model", default="mini", show_default=True, help=MODEL_HELP)
+@click.option("--method", required=True, help="a method name (see `erasekit methods`)")
+@click.option("--erase", "erase_", required=True, help="comma-separated concepts to erase")
+@click.option("--preserve", default=None, help="comma-separated concepts to preserve")
+@click.option("--target", default="", help="what the erased concepts become (default: the empty prompt)")
+@click.option("--anchor", default=None, help="Concept Ablation's anchor concept (default: the target)")
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of method options")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one method option")
+@click.option("--out", required=True, type=click.Path(), help="run folder: the Edit (and its loss.csv)")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
+@click.option("--overwrite", is_flag=True, help="replace an existing OUT")
+@click.option("--clip", default=None, type=click.Path(), help="local CLIP folder (UCE debias on real models)")
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def erase(model, method, erase_, preserve, target, anchor, config_file, overrides, out, resume, overwrite, clip,
+          device, quiet):
+    """Erase concepts from a model with a method; writes an Edit folder.
+
+    \b
+    Examples:
+      erasekit erase --method esd --erase star --out runs/esd-star
+      erasekit erase --method uce --erase circle --target square --set mode=edit --out runs/uce-edit
+      erasekit erase --method uce --erase star --set mode=debias --set attributes=yellow,red,blue,green --out runs/d
+    """
+    import shutil
+
+    from erasekit.core.bundle import load_bundle
+    from erasekit.methods import registry
+    from erasekit.methods.concepts import ConceptSet, split_list
+    from erasekit.methods.loop import LOSS_LOG, Run
+
+    spec = registry.get(method)
+    concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ErasekitError(f"output already exists: {out} (use --overwrite to replace it)")
+    work = out.with_name(out.name + ".partial")
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    bundle = load_bundle(model, device=device)
+    _check_world_concepts(bundle, concepts)
+    config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
+    scorer = None
+    if getattr(config, "mode", None) == "debias":
+        scorer = _attribute_scorer(bundle, config.attributes, concepts, clip)
+    run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
+    edit = spec.erase(bundle, concepts, config, run)
+    edit.save(out, overwrite=overwrite, files=(work / LOSS_LOG,))
+    shutil.rmtree(work, ignore_errors=True)
+    click.echo(f"wrote {out}  ({spec.name}: erased {', '.join(concepts.erase)}; "
+               f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)")
+    for key, value in edit.metrics.items():
+        click.echo(f"  {key}: {value}")
+
+
+@main.command()
+def methods():
+    """List the erasure methods, their defaults (the paper's) and the miniature's defaults."""
+    import dataclasses as dc
+
+    from erasekit.methods import registry
+
+    for spec in registry.available():
+        click.echo(f"{spec.name:<8}{spec.summary}  [{spec.paper}]")
+        defaults = {f.name: f.default for f in dc.fields(spec.config)}
+        click.echo("        defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
+        if spec.mini:
+            click.echo("        miniature: " + " ".join(f"{k}={_show(v)}" for k, v in spec.mini.items()))
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@main.command()
+@click.option("--out", default="erasekit-demo", show_default=True, type=click.Path())
+@click.option("--concept", default="star", show_default=True, help="the object to erase")
+@click.option("--n", default=16, show_default=True, help="images per prompt in the evaluation")
+@click.option("--overwrite", is_flag=True)
+def demo(out, concept, n, overwrite):
+    """On the miniature: erase one object with ESD and with UCE, evaluate both, write reports and a summary.
+
+    \b
+    Example:
+      erasekit demo --out erasekit-demo
+    """
+    from erasekit.demo import run_demo
+
+    lines = run_demo(out, concept=concept, n=n, overwrite=overwrite, echo=click.echo)
+    click.echo("\n".join(lines))
+
+
 @main.group()
 def world():
     """The miniature world: rebuild the judge and the embedded miniature."""

@@ -8,6 +8,7 @@ fingerprint, tensor names and shapes, created time, metrics). Only safetensors a
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,9 +66,13 @@ class Edit:
             "created": self.created, "metrics": self.metrics,
         }
 
-    def save(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write the edit folder: into a temporary folder beside `out`, renamed when complete."""
+    def save(self, out: str | Path, overwrite: bool = False, files: tuple[Path, ...] = ()) -> Path:
+        """Write the edit folder: into a temporary folder beside `out`, renamed when complete. `files` (e.g. the
+        run's loss.csv) are copied in beside the edit."""
         with atomic_dir(out, overwrite=overwrite) as tmp:
+            for f in files:
+                if Path(f).is_file():
+                    shutil.copyfile(f, tmp / Path(f).name)
             save_file(self.tensors, str(tmp / TENSORS), metadata={"format": "pt", "erasekit_kind": self.kind})
             (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
         return Path(out)

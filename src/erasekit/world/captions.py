@@ -119,3 +119,15 @@ def world_prompts(name: str) -> list[tuple[str, dict]]:
 
 PROMPT_SETS = ("objects", "colours", "styles", "implicit-named", "implicit-indirect", "bias", "general")
 LEXICON = tuple(n for names in OBJECT_NAMES.values() for n in names) + COLOUR_NAMES + STYLES + INDIRECT + (MARK_NAME,)
+
+
+def vocabulary() -> set[str]:
+    """Every word the miniature's captions use (the words it can know anything about)."""
+    texts = TEMPLATES + STYLE_PHRASES + MARK_PHRASES + LEXICON + ("a an with",)
+    return {w for text in texts for w in text.replace("{np}", " ").replace("{s}", " ").split()}
+
+
+def unknown_words(text: str) -> list[str]:
+    """Words of `text` the miniature never saw in a caption."""
+    known = vocabulary()
+    return [w for w in text.lower().split() if w not in known]

@@ -1,0 +1,108 @@
+"""ESD: Erasing Concepts from Diffusion Models (Gandikota et al., ICCV 2023).
+
+The edited model ε_θ' is trained so that, conditioned on the erased concept c_e, it predicts the frozen model's
+prediction guided *away* from c_e (the paper's Eq. 2 target, the talk's Eq. 4):
+
+    ε_θ'(z_t, c_e, t)  <-  ε_θ(z_t, t) − η [ε_θ(z_t, c_e, t) − ε_θ(z_t, t)]
+
+with z_t from a partial DDIM trajectory of the model being edited, conditioned on c_e (guidance
+`start_guidance`), stopped at a random step. `z_source="pool"` instead noises latents of images the base model
+generated for c_e once: much cheaper, but a deviation from the paper (z_t then no longer tracks the edited model).
+
+Variants by parameter group: esd-x (cross-attention), esd-u (everything but cross-attention), esd-all,
+esd-x-strict (cross-attention keys/values only).
+
+Defaults: the paper's for SD (1000 iterations, lr 1e-5, η = 1, 50 DDIM steps, start guidance 3, batch 1). The
+official repository's newer diffusers script uses 200 iterations, lr 5e-5 and η = 2. The miniature's defaults
+(`MINI`) are chosen to reach the world bars in well under a minute per concept on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
+from erasekit.core.errors import ErasekitError
+from erasekit.methods.concepts import ConceptSet, expand
+from erasekit.methods.latents import LatentPool, partial_trajectory
+from erasekit.methods.loop import LoopConfig, Run, changed_tensors, step_generator, student, train
+from erasekit.methods.registry import register
+
+ESD_GROUPS = {"esd-x": "xattn", "esd-u": "noxattn", "esd-all": "full", "esd-x-strict": "xattn-kv"}
+Z_SOURCES = ("trajectory", "pool")
+
+
+@dataclass
+class ESDConfig(LoopConfig):
+    group: str = "esd-x"  # esd-x | esd-u | esd-all | esd-x-strict
+    negative_guidance: float = 1.0  # η
+    ddim_steps: int = 50  # length of the sampling trajectory z_t is taken from
+    start_guidance: float = 3.0  # classifier-free guidance while sampling z_t
+    z_source: str = "trajectory"  # trajectory (the paper) | pool (noised images of c_e; cheaper deviation)
+    pool_size: int = 64
+    templates: tuple = ("{}",)  # prompts per concept; "{}" is the concept itself
+
+    def check(self) -> None:
+        super().check()
+        if self.group not in ESD_GROUPS:
+            raise ErasekitError(f"unknown ESD variant {self.group!r}; valid: {', '.join(ESD_GROUPS)}")
+        if self.z_source not in Z_SOURCES:
+            raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
+
+
+MINI = {"iterations": 120, "lr": 2e-4, "batch": 8, "ddim_steps": 25, "negative_guidance": 1.0,
+        "templates": ("{}", "a {}")}
+
+
+class ZSampler:
+    """z_t for step `step`: a partial trajectory of `model` for one erased prompt, or a pool draw."""
+
+    def __init__(self, model: Bundle, base: Bundle, conds: torch.Tensor, uncond: torch.Tensor, config):
+        self.model, self.conds, self.uncond, self.config = model, conds, uncond, config
+        self.pools = None
+        if config.z_source == "pool":
+            self.pools = [LatentPool(base, c[None], config.pool_size, seed=config.seed) for c in conds]
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(z_t, t, index of the erased prompt)."""
+        cfg = self.config
+        gen = step_generator(cfg.seed, step)
+        k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
+        if self.pools is not None:
+            z, t, _ = self.pools[k].draw(gen, cfg.batch)
+            return z, t, k
+        stop_at = int(torch.randint(0, cfg.ddim_steps, (1,), generator=gen))
+        seeds = torch.randint(0, 2**31 - 1, (cfg.batch,), generator=gen).tolist()
+        z, t = partial_trajectory(self.model, self.conds[k][None], self.uncond, seeds, cfg.ddim_steps,
+                                  cfg.start_guidance, stop_at)
+        return z, t, k
+
+
+@register("esd", "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
+          ESDConfig, paper="arXiv:2303.07345", mini=MINI)
+def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Run()) -> Edit:
+    config.check()
+    model, params = student(bundle, ESD_GROUPS[config.group])
+    with torch.no_grad():
+        conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
+        uncond = bundle.encode_prompts([""])
+    sample_z = ZSampler(model, bundle, conds, uncond, config)
+    eta = config.negative_guidance
+
+    def loss_fn(step: int):
+        z_t, t, k = sample_z(step)
+        c_e, empty = conds[k][None].expand(len(z_t), -1, -1), uncond.expand(len(z_t), -1, -1)
+        with torch.no_grad():  # the frozen model: ε_θ(z_t, t) and ε_θ(z_t, c_e, t), one batch
+            e_0, e_p = bundle.eps(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([empty, c_e])).chunk(2)
+        e_n = model.eps(z_t, t, c_e)
+        return F.mse_loss(e_n, e_0 - eta * (e_p - e_0)), {"t": int(t[0])}
+
+    rows = train("esd", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
+                 config.checkpoint_every)
+    edit = Edit.from_changes(bundle, changed_tensors(params), "esd", config, concepts.as_dict())
+    edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
+    return edit

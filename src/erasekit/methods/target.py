@@ -1,0 +1,80 @@
+"""Output-space erasure toward a target, with preservation (the talk's Eq. 7): the frame AP and AGE extend.
+
+    min_θ'  E_{c_e ∈ E} ||ε_θ'(z_t, c_e, t) − ε_θ(z_t, c_t, t)||²  +  λ E_{c_n ∈ P} ||ε_θ'(z_t, c_n, t) − ε_θ(z_t, c_n, t)||²
+
+c_t is the target (the empty prompt by default), P the preserved concepts (the empty prompt when none are given:
+the "neutral" preservation that AP's paper starts from). z_t comes from ESD's partial trajectory of the model
+being edited, conditioned on c_e (as the AP/AGE code does), or from a pool of noised images (`z_source="pool"`).
+The student's two predictions run as one batch, and so do the teacher's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
+from erasekit.core.errors import ErasekitError
+from erasekit.core.targets import GROUPS
+from erasekit.methods.concepts import ConceptSet, expand
+from erasekit.methods.esd import Z_SOURCES, ZSampler
+from erasekit.methods.loop import LoopConfig, Run, changed_tensors, step_generator, student, train
+from erasekit.methods.registry import register
+
+
+@dataclass
+class TargetConfig(LoopConfig):
+    group: str = "xattn"
+    preserve_weight: float = 1.0  # λ
+    ddim_steps: int = 50
+    start_guidance: float = 3.0
+    z_source: str = "trajectory"
+    pool_size: int = 64
+    templates: tuple = ("{}",)
+
+    def check(self) -> None:
+        super().check()
+        if self.group not in GROUPS:
+            raise ErasekitError(f"unknown parameter group {self.group!r}; valid: {', '.join(GROUPS)}")
+        if self.z_source not in Z_SOURCES:
+            raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
+
+
+MINI = {"iterations": 120, "lr": 2e-4, "batch": 8, "ddim_steps": 25, "templates": ("{}", "a {}")}
+
+
+@register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
+          TargetConfig, paper="talk Eq. 7 (the frame of AP/AGE)", mini=MINI)
+def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run = Run()) -> Edit:
+    config.check()
+    model, params = student(bundle, config.group)
+    erased = expand(concepts.erase, config.templates)
+    with torch.no_grad():
+        conds = bundle.encode_prompts(erased)
+        uncond = bundle.encode_prompts([""])
+        c_t = bundle.encode_prompts([t.format(concepts.target) if concepts.target else "" for t in config.templates])
+        c_n = bundle.encode_prompts(expand(concepts.preserve, config.templates) or [""])
+    sample_z = ZSampler(model, bundle, conds, uncond, config)
+    lam = config.preserve_weight
+
+    def loss_fn(step: int):
+        z_t, t, k = sample_z(step)
+        b = len(z_t)
+        j = int(torch.randint(0, len(c_n), (1,), generator=step_generator(config.seed, step, stream=1)))
+        target = c_t[k % len(c_t)][None].expand(b, -1, -1)
+        keep = c_n[j][None].expand(b, -1, -1)
+        z2, t2 = torch.cat([z_t, z_t]), torch.cat([t, t])
+        with torch.no_grad():
+            teacher_t, teacher_n = bundle.eps(z2, t2, torch.cat([target, keep])).chunk(2)
+        student_e, student_n = model.eps(z2, t2, torch.cat([conds[k][None].expand(b, -1, -1), keep])).chunk(2)
+        l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
+        return l1 + lam * l2, {"l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}"}
+
+    rows = train("target", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
+                 config.checkpoint_every)
+    edit = Edit.from_changes(bundle, changed_tensors(params), "target", config, concepts.as_dict())
+    edit.metrics["final_loss"] = float(rows[-1]["loss"])
+    return edit

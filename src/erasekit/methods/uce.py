@@ -1,0 +1,219 @@
+"""UCE and TIME: closed-form edits of the cross-attention key/value projections.
+
+For every attn2 projection W (to_k and to_v), with c the text embeddings of a concept (from its last word token
+to the end, aligned between source and target as the official UCE code does), UCE (Gandikota et al., WACV 2024;
+the talk's Eq. 5) solves
+
+    min_W  Σ_{c_i ∈ E} ||W c_i − v*_i||² + Σ_{c_j ∈ P} ||W c_j − W_0 c_j||² + λ ||W − W_0||²_F
+
+whose minimiser is (the talk's Eq. 6)
+
+    W = (λ W_0 + s_e Σ v*_i c_iᵀ + s_p Σ W_0 c_j c_jᵀ) (λ I + s_e Σ c_i c_iᵀ + s_p Σ c_j c_jᵀ)⁻¹
+
+- erase: v*_i = W_0 c_t, c_t the target (the empty prompt by default, or a guide concept);
+- edit: the same with a named target (circle -> square);
+- debias: v*_i = W_0 (c_i + Σ_t α_t a_t), a_t = c("{attribute} {concept}") − c(concept); α is found by judging
+  generated images and moving each α_t toward an equal share (UCE's iterative debiasing), with the attribute
+  prompts themselves in P so that "a red star" stays red.
+
+TIME (Orgad et al., ICCV 2023) is the same objective with no preservation set (only the λ ||W − W_0||² term
+keeps the rest).
+
+Solve: the right-hand matrix is symmetric positive definite (λ > 0 is the ridge regulariser), so W is found by a
+Cholesky solve in float64, never by an explicit inverse. Defaults from the official code: λ = 0.1 (its `lamb`),
+erase and preserve scales 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
+from erasekit.core.errors import ErasekitError
+from erasekit.core.targets import cross_attention_layers
+from erasekit.methods.concepts import ConceptSet, expand
+from erasekit.methods.loop import Run
+from erasekit.methods.registry import register
+
+MODES = ("erase", "edit", "debias")
+
+
+@dataclass
+class UCEConfig:
+    mode: str = "erase"  # erase | edit (needs a target) | debias (needs attributes and a scorer)
+    lamb: float = 0.1  # λ: ridge pull toward W_0
+    erase_scale: float = 1.0  # s_e
+    preserve_scale: float = 1.0  # s_p
+    templates: tuple = ("{}",)
+    attributes: tuple = ()  # debias: attribute words, e.g. colours
+    debias_rounds: int = 40
+    debias_samples: int = 48  # images judged per round
+    debias_step: float = 1.0  # α_t += step * (1/T − share_t)
+    debias_tolerance: float = 0.05  # stop when every share is within this of 1/T
+    steps: int = 25  # DDIM steps of the images debias judges
+    guidance: float = 5.0
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ErasekitError(f"unknown UCE mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.lamb <= 0:
+            raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
+        if self.mode == "debias" and len(self.attributes) < 2:
+            raise ErasekitError("debias needs at least two attributes (--set attributes=yellow,red,blue,green)")
+
+
+@dataclass
+class TIMEConfig:
+    lamb: float = 0.1
+    erase_scale: float = 1.0
+    templates: tuple = ("{}",)
+
+    def check(self) -> None:
+        if self.lamb <= 0:
+            raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
+
+
+MINI = {"templates": ("{}", "a {}")}
+
+
+# ---- embeddings -------------------------------------------------------------------------------------------
+@torch.no_grad()
+def aligned(bundle: Bundle, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C_source, C_target) [n, d]: text-encoder outputs from each prompt's last word token to the end,
+    cut to the same length (UCE's alignment; the empty prompt starts at its BOS token)."""
+    tok = bundle.tokenizer([source, target], padding="max_length", max_length=bundle.tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt")
+    last = (tok.attention_mask.sum(1) - 2).clamp(min=0).tolist()
+    emb = bundle.text_encoder(tok.input_ids.to(bundle.device)).last_hidden_state.double()
+    n = emb.shape[1] - max(last)
+    return emb[0, last[0]:last[0] + n], emb[1, last[1]:last[1] + n]
+
+
+def projections(bundle: Bundle) -> dict[str, torch.nn.Linear]:
+    """Every cross-attention key and value projection, by edit name."""
+    out = {}
+    for name, attn in cross_attention_layers(bundle.unet):
+        out[f"unet.{name}.to_k.weight"], out[f"unet.{name}.to_v.weight"] = attn.to_k, attn.to_v
+    return out
+
+
+def solve(W0: torch.Tensor, erase: list[tuple[torch.Tensor, torch.Tensor]], preserve: list[torch.Tensor],
+          lamb: float, erase_scale: float = 1.0, preserve_scale: float = 1.0) -> torch.Tensor:
+    """Eq. 6 for one projection. `erase`: (C_i [n, d], V*_i [n, out]); `preserve`: C_j [n, d]."""
+    W0 = W0.double()
+    d = W0.shape[1]
+    M1, M2 = lamb * W0.clone(), lamb * torch.eye(d, dtype=torch.float64, device=W0.device)
+    for C, V in erase:
+        M1 += erase_scale * V.T @ C
+        M2 += erase_scale * C.T @ C
+    for C in preserve:
+        M1 += preserve_scale * (C @ W0.T).T @ C
+        M2 += preserve_scale * C.T @ C
+    L = torch.linalg.cholesky(M2)  # M2 = L Lᵀ is SPD; W M2 = M1  <=>  M2 Wᵀ = M1ᵀ
+    return torch.cholesky_solve(M1.T, L).T
+
+
+def closed_form(bundle: Bundle, targets: list[tuple[torch.Tensor, torch.Tensor]], preserved: list[torch.Tensor],
+                lamb: float, erase_scale: float, preserve_scale: float) -> dict[str, torch.Tensor]:
+    """New key/value weights for every projection: each source embedding C_i is mapped to W_0 applied to its
+    target embedding (v*_i = W_0 c_t), each preserved embedding C_j keeps W_0 C_j."""
+    out = {}
+    for name, proj in projections(bundle).items():
+        W0 = proj.weight.detach().double()
+        erase = [(C, T @ W0.T) for C, T in targets]
+        out[name] = solve(W0, erase, preserved, lamb, erase_scale, preserve_scale).to(proj.weight.dtype)
+    return out
+
+
+def kept(bundle: Bundle, prompts: list[str]) -> list[torch.Tensor]:
+    return [aligned(bundle, p, p)[0] for p in prompts]
+
+
+# ---- the methods ------------------------------------------------------------------------------------------
+def _pairs(concepts: ConceptSet, templates) -> list[tuple[str, str]]:
+    target_prompts = [t.format(concepts.target) if concepts.target else "" for t in templates]
+    return [(t.format(c), target_prompts[i]) for c in concepts.erase for i, t in enumerate(templates)]
+
+
+@register("uce", "UCE: closed-form edit of cross-attention keys/values: erase, edit (c_e -> c_t), debias",
+          UCEConfig, paper="arXiv:2308.14761", mini=MINI)
+def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Run()) -> Edit:
+    config.check()
+    if config.mode == "edit" and not concepts.target:
+        raise ErasekitError("UCE edit maps a concept onto a target: give --target (e.g. --target square)")
+    preserved = expand(concepts.preserve, config.templates)
+    if config.mode == "debias":
+        tensors, alphas, shares = debias(bundle, concepts, config, run, preserved)
+        edit = Edit.from_changes(bundle, tensors, "uce", config, concepts.as_dict())
+        edit.metrics.update({"debias_alpha": alphas, "debias_shares": shares})
+        return edit
+    targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
+    tensors = closed_form(bundle, targets, kept(bundle, preserved), config.lamb, config.erase_scale,
+                          config.preserve_scale)
+    return Edit.from_changes(bundle, tensors, "uce", config, concepts.as_dict())
+
+
+@register("time", "TIME: closed-form key/value edit without a preservation set (Orgad 2023)", TIMEConfig,
+          paper="arXiv:2303.08084", mini=MINI)
+def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Run = Run()) -> Edit:
+    config.check()
+    if concepts.preserve:
+        raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")
+    targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
+    tensors = closed_form(bundle, targets, [], config.lamb, config.erase_scale, 0.0)
+    return Edit.from_changes(bundle, tensors, "time", config, concepts.as_dict())
+
+
+def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, preserved: list[str]):
+    """Search α so that the judged attribute shares of each concept's images become equal."""
+    from tqdm.auto import tqdm
+
+    if run.scorer is None:
+        raise ErasekitError("UCE debias judges generated images: it needs an attribute scorer (run.scorer)")
+    attrs = list(config.attributes)
+    T = len(attrs)
+    sources, attr_prompts, directions = [], [], []
+    for c in concepts.erase:
+        for t in config.templates:
+            pairs = [aligned(bundle, t.format(c), t.format(f"{a} {c}")) for a in attrs]
+            n = min(len(C) for C, _ in pairs)
+            sources.append(t.format(c))
+            attr_prompts += [t.format(f"{a} {c}") for a in attrs]
+            directions.append((pairs[0][0][:n], torch.stack([A[:n] - C[:n] for C, A in pairs])))  # c_i, a_t
+    keep = kept(bundle, preserved + attr_prompts)
+    alpha = torch.full((T,), 1.0 / T, dtype=torch.float64)
+    seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
+    best = (float("inf"), None, None, None)
+    bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
+    for _ in bar:
+        targets = [(C, C + torch.einsum("t,tnd->nd", alpha, a)) for C, a in directions]  # c_i + Σ α_t a_t
+        tensors = closed_form(bundle, targets, keep, config.lamb, config.erase_scale, config.preserve_scale)
+        shares = _shares(bundle, tensors, sources, seeds, config, run.scorer, T)
+        worst = float((shares - 1.0 / T).abs().max())
+        if worst < best[0]:
+            best = (worst, tensors, alpha.clone(), shares)
+        bar.set_postfix(max_share=f"{float(shares.max()):.2f}")
+        if worst <= config.debias_tolerance:
+            break
+        alpha = alpha + config.debias_step * (1.0 / T - shares)
+    _, tensors, alpha, shares = best
+    return tensors, dict(zip(attrs, alpha.tolist())), dict(zip(attrs, shares.tolist()))
+
+
+@torch.no_grad()
+def _shares(bundle, tensors, prompts, seeds, config, scorer, T) -> torch.Tensor:
+    """Share of images (of all the concept prompts) that the scorer assigns to each attribute."""
+    edited = bundle.clone(("unet",))
+    params = dict(edited.named_parameters())
+    for name, value in tensors.items():
+        params[name].copy_(value)
+    counts = torch.zeros(T, dtype=torch.float64)
+    for prompt in prompts:
+        images = edited.generate([prompt] * len(seeds), seeds, steps=config.steps, guidance=config.guidance)
+        probs = torch.as_tensor(scorer(images))
+        counts += torch.bincount(probs.argmax(1), minlength=T).double()
+    return counts / counts.sum()

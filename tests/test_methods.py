@@ -1,0 +1,195 @@
+"""The erasure methods on a tiny random model: what each changes, the closed form, resume and the NaN guard."""
+
+import json
+
+import pytest
+import torch
+
+from erasekit.core.errors import ErasekitError
+from erasekit.core.targets import select
+from erasekit.methods import registry
+from erasekit.methods.concepts import ConceptSet
+from erasekit.methods.esd import ESD_GROUPS
+from erasekit.methods.loop import Run, train
+from erasekit.methods.uce import aligned, projections
+
+FAST = {"iterations": 2, "batch": 1, "ddim_steps": 3}
+
+
+def config(name, **values):
+    spec = registry.get(name)
+    fast = {k: v for k, v in {**FAST, "pool_size": 2}.items() if k in spec.config.__dataclass_fields__}
+    return registry.build_config(spec, values={**fast, **values})
+
+
+def changed(base, edit):
+    """Names (edit style) of parameters whose values the edit changes."""
+    params = dict(base.named_parameters())
+    return {k for k, v in edit.tensors.items() if not torch.equal(v, params[k].detach())}
+
+
+@pytest.mark.parametrize("method,group", [("esd", "esd-x"), ("esd", "esd-u"), ("esd", "esd-x-strict"),
+                                          ("esd", "esd-all"), ("target", "xattn"), ("ca", "xattn-kv")])
+def test_method_changes_only_its_group(tiny, method, group):
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    cfg = config(method, group=group, lr=1e-2)
+    edit = registry.get(method).erase(tiny, ConceptSet(["a cat"], ["a dog"]), cfg, Run(progress=False))
+    unet_group = ESD_GROUPS.get(group, group)
+    allowed = {f"unet.{n}" for n in select(tiny.unet, unet_group)[0]}
+    assert set(edit.tensors) == allowed
+    assert changed(tiny, edit), "the edit changed nothing"
+    assert all(torch.equal(v, before[k]) for k, v in tiny.state_dict().items()), "the base bundle was modified"
+    applied = dict(edit.apply(tiny).named_parameters())
+    outside = [k for k, v in tiny.named_parameters() if k not in allowed and not torch.equal(v, applied[k])]
+    assert not outside
+
+
+def test_esd_pool_source_runs(tiny):
+    edit = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", z_source="pool", lr=1e-2),
+                                     Run(progress=False))
+    assert changed(tiny, edit)
+
+
+def test_ca_noise_mode_differs_from_model_mode(tiny):
+    a = registry.get("ca").erase(tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2),
+                                 Run(progress=False))
+    b = registry.get("ca").erase(tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2, mode="noise"),
+                                 Run(progress=False))
+    assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+
+
+# ---- UCE / TIME -------------------------------------------------------------------------------------------
+def _uce(tiny, concepts, **values):
+    return registry.get("uce").erase(tiny, concepts, config("uce", **values), Run(progress=False))
+
+
+@pytest.fixture(scope="module")
+def mini():
+    from erasekit.core.bundle import load_bundle
+
+    return load_bundle("mini", device="cpu")
+
+
+def test_uce_maps_erased_to_target_and_keeps_preserved(mini):
+    """On the miniature's trained text encoder (a random one makes all prompts' embeddings nearly collinear)."""
+    edit = _uce(mini, ConceptSet(["circle"], ["star", "heart"], target="square"), mode="edit")
+    assert set(edit.tensors) == set(projections(mini))
+    C_e, C_t = aligned(mini, "circle", "square")
+    for name, proj in projections(mini).items():
+        W0, W = proj.weight.double(), edit.tensors[name].double()
+        moved = (C_e @ W.T - C_t @ W0.T).norm() / (C_e @ W0.T - C_t @ W0.T).norm()
+        assert moved < 0.05, f"{name}: erased keys/values only {1 - moved:.0%} of the way to the target's"
+        for p in ("star", "heart"):
+            C_p = aligned(mini, p, p)[0]
+            drift = (C_p @ W.T - C_p @ W0.T).norm() / (C_p @ W0.T).norm()
+            assert drift < 0.05, f"{name}: preserved {p!r} moved by {drift:.1%}"
+
+
+def test_uce_solution_is_the_minimiser(tiny):
+    """The gradient of Eq. 5 vanishes at the solved W (so the Cholesky solve is the closed form)."""
+    from erasekit.methods.uce import solve
+
+    torch.manual_seed(0)
+    W0 = torch.randn(6, 5, dtype=torch.float64)
+    C, T, P = (torch.randn(4, 5, dtype=torch.float64) for _ in range(3))
+    W = solve(W0, [(C, T @ W0.T)], [P], lamb=0.3).requires_grad_(True)
+    loss = ((C @ W.T - T @ W0.T) ** 2).sum() + ((P @ W.T - P @ W0.T) ** 2).sum() + 0.3 * ((W - W0) ** 2).sum()
+    loss.backward()
+    assert W.grad.abs().max() < 1e-9
+
+
+def test_time_has_no_preservation_set(tiny):
+    with pytest.raises(ErasekitError, match="no preservation set"):
+        registry.get("time").erase(tiny, ConceptSet(["cat"], ["dog"]), config("time"), Run(progress=False))
+    edit = registry.get("time").erase(tiny, ConceptSet(["cat"]), config("time"), Run(progress=False))
+    assert set(edit.tensors) == set(projections(tiny))
+
+
+def test_uce_edit_needs_a_target(tiny):
+    with pytest.raises(ErasekitError, match="--target"):
+        _uce(tiny, ConceptSet(["cat"]), mode="edit")
+
+
+def test_uce_debias_moves_alpha_toward_the_underrepresented(tiny):
+    calls = []
+
+    def scorer(images):  # every image judged as attribute 0: α_0 must fall, the others rise
+        calls.append(len(images))
+        probs = torch.zeros(len(images), 3)
+        probs[:, 0] = 1
+        return probs
+
+    edit = registry.get("uce").erase(
+        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue", "green"),
+                                          debias_rounds=3, debias_samples=2, steps=2),
+        Run(progress=False, scorer=scorer))
+    assert len(calls) == 3
+    alpha = edit.metrics["debias_alpha"]
+    assert alpha["red"] == pytest.approx(1 / 3)  # every round is equally bad: the first α is kept
+    with pytest.raises(ErasekitError, match="scorer"):
+        _uce(tiny, ConceptSet(["cat"]), mode="debias", attributes=("red", "blue"))
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------
+def test_resume_after_interruption_matches_uninterrupted(tiny, tmp_path, monkeypatch):
+    import erasekit.methods.loop as loop
+
+    spec, cs = registry.get("esd"), ConceptSet(["a cat"])
+    cfg = config("esd", iterations=4, checkpoint_every=2, lr=1e-2)
+    whole = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "whole", progress=False))
+
+    real_save = loop.save_checkpoint
+
+    def save_then_die(path, modules, opt, step, meta=None):
+        real_save(path, modules, opt, step, meta)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", progress=False))
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 2
+    resumed = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", resume=True, progress=False))
+    for k in whole.tensors:
+        assert torch.equal(whole.tensors[k], resumed.tensors[k]), k
+    steps = [line.split(",")[0] for line in (tmp_path / "cut" / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == ["0", "1", "2", "3"]
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path):
+    p = torch.nn.Parameter(torch.ones(3))
+
+    def loss_fn(step):
+        return (p.sum() * (float("nan") if step == 3 else 1.0)), {}
+
+    with pytest.raises(ErasekitError, match=r"loss is nan at iteration 3.*last good checkpoint.*step 2"):
+        train("t", loss_fn, [p], 6, 0.1, Run(work=tmp_path, progress=False), checkpoint_every=2)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 2
+
+
+# ---- configs ----------------------------------------------------------------------------------------------
+def test_configs_refuse_bad_input(tmp_path):
+    spec = registry.get("esd")
+    with pytest.raises(ErasekitError, match="unknown method 'nope'"):
+        registry.get("nope")
+    with pytest.raises(ErasekitError, match="unknown option.*bogus"):
+        registry.build_config(spec, overrides=["bogus=1"])
+    with pytest.raises(ErasekitError, match="learning rate"):
+        registry.build_config(spec, overrides=["lr=-1"])
+    with pytest.raises(ErasekitError, match="lr of esd is nan"):
+        registry.build_config(spec, overrides=["lr=nan"])
+    with pytest.raises(ErasekitError, match="expected an integer"):
+        registry.build_config(spec, overrides=["iterations=many"])
+    with pytest.raises(ErasekitError, match="unknown ESD variant"):
+        registry.build_config(spec, overrides=["group=esd-z"])
+    (tmp_path / "c.yaml").write_text("iterations: 7\nnegative_guidance: 2\n")
+    cfg = registry.build_config(spec, tmp_path / "c.yaml", ["negative_guidance=3"])
+    assert (cfg.iterations, cfg.negative_guidance, cfg.lr) == (7, 3.0, 1e-5)
+    (tmp_path / "bad.yaml").write_text("[1, 2")
+    with pytest.raises(ErasekitError, match="corrupt config file"):
+        registry.build_config(spec, tmp_path / "bad.yaml")
+    assert registry.build_config(spec, arch="mini").iterations == spec.mini["iterations"] != 1000
+    with pytest.raises(ErasekitError, match="empty concept list"):
+        ConceptSet([" ", ""])
+    with pytest.raises(ErasekitError, match="both erased and preserved"):
+        ConceptSet(["cat"], ["cat"])
