@@ -54,7 +54,7 @@ class ESDConfig(LoopConfig):
             raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
 
 
-MINI = {"iterations": 120, "lr": 2e-4, "batch": 8, "ddim_steps": 25, "negative_guidance": 1.0,
+MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "negative_guidance": 1.0,
         "templates": ("{}", "a {}")}
 
 

@@ -43,7 +43,7 @@ class TargetConfig(LoopConfig):
             raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
 
 
-MINI = {"iterations": 120, "lr": 2e-4, "batch": 8, "ddim_steps": 25, "templates": ("{}", "a {}")}
+MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}")}
 
 
 @register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",

@@ -1,0 +1,187 @@
+"""Erasure methods on the miniature, at their default (miniature) configs, scored by the world judge.
+
+    .venv/bin/python benchmarks/erase_world.py [--methods esd,target,ca,uce] [--n 16] [--out bench/erase-world]
+
+- single concept: erase each of the 10 objects in turn and keep the other nine: ESR-1/5 of the erased object,
+  PSR-1/5 of the kept nine (and PSR-1 as a share of the base model's), the judge-feature Fréchet distance (FJD)
+  on the general prompt set, and the method's wall time per concept;
+- five concepts at once on the seeds' four 5+5 splits: ESR-1/5 and PSR-1/5, mean ± std over the splits;
+- UCE edit circle -> square and UCE debias of the biased object over four colours.
+
+Only UCE receives the kept objects as its preservation set P (its paper's setup); the fine-tuning methods get the
+erased concepts alone. Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from erasekit.cli import quiet_libraries
+from erasekit.core.bundle import load_bundle
+from erasekit.core.files import write_text
+from erasekit.eval.judges import world_judge
+from erasekit.eval.metrics import splits_for
+from erasekit.eval.suites import SuiteRun, evaluate
+from erasekit.methods import registry
+from erasekit.methods.concepts import ConceptSet
+from erasekit.methods.loop import Run
+from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT
+from erasekit.world.render import OBJECTS
+
+DEBIAS_COLOURS = (BIAS_COLOUR, "red", "blue", "green")
+
+
+class Bench:
+    def __init__(self, out: Path, n: int, general_n: int):
+        self.out, self.file = out, out / "results.json"
+        self.results = json.loads(self.file.read_text()) if self.file.exists() else {}
+        self.base = load_bundle("mini", device="cpu")
+        self.judge = world_judge()
+        self.run = SuiteRun(n=n)
+        self.general = SuiteRun(n=general_n)
+
+    def cached(self, key: str, fn):
+        if key not in self.results:
+            self.results[key] = fn()
+            write_text(self.file, json.dumps(self.results, indent=1, sort_keys=True))
+        return self.results[key]
+
+    def erase(self, method: str, concepts: ConceptSet, **values):
+        spec = registry.get(method)
+        config = registry.build_config(spec, values=values, arch="mini")
+        start = time.perf_counter()
+        edit = spec.erase(self.base, concepts, config, Run(progress=False))
+        return edit.apply(self.base), time.perf_counter() - start, edit
+
+    def objects(self, bundle, erased):
+        result, _ = evaluate(bundle, "world-objects", self.run, erased, judge=self.judge)
+        return result["metrics"], result["per_concept"]
+
+    def fjd(self, bundle):
+        return evaluate(bundle, "world-general", self.general, judge=self.judge)[0]["metrics"]["fjd"]
+
+    def erasure(self, method: str, erased: list[str]) -> dict:
+        kept = [o for o in OBJECTS if o not in erased]
+        bundle, seconds, _ = self.erase(method, ConceptSet(erased, kept if method == "uce" else []))
+        metrics, _ = self.objects(bundle, erased)
+        return {**{k: metrics[k] for k in ("esr@1", "esr@5", "psr@1", "psr@5")}, "fjd": self.fjd(bundle),
+                "seconds": seconds}
+
+
+def base_figures(bench: Bench) -> dict:
+    out = {}
+    for o in OBJECTS:
+        m, _ = bench.objects(bench.base, [o])
+        out[o] = {"psr@1": m["psr@1"], "psr@5": m["psr@5"], "esr@1": m["esr@1"]}
+    for i, (erased, _) in enumerate(splits_for(OBJECTS)):
+        m, _ = bench.objects(bench.base, list(erased))
+        out[f"split{i + 1}"] = {"psr@1": m["psr@1"], "psr@5": m["psr@5"], "esr@1": m["esr@1"]}
+    out["fjd"] = bench.fjd(bench.base)
+    return out
+
+
+def uce_edit(bench: Bench) -> dict:
+    bundle, seconds, _ = bench.erase("uce", ConceptSet(["circle"], [o for o in OBJECTS if o not in ("circle",
+                                                                                             "square")],
+                                                       target="square"), mode="edit")
+    result, _ = evaluate(bundle, "world-objects", bench.run, [], judge=bench.judge)
+    scores = bench.judge.score(bundle.generate(["a circle"] * bench.run.n, list(range(bench.run.n))))
+    base_result, _ = evaluate(bench.base, "world-objects", bench.run, [], judge=bench.judge)
+    others = [o for o in OBJECTS if o not in ("circle", "square")]
+    kept = np.mean([result["per_concept"][o]["acc@1"] for o in others])
+    base_kept = np.mean([base_result["per_concept"][o]["acc@1"] for o in others])
+    return {"circle_as_square": float(np.mean([s == "square" for s in scores.top1("object")]) * 100),
+            "others_psr@1": float(kept), "others_psr@1_of_base": float(kept / base_kept * 100), "seconds": seconds}
+
+
+def uce_debias(bench: Bench) -> dict:
+    from erasekit.world.render import COLOUR_NAMES
+
+    cols = [COLOUR_NAMES.index(c) for c in DEBIAS_COLOURS]
+    scorer = lambda images: bench.judge.score(images).colour[:, cols]  # noqa: E731
+    spec = registry.get("uce")
+    config = registry.build_config(spec, values={"mode": "debias", "attributes": DEBIAS_COLOURS}, arch="mini")
+    concepts = ConceptSet([BIASED_OBJECT])
+    start = time.perf_counter()
+    edit = spec.erase(bench.base, concepts, config, Run(progress=False, scorer=scorer))
+    seconds = time.perf_counter() - start
+    seeds = list(range(64))  # evaluation seeds: disjoint from the 10,000+ seeds debias judged
+
+    def majority(bundle):
+        colours = bench.judge.score(bundle.generate([f"a {BIASED_OBJECT}"] * len(seeds), seeds)).top1("colour")
+        return max(np.mean([c == k for c in colours]) for k in COLOUR_NAMES) * 100
+
+    def coloured(bundle):
+        right = []
+        for c in DEBIAS_COLOURS:
+            got = bench.judge.score(bundle.generate([f"a {c} {BIASED_OBJECT}"] * 16, seeds[:16])).top1("colour")
+            right += [g == c for g in got]
+        return float(np.mean(right) * 100)
+
+    edited = edit.apply(bench.base)
+    return {"majority_before": majority(bench.base), "majority_after": majority(edited),
+            "coloured_before": coloured(bench.base), "coloured_after": coloured(edited),
+            "alpha": edit.metrics["debias_alpha"], "seconds": seconds}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default="esd,target,ca,uce")
+    ap.add_argument("--n", type=int, default=16, help="images per object prompt")
+    ap.add_argument("--general-n", type=int, default=4, help="images per general prompt (FJD)")
+    ap.add_argument("--out", default="bench/erase-world")
+    args = ap.parse_args()
+    quiet_libraries()
+    torch.manual_seed(0)
+    bench = Bench(Path(args.out), args.n, args.general_n)
+    base = bench.cached("base", lambda: base_figures(bench))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    table = []
+    for method in methods:
+        single = [bench.cached(f"{method}/single/{o}", lambda o=o: bench.erasure(method, [o])) for o in OBJECTS]
+        splits = [bench.cached(f"{method}/split{i + 1}", lambda e=e: bench.erasure(method, list(e)))
+                  for i, (e, _) in enumerate(splits_for(OBJECTS))]
+        table.append((method, single, splits))
+    print_table(base, table)
+    if "uce" in methods:
+        edit = bench.cached("uce/edit", lambda: uce_edit(bench))
+        debias = bench.cached("uce/debias", lambda: uce_debias(bench))
+        print(f"\nUCE edit circle -> square: 'a circle' judged square {edit['circle_as_square']:.1f}% (bar >= 80); "
+              f"other eight objects PSR-1 {edit['others_psr@1']:.1f} = {edit['others_psr@1_of_base']:.1f}% of base "
+              f"(bar >= 90); {edit['seconds']:.2f} s")
+        print(f"UCE debias '{BIASED_OBJECT}' over {', '.join(DEBIAS_COLOURS)}: majority colour "
+              f"{debias['majority_before']:.1f}% -> {debias['majority_after']:.1f}% (bar <= 40); coloured prompts "
+              f"correct {debias['coloured_before']:.1f}% -> {debias['coloured_after']:.1f}% (bar >= 80); "
+              f"{debias['seconds']:.1f} s; alpha {json.dumps({k: round(v, 3) for k, v in debias['alpha'].items()})}")
+
+
+def print_table(base: dict, table) -> None:
+    base_psr1 = np.mean([base[o]["psr@1"] for o in OBJECTS])
+    print(f"base miniature: mean PSR-1 {base_psr1:.1f}, mean ESR-1 {np.mean([base[o]['esr@1'] for o in OBJECTS]):.1f}"
+          f", general-set FJD {base['fjd']:.2f}")
+    print("\nsingle concept (each of the 10 objects; mean over them)")
+    print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-1 % of base | PSR-5 | FJD general | s / concept | bars |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for method, single, _ in table:
+        m = {k: np.mean([r[k] for r in single]) for k in single[0]}
+        of_base = m["psr@1"] / base_psr1 * 100
+        ok = "pass" if m["esr@1"] >= 90 and of_base >= 80 else "FAIL"
+        print(f"| {method} | {m['esr@1']:.1f} | {m['esr@5']:.1f} | {m['psr@1']:.1f} | {of_base:.1f} | "
+              f"{m['psr@5']:.1f} | {m['fjd']:.2f} | {m['seconds']:.1f} | {ok} |")
+    print("\nfive concepts at once (the seeds' four 5+5 splits; mean ± std over splits)")
+    print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-5 | FJD general | s / split |")
+    print("|---|---|---|---|---|---|---|")
+    for method, _, splits in table:
+        f = lambda k: f"{np.mean([r[k] for r in splits]):.1f} ± {np.std([r[k] for r in splits]):.1f}"  # noqa: E731
+        print(f"| {method} | {f('esr@1')} | {f('esr@5')} | {f('psr@1')} | {f('psr@5')} | {f('fjd')} | "
+              f"{np.mean([r['seconds'] for r in splits]):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
