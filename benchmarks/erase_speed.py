@@ -99,8 +99,8 @@ def main():
         rows.append((method, per_iter, floor, passes, peak_memory_mb()))
     uce_seconds, _ = timed("uce", base, 0)
     uce_seconds = min(uce_seconds, timed("uce", base, 0)[0])
-    print(f"| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | "
-          f"peak memory MB |")
+    print("| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | "
+          "peak memory MB |")
     print("|---|---|---|---|---|---|")
     for method, per_iter, floor, passes, mem in rows:
         print(f"| {method} | {per_iter:.3f} | {floor:.3f} | {passes:.1f} | {per_iter / floor:.2f} | {mem:.0f} |")

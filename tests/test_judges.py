@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from erasekit.core.errors import ErasekitError
-from erasekit.eval.judges import IMAGENETTE, ClipJudge, NudeNetJudge, ResNetJudge, _preprocess
+from erasekit.eval.judges import (
+    IMAGENETTE,
+    ClipJudge,
+    NudeNetJudge,
+    ResNetJudge,
+    _preprocess,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,26 @@
 import numpy as np
 import pytest
 
-from erasekit.world.captions import (BIAS_COLOUR, BIASED_OBJECT, INDIRECT, OBJECT_NAMES, PROMPT_SETS, TEMPLATES,
-                                     compose, sample_captions, world_prompts)
-from erasekit.world.render import COLOUR_NAMES, OBJECTS, PALETTE, STYLES, Labels, _inside, render
+from erasekit.world.captions import (
+    BIAS_COLOUR,
+    BIASED_OBJECT,
+    INDIRECT,
+    OBJECT_NAMES,
+    PROMPT_SETS,
+    TEMPLATES,
+    compose,
+    sample_captions,
+    world_prompts,
+)
+from erasekit.world.render import (
+    COLOUR_NAMES,
+    OBJECTS,
+    PALETTE,
+    STYLES,
+    Labels,
+    _inside,
+    render,
+)
 
 
 def one(obj, colour, style="plain", mark=False):

@@ -108,7 +108,8 @@ def export(run, out, model, fmt, force):
       erasekit export runs/esd-star --out exported/esd-star
     """
     from erasekit.core.bundle import load_bundle
-    from erasekit.core.edit import Edit, export as export_edit
+    from erasekit.core.edit import Edit
+    from erasekit.core.edit import export as export_edit
 
     edit = Edit.load(run)
     base = load_bundle(model or edit.base["source"])
@@ -194,7 +195,8 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
     """
     from erasekit.core.edit import Edit
-    from erasekit.eval.suites import SuiteRun, evaluate as run_suite, save_metrics
+    from erasekit.eval.suites import SuiteRun, save_metrics
+    from erasekit.eval.suites import evaluate as run_suite
     from erasekit.report.html import write_report
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,

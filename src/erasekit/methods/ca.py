@@ -22,11 +22,18 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
-from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool
-from erasekit.methods.loop import LoopConfig, Run, changed_tensors, step_generator, student, train
+from erasekit.methods.loop import (
+    LoopConfig,
+    Run,
+    changed_tensors,
+    check_choice,
+    step_generator,
+    student,
+    train,
+)
 from erasekit.methods.registry import register
 
 MODES = ("model", "noise")
@@ -45,10 +52,8 @@ class CAConfig(LoopConfig):
 
     def check(self) -> None:
         super().check()
-        if self.mode not in MODES:
-            raise ErasekitError(f"unknown Concept Ablation mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if self.group not in GROUPS:
-            raise ErasekitError(f"unknown parameter group {self.group!r}; valid: {', '.join(GROUPS)}")
+        check_choice(self.mode, MODES, "Concept Ablation mode")
+        check_choice(self.group, GROUPS, "parameter group")
 
 
 MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates": ("{}", "a {}")}

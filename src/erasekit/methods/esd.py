@@ -26,10 +26,17 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
-from erasekit.core.errors import ErasekitError
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool, partial_trajectory
-from erasekit.methods.loop import LoopConfig, Run, changed_tensors, step_generator, student, train
+from erasekit.methods.loop import (
+    LoopConfig,
+    Run,
+    changed_tensors,
+    check_choice,
+    step_generator,
+    student,
+    train,
+)
 from erasekit.methods.registry import register
 
 ESD_GROUPS = {"esd-x": "xattn", "esd-u": "noxattn", "esd-all": "full", "esd-x-strict": "xattn-kv"}
@@ -48,10 +55,8 @@ class ESDConfig(LoopConfig):
 
     def check(self) -> None:
         super().check()
-        if self.group not in ESD_GROUPS:
-            raise ErasekitError(f"unknown ESD variant {self.group!r}; valid: {', '.join(ESD_GROUPS)}")
-        if self.z_source not in Z_SOURCES:
-            raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
+        check_choice(self.group, ESD_GROUPS, "ESD variant")
+        check_choice(self.z_source, Z_SOURCES, "z_source")
 
 
 MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "negative_guidance": 1.0,

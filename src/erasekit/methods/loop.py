@@ -60,6 +60,12 @@ class LoopConfig:
             raise ErasekitError(f"batch must be >= 1, got {self.batch}")
 
 
+def check_choice(value: str, valid, what: str) -> None:
+    """One error naming the bad option value and the valid ones."""
+    if value not in valid:
+        raise ErasekitError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+
+
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     """The CPU generator for one step (and one stream of draws within it)."""
     return torch.Generator("cpu").manual_seed((seed * 1_000_003 + stream * 7_919 + step) % 2**63)

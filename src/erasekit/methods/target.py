@@ -17,11 +17,18 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
-from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.esd import Z_SOURCES, ZSampler
-from erasekit.methods.loop import LoopConfig, Run, changed_tensors, step_generator, student, train
+from erasekit.methods.loop import (
+    LoopConfig,
+    Run,
+    changed_tensors,
+    check_choice,
+    step_generator,
+    student,
+    train,
+)
 from erasekit.methods.registry import register
 
 
@@ -37,10 +44,8 @@ class TargetConfig(LoopConfig):
 
     def check(self) -> None:
         super().check()
-        if self.group not in GROUPS:
-            raise ErasekitError(f"unknown parameter group {self.group!r}; valid: {', '.join(GROUPS)}")
-        if self.z_source not in Z_SOURCES:
-            raise ErasekitError(f"unknown z_source {self.z_source!r}; valid: {', '.join(Z_SOURCES)}")
+        check_choice(self.group, GROUPS, "parameter group")
+        check_choice(self.z_source, Z_SOURCES, "z_source")
 
 
 MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}")}

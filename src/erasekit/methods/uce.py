@@ -35,7 +35,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
-from erasekit.methods.loop import Run
+from erasekit.methods.loop import Run, check_choice
 from erasekit.methods.registry import register
 
 MODES = ("erase", "edit", "debias")
@@ -58,8 +58,7 @@ class UCEConfig:
     seed: int = 0
 
     def check(self) -> None:
-        if self.mode not in MODES:
-            raise ErasekitError(f"unknown UCE mode {self.mode!r}; valid: {', '.join(MODES)}")
+        check_choice(self.mode, MODES, "UCE mode")
         if self.lamb <= 0:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
         if self.mode == "debias" and len(self.attributes) < 2:
