@@ -20,6 +20,7 @@ from erasekit.report.plots import loss_curve
 from erasekit.world.render import OBJECTS
 
 METHODS = ("esd", "uce")
+GENERAL_N = 2  # images per general-set prompt (100 prompts) for the FJD
 
 
 def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: bool = False, echo=print,
@@ -29,12 +30,12 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
         raise ErasekitError(f"unknown concept {concept!r} for the demo; choose an object: {', '.join(OBJECTS)}")
     out = Path(out)
     base = load_bundle("mini")
-    run = SuiteRun(n=n)
+    run, general_run = SuiteRun(n=n), SuiteRun(n=GENERAL_N)
     rows = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         echo(f"evaluating the base miniature ({n} images per prompt)")
         base_obj, base_images = evaluate(base, "world-objects", run, [concept])
-        base_gen, _ = evaluate(base, "world-general", run)
+        base_gen, _ = evaluate(base, "world-general", general_run)
         rows.append(("base", base_obj["metrics"], base_gen["metrics"], None))
         for name in METHODS:
             spec = registry.get(name)
@@ -48,7 +49,7 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
             edit.save(tmp / name, files=(tmp / f".{name}.partial" / LOSS_LOG,))
             edited = edit.apply(base)
             result, images = evaluate(edited, "world-objects", run, [concept], base_images=base_images["edited"])
-            general, _ = evaluate(edited, "world-general", run)
+            general, _ = evaluate(edited, "world-general", general_run)
             result["metrics"]["fjd_general"] = general["metrics"]["fjd"]
             result["base_metrics"] = base_obj["metrics"]
             report = tmp / f"{name}-eval"
