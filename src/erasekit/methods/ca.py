@@ -28,8 +28,8 @@ from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import (
     LoopConfig,
     Run,
-    changed_tensors,
     check_choice,
+    finish,
     step_generator,
     student,
     train,
@@ -88,6 +88,4 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run
 
     rows = train("ca", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
                  config.checkpoint_every)
-    edit = Edit.from_changes(bundle, changed_tensors(params), "ca", config, concepts.as_dict())
-    edit.metrics["final_loss"] = float(rows[-1]["loss"])
-    return edit
+    return finish("ca", bundle, params, config, concepts.as_dict(), rows)

@@ -31,8 +31,8 @@ from erasekit.methods.latents import LatentPool, partial_trajectory
 from erasekit.methods.loop import (
     LoopConfig,
     Run,
-    changed_tensors,
     check_choice,
+    finish,
     step_generator,
     student,
     train,
@@ -108,6 +108,4 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Ru
 
     rows = train("esd", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
                  config.checkpoint_every)
-    edit = Edit.from_changes(bundle, changed_tensors(params), "esd", config, concepts.as_dict())
-    edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
-    return edit
+    return finish("esd", bundle, params, config, concepts.as_dict(), rows)

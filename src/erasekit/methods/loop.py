@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.checkpoint import exists, load_checkpoint, save_checkpoint
+from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
 from erasekit.core.targets import select
@@ -142,3 +143,11 @@ def start_of(ckpt: Path) -> int:
     import json
 
     return json.loads(ckpt.with_suffix(".json").read_text())["step"]
+
+
+def finish(method: str, bundle: Bundle, params: dict[str, torch.nn.Parameter], config, concepts: dict,
+           rows: list[dict]) -> Edit:
+    """The Edit of a fine-tuning run: the trained parameters, and the last loss among its metrics."""
+    edit = Edit.from_changes(bundle, changed_tensors(params), method, config, concepts)
+    edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
+    return edit

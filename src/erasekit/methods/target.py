@@ -23,8 +23,8 @@ from erasekit.methods.esd import Z_SOURCES, ZSampler
 from erasekit.methods.loop import (
     LoopConfig,
     Run,
-    changed_tensors,
     check_choice,
+    finish,
     step_generator,
     student,
     train,
@@ -80,6 +80,4 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
 
     rows = train("target", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
                  config.checkpoint_every)
-    edit = Edit.from_changes(bundle, changed_tensors(params), "target", config, concepts.as_dict())
-    edit.metrics["final_loss"] = float(rows[-1]["loss"])
-    return edit
+    return finish("target", bundle, params, config, concepts.as_dict(), rows)
