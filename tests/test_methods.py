@@ -113,19 +113,24 @@ def test_uce_edit_needs_a_target(tiny):
 def test_uce_debias_moves_alpha_toward_the_underrepresented(tiny):
     calls = []
 
-    def scorer(images):  # every image judged as attribute 0: α_0 must fall, the others rise
+    def scorer(images):  # round 1: every image is attribute 0; round 2: an equal share each (the goal)
         calls.append(len(images))
         probs = torch.zeros(len(images), 3)
-        probs[:, 0] = 1
+        if len(calls) == 1:
+            probs[:, 0] = 1
+        else:
+            probs[torch.arange(len(images)), torch.arange(len(images)) % 3] = 1
         return probs
 
     edit = registry.get("uce").erase(
         tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue", "green"),
-                                          debias_rounds=3, debias_samples=2, steps=2),
+                                          debias_rounds=5, debias_samples=3, steps=2),
         Run(progress=False, scorer=scorer))
-    assert len(calls) == 3
-    alpha = edit.metrics["debias_alpha"]
-    assert alpha["red"] == pytest.approx(1 / 3)  # every round is equally bad: the first α is kept
+    assert len(calls) == 2, "debias should stop once the shares are equal"
+    alpha = edit.metrics["debias_alpha"]  # α_t += 1 * (1/3 − share_t) after round 1
+    assert alpha["red"] == pytest.approx(1 / 3 + (1 / 3 - 1))
+    assert alpha["blue"] == pytest.approx(alpha["green"]) == pytest.approx(2 / 3)
+    assert edit.metrics["debias_shares"]["red"] == pytest.approx(1 / 3)
     with pytest.raises(ErasekitError, match="scorer"):
         _uce(tiny, ConceptSet(["cat"]), mode="debias", attributes=("red", "blue"))
 

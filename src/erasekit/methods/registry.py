@@ -77,7 +77,7 @@ def _convert(value, kind, key: str):
     if origin in (tuple, list) or kind in (tuple, list):
         items = value if isinstance(value, (list, tuple)) else [v.strip() for v in str(value).split(",") if v.strip()]
         return tuple(items)
-    return value if value is None else str(value) if not isinstance(value, (int, float)) else value
+    return value
 
 
 def build_config(method: Method, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
