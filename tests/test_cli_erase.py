@@ -27,6 +27,17 @@ def test_erase_writes_an_edit_with_its_loss_log(tmp_path):
     assert again.exit_code == 2 and "already exists" in again.output
 
 
+def test_erase_with_ap_on_the_miniature_searches_its_lexicon(tmp_path):
+    out = tmp_path / "ap-star"
+    result = run("erase", "--method", "ap", "--erase", "star", "--out", str(out), *FAST, "--set", "batch=2")
+    assert result.exit_code == 0, result.output
+    edit = Edit.load(out)
+    assert edit.config["vocab"] == "world" and edit.config["gumbel_hard"] is True
+    searched = {w for w, _ in edit.metrics["searched"]["star"]}
+    assert len(searched) == 3 and not searched & {"star", "starburst"}
+    assert "top3" in (out / "loss.csv").read_text().splitlines()[0]
+
+
 def test_erase_with_uce_edit_and_a_yaml_config(tmp_path):
     (tmp_path / "uce.yaml").write_text("mode: edit\nlamb: 0.2\n")
     out = tmp_path / "uce"

@@ -226,11 +226,13 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     if base_result is not None:
         result["base_metrics"] = base_result["metrics"]
     path = save_metrics(result, out)
-    from erasekit.report.plots import loss_curve
+    from erasekit.report.plots import loss_curve, search_curve
 
     plots = [("concept graph", Path(out) / "graph.png")]
     if edit is not None and loss_curve(Path(edit) / "loss.csv", Path(out) / "loss.png"):
         plots.append(("training loss", Path(out) / "loss.png"))
+    if edit is not None and search_curve(Path(edit) / "loss.csv", Path(out) / "search.png"):
+        plots.append(("the searched concept over iterations (AP/AGE)", Path(out) / "search.png"))
     write_report(out, result, images, base=base_result, extra_plots=plots)
     click.echo(f"wrote {path} and {Path(out) / 'report.html'}")
     for name, value in sorted(result["metrics"].items()):

@@ -69,21 +69,32 @@ class ZSampler:
     def __init__(self, model: Bundle, base: Bundle, conds: torch.Tensor, uncond: torch.Tensor, config):
         self.model, self.conds, self.uncond, self.config = model, conds, uncond, config
         self.pools = None
-        if config.z_source == "pool":
+        if getattr(config, "z_source", "trajectory") == "pool":
             self.pools = [LatentPool(base, c[None], config.pool_size, seed=config.seed) for c in conds]
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(z_t, t, index of the erased prompt)."""
+    def draw(self, step: int) -> tuple[int, int, list[int]]:
+        """The step's random choices: (index of the erased prompt, trajectory stop, initial-noise seeds)."""
         cfg = self.config
         gen = step_generator(cfg.seed, step)
         k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
-        if self.pools is not None:
-            z, t, _ = self.pools[k].draw(gen, cfg.batch)
-            return z, t, k
         stop_at = int(torch.randint(0, cfg.ddim_steps, (1,), generator=gen))
         seeds = torch.randint(0, 2**31 - 1, (cfg.batch,), generator=gen).tolist()
-        z, t = partial_trajectory(self.model, self.conds[k][None], self.uncond, seeds, cfg.ddim_steps,
-                                  cfg.start_guidance, stop_at)
+        return k, stop_at, seeds
+
+    def trajectory(self, cond: torch.Tensor, stop_at: int, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_t of the model being edited, conditioned on `cond` (any prompt: AP/AGE's searched concept too)."""
+        return partial_trajectory(self.model, cond, self.uncond, seeds, self.config.ddim_steps,
+                                  self.config.start_guidance, stop_at)
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(z_t, t, index of the erased prompt)."""
+        if self.pools is not None:
+            gen = step_generator(self.config.seed, step)
+            k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
+            z, t, _ = self.pools[k].draw(gen, self.config.batch)
+            return z, t, k
+        k, stop_at, seeds = self.draw(step)
+        z, t = self.trajectory(self.conds[k][None], stop_at, seeds)
         return z, t, k
 
 

@@ -4,6 +4,8 @@
   with guidance, and stop after a random number of steps; z_t is the latent there and t the timestep the sampler
   would evaluate next (as the official diffusers version does; the original LDM script evaluated a DDPM timestep
   drawn from the *complementary* interval, a mismatch we do not copy).
+- `prediction_gap`: the squared distance between two noise predictions at the same z_t, in ε-space or in
+  x0-space (x̂0 = (z_t − sqrt(1 − ᾱ_t) ε) / sqrt(ᾱ_t), as the AP/AGE code compares them).
 - `LatentPool`: latents z_0 of images the base model generated once for a prompt, noised to a uniform t by the
   forward process (Concept Ablation's x_t; for ESD a cheaper, documented deviation).
 """
@@ -30,6 +32,19 @@ def partial_trajectory(bundle: Bundle, cond: torch.Tensor, uncond: torch.Tensor,
                       uncond=uncond.expand(b, -1, -1), stop_at=stop_at)
     t = ddim_timesteps(bundle, steps)[stop_at]
     return z, torch.full((b,), int(t), device=bundle.device, dtype=torch.long)
+
+
+SPACES = ("eps", "x0")
+
+
+def prediction_gap(bundle: Bundle, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, space: str) -> torch.Tensor:
+    """mean ||a − b||² in ε-space, or of the x̂0 the two predictions imply at z_t (the same z_t for both):
+    x̂0_a − x̂0_b = −sqrt((1 − ᾱ_t) / ᾱ_t) (a − b), so x0-space weights each sample by (1 − ᾱ_t) / ᾱ_t."""
+    sq = (a - b).float().pow(2)
+    if space == "x0":
+        alpha = bundle.scheduler.alphas_cumprod.to(sq.device)[t.long()].float().reshape(-1, 1, 1, 1)
+        sq = sq * (1 - alpha) / alpha
+    return sq.mean()
 
 
 class LatentPool:

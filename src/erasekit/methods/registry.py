@@ -38,7 +38,7 @@ def register(name: str, summary: str, config: type, paper: str = "", mini: dict 
 
 
 def _load_all() -> None:
-    from erasekit.methods import ca, esd, target, uce  # noqa: F401  (registration happens on import)
+    from erasekit.methods import age, ap, ca, esd, target, uce  # noqa: F401  (registration happens on import)
 
 
 def get(name: str) -> Method:

@@ -6,6 +6,11 @@ c_t is the target (the empty prompt by default), P the preserved concepts (the e
 the "neutral" preservation that AP's paper starts from). z_t comes from ESD's partial trajectory of the model
 being edited, conditioned on c_e (as the AP/AGE code does), or from a pool of noised images (`z_source="pool"`).
 The student's two predictions run as one batch, and so do the teacher's.
+
+`negative_guidance` η > 0 guides the target away from c_e, ε_θ(c_t) − η (ε_θ(c_e) − ε_θ(c_t)) (ESD's target
+around c_t; AP's official code does this). The paper's equation is η = 0, the default. The miniature's default
+is η = 1: its unconditional model draws objects (the empty prompt is not "nothing" there), so mapping c_e onto
+ε_θ(∅) alone leaves "a star" drawing stars in 88% of images (measured, 40 iterations).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from erasekit.methods.registry import register
 @dataclass
 class TargetConfig(LoopConfig):
     group: str = "xattn"
-    preserve_weight: float = 1.0  # λ
+    lam: float = 1.0  # λ
+    negative_guidance: float = 0.0  # η (0: Eq. 7 as written)
     ddim_steps: int = 50
     start_guidance: float = 3.0
     z_source: str = "trajectory"
@@ -48,7 +54,8 @@ class TargetConfig(LoopConfig):
         check_choice(self.z_source, Z_SOURCES, "z_source")
 
 
-MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}")}
+MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
+        "negative_guidance": 1.0}
 
 
 @register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
@@ -63,18 +70,21 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
         c_t = bundle.encode_prompts([t.format(concepts.target) if concepts.target else "" for t in config.templates])
         c_n = bundle.encode_prompts(expand(concepts.preserve, config.templates) or [""])
     sample_z = ZSampler(model, bundle, conds, uncond, config)
-    lam = config.preserve_weight
+    lam, eta = config.lam, config.negative_guidance
 
     def loss_fn(step: int):
         z_t, t, k = sample_z(step)
         b = len(z_t)
         j = int(torch.randint(0, len(c_n), (1,), generator=step_generator(config.seed, step, stream=1)))
-        target = c_t[k % len(c_t)][None].expand(b, -1, -1)
-        keep = c_n[j][None].expand(b, -1, -1)
-        z2, t2 = torch.cat([z_t, z_t]), torch.cat([t, t])
+        c_e = conds[k][None].expand(b, -1, -1)
+        z, ts, c = [z_t, z_t], [t, t], [c_t[k % len(c_t)][None].expand(b, -1, -1), c_n[j][None].expand(b, -1, -1)]
+        if eta:
+            z, ts, c = z + [z_t], ts + [t], c + [c_e]
         with torch.no_grad():
-            teacher_t, teacher_n = bundle.eps(z2, t2, torch.cat([target, keep])).chunk(2)
-        student_e, student_n = model.eps(z2, t2, torch.cat([conds[k][None].expand(b, -1, -1), keep])).chunk(2)
+            teacher_t, teacher_n, *teacher_e = bundle.eps(torch.cat(z), torch.cat(ts), torch.cat(c)).chunk(len(z))
+            if eta:
+                teacher_t = teacher_t - eta * (teacher_e[0] - teacher_t)
+        student_e, student_n = model.eps(torch.cat(z[:2]), torch.cat(ts[:2]), torch.cat([c_e, c[1]])).chunk(2)
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
         return l1 + lam * l2, {"l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}"}
 
