@@ -6,7 +6,11 @@
   PSR-1/5 of the kept nine (and PSR-1 as a share of the base model's), the judge-feature Fréchet distance (FJD)
   on the general prompt set, and the method's wall time per concept;
 - five concepts at once on the seeds' four 5+5 splits: ESR-1/5 and PSR-1/5, mean ± std over the splits;
-- UCE edit circle -> square and UCE debias of the biased object over four colours.
+- UCE edit circle -> square and UCE debias of the biased object over four colours;
+- with ap/age: the concept graph of erasing one object (--graph-object) under ESD, AP and AGE (graph.csv/png in
+  --out/graph-OBJECT/), the concepts each hurts most, what AP and AGE searched (mean π weight over the run's
+  top-3 logs) and Spearman's ρ between the search weight of each kept object (its names summed) and how much
+  ESD hurts it.
 
 Only UCE receives the kept objects as its preservation set P (its paper's setup); the fine-tuning methods get the
 erased concepts alone. Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
@@ -15,7 +19,9 @@ erased concepts alone. Every run's figures are cached in --out/results.json, so 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,13 +31,14 @@ import torch
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
+from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import world_judge
 from erasekit.eval.metrics import splits_for
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import Run
-from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT
+from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
 DEBIAS_COLOURS = (BIAS_COLOUR, "red", "blue", "green")
@@ -125,12 +132,79 @@ def uce_debias(bench: Bench) -> dict:
             "alpha": edit.metrics["debias_alpha"], "seconds": seconds}
 
 
+def search_weights(loss_csv: Path) -> dict[str, float]:
+    """Mean over the run's steps of the π weight each concept had in the logged top 3 (0 when absent)."""
+    with loss_csv.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("top3")]
+    total: dict[str, float] = {}
+    for r in rows:
+        for item in r["top3"].split(";"):
+            word, _, p = item.rpartition("=")
+            total[word] = total.get(word, 0.0) + float(p) / len(rows)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def concept_graphs(bench: Bench, obj: str, methods: list[str]) -> dict:
+    """Erase `obj` with each method (its default config), the concept graph of the three, and what AP/AGE searched."""
+    edited, searched = {}, {}
+    for method in methods:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = registry.get(method)
+            edit = spec.erase(bench.base, ConceptSet([obj]), registry.build_config(spec, arch="mini"),
+                              Run(work=Path(tmp), progress=False))
+            if method in ("ap", "age"):
+                searched[method] = search_weights(Path(tmp) / "loss.csv")
+        edited[method] = edit.apply(bench.base)
+    matrix = concept_graph(bench.base, edited, bench.judge, n=2 * bench.run.n)
+    save_graph(matrix, methods, list(OBJECTS), bench.out / f"graph-{obj}")
+    return {"delta": {m: dict(zip(OBJECTS, map(float, row))) for m, row in zip(methods, matrix)},
+            "searched": searched}
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    def ranks(x):
+        x = np.asarray(x, dtype=float)
+        order = x.argsort()
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for v in np.unique(x):
+            r[x == v] = r[x == v].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def print_graphs(obj: str, graphs: dict) -> None:
+    kept = [o for o in OBJECTS if o != obj]
+    print(f"\nconcept graph of erasing '{obj}' (δ = base − edited judge probability of c for 'a c', "
+          f"graph.csv/png in graph-{obj}/)")
+    print("| method | mean δ over the kept nine | hurt most (δ) | searched most (mean π in top 3) | "
+          "ρ(search weight, δ under ESD) |")
+    print("|---|---|---|---|---|")
+    esd = graphs["delta"].get("esd", {})
+    for method, delta in graphs["delta"].items():
+        hurt = sorted(kept, key=lambda c: -delta[c])[:3]
+        found = graphs["searched"].get(method)
+        top = ", ".join(f"{w} {p:.2f}" for w, p in list(found.items())[:4]) if found else "-"
+        rho = "-"
+        if found and esd:
+            weight = [sum(found.get(n, 0.0) for n in OBJECT_NAMES[c]) for c in kept]
+            rho = f"{spearman(weight, [esd[c] for c in kept]):.2f}"
+        print(f"| {method} | {np.mean([delta[c] for c in kept]):.3f} | "
+              f"{', '.join(f'{c} {delta[c]:.2f}' for c in hurt)} | {top} | {rho} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default="esd,target,ca,uce")
+    ap.add_argument("--methods", default="esd,target,ap,age,ca,uce")
     ap.add_argument("--n", type=int, default=8, help="images per object prompt")
     ap.add_argument("--general-n", type=int, default=1, help="images per general prompt (FJD)")
     ap.add_argument("--out", default="bench/erase-world")
+    ap.add_argument("--graph-object", default=OBJECTS[0], help="the erasure whose concept graph is compared")
     args = ap.parse_args()
     quiet_libraries()
     torch.manual_seed(0)
@@ -144,6 +218,11 @@ def main():
                   for i, (e, _) in enumerate(splits_for(OBJECTS))]
         table.append((method, single, splits))
     print_table(base, table)
+    if {"ap", "age"} & set(methods):
+        graph_methods = [m for m in ("esd", "ap", "age") if m == "esd" or m in methods]
+        key = f"graph/{args.graph_object}/{'+'.join(graph_methods)}"
+        print_graphs(args.graph_object, bench.cached(key, lambda: concept_graphs(bench, args.graph_object,
+                                                                                  graph_methods)))
     if "uce" in methods:
         edit = bench.cached("uce/edit", lambda: uce_edit(bench))
         debias = bench.cached("uce/debias", lambda: uce_debias(bench))
@@ -176,6 +255,18 @@ def print_table(base: dict, table) -> None:
         f = lambda k: f"{np.mean([r[k] for r in splits]):.1f} ± {np.std([r[k] for r in splits]):.1f}"  # noqa: E731
         print(f"| {method} | {f('esr@1')} | {f('esr@5')} | {f('psr@1')} | {f('psr@5')} | {f('fjd')} | "
               f"{np.mean([r['seconds'] for r in splits]):.1f} |")
+    methods = [m for m in ("age", "ap", "esd") if m in {t[0] for t in table}]
+    if len(methods) > 1:  # the seeds' claim: at comparable ESR-1 (within 3 points), PSR-1 ordered AGE >= AP >= ESD
+        by_name = {t[0]: t for t in table}
+        for part, idx in (("single concept", 1), ("5+5 splits", 2)):
+            esr = {m: np.mean([r["esr@1"] for r in by_name[m][idx]]) for m in methods}
+            psr = {m: np.mean([r["psr@1"] for r in by_name[m][idx]]) for m in methods}
+            spread = max(esr.values()) - min(esr.values())
+            order = sorted(methods, key=lambda m: -psr[m])
+            ranking = " >= ".join(f"{m} {psr[m]:.1f}" for m in order)
+            print(f"{part}: PSR-1 {ranking}; ESR-1 spread {spread:.1f} points "
+                  f"({'comparable' if spread <= 3 else 'not comparable'}); the claim AGE >= AP >= ESD "
+                  f"{'holds' if order == methods else 'does not hold'}")
 
 
 if __name__ == "__main__":

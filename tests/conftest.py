@@ -25,3 +25,31 @@ def tiny_single_file(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("single") / "tiny.safetensors"
     save_file(to_ldm_state_dict(tiny.unet, tiny.vae, tiny.text_encoder), str(path))
     return path
+
+
+@pytest.fixture
+def interrupted_and_resumed(tmp_path, monkeypatch):
+    """`go(erase)` with `erase(run) -> Edit` (config: checkpoint_every=2): the uninterrupted run's Edit, and the Edit
+    of a run killed right after its first checkpoint (step 2) and resumed with `resume=True`. Work folders:
+    tmp_path/whole and tmp_path/cut."""
+    import json
+
+    import erasekit.methods.loop as loop
+    from erasekit.methods.loop import Run
+
+    def go(erase):
+        whole = erase(Run(work=tmp_path / "whole", progress=False))
+        real_save = loop.save_checkpoint
+
+        def save_then_die(path, modules, opt, step, meta=None):
+            real_save(path, modules, opt, step, meta)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            erase(Run(work=tmp_path / "cut", progress=False))
+        monkeypatch.setattr(loop, "save_checkpoint", real_save)
+        assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 2
+        return whole, erase(Run(work=tmp_path / "cut", resume=True, progress=False))
+
+    return go

@@ -113,6 +113,8 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_pa
     key = "unet.conv_out.bias"
     Edit.from_changes(base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={},
                       concepts={"erase": ["star"]}).save(tmp_path / "run")
+    (tmp_path / "run" / "loss.csv").write_text("step,loss,erased,searched,top3\n" + "".join(
+        f"{i},0.1,star,moon,moon={0.4 + i / 100};ring=0.3;heart=0.1\n" for i in range(5)))
     result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--edit", str(tmp_path / "run"), "--suite",
                                        "world-objects", "--n", "1", "--steps", "2", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
@@ -120,6 +122,8 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_pa
     assert metrics["erased"] == ["star"] and "star" not in metrics["preserved"] and len(metrics["preserved"]) == 9
     assert {"suite", "model", "edit", "n_per_prompt", "metrics", "per_concept", "base_metrics"} <= set(metrics)
     assert metrics["metrics"]["pixel_distance"] > 0 and (tmp_path / "ev" / "report.html").exists()
+    assert (tmp_path / "ev" / "loss.png").exists() and (tmp_path / "ev" / "search.png").exists()
+    assert "searched concept over iterations" in (tmp_path / "ev" / "report.html").read_text()
 
 
 def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(tiny, tmp_path):

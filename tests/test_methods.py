@@ -136,25 +136,10 @@ def test_uce_debias_moves_alpha_toward_the_underrepresented(tiny):
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
-def test_resume_after_interruption_matches_uninterrupted(tiny, tmp_path, monkeypatch):
-    import erasekit.methods.loop as loop
-
+def test_resume_after_interruption_matches_uninterrupted(tiny, tmp_path, interrupted_and_resumed):
     spec, cs = registry.get("esd"), ConceptSet(["a cat"])
     cfg = config("esd", iterations=4, checkpoint_every=2, lr=1e-2)
-    whole = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "whole", progress=False))
-
-    real_save = loop.save_checkpoint
-
-    def save_then_die(path, modules, opt, step, meta=None):
-        real_save(path, modules, opt, step, meta)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", progress=False))
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
-    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 2
-    resumed = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", resume=True, progress=False))
+    whole, resumed = interrupted_and_resumed(lambda run: spec.erase(tiny, cs, cfg, run))
     for k in whole.tensors:
         assert torch.equal(whole.tensors[k], resumed.tensors[k]), k
     steps = [line.split(",")[0] for line in (tmp_path / "cut" / "loss.csv").read_text().splitlines()[1:]]

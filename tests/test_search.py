@@ -1,6 +1,5 @@
 """AP and AGE: the Gumbel-softmax, the concept vocabulary R, the ascent of π, and the methods on a tiny model."""
 
-import json
 
 import pytest
 import torch
@@ -144,24 +143,10 @@ def test_search_curve_skips_runs_that_searched_nothing(tmp_path):
     assert search_curve(tmp_path / "loss.csv", tmp_path / "s.png") is None and not (tmp_path / "s.png").exists()
 
 
-def test_ap_resume_matches_uninterrupted_including_the_search(tiny, vocab_file, tmp_path, monkeypatch):
-    import erasekit.methods.loop as loop
-
+def test_ap_resume_matches_uninterrupted_including_the_search(tiny, vocab_file, tmp_path, interrupted_and_resumed):
     spec, cs = registry.get("ap"), ConceptSet(["cat", "dog"])
     cfg = config("ap", vocab_file, iterations=4, checkpoint_every=2, lr=1e-2)
-    whole = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "whole", progress=False))
-    real_save = loop.save_checkpoint
-
-    def save_then_die(path, modules, opt, step, meta=None):
-        real_save(path, modules, opt, step, meta)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", progress=False))
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
-    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 2
-    resumed = spec.erase(tiny, cs, cfg, Run(work=tmp_path / "cut", resume=True, progress=False))
+    whole, resumed = interrupted_and_resumed(lambda run: spec.erase(tiny, cs, cfg, run))
     for k in whole.tensors:
         assert torch.equal(whole.tensors[k], resumed.tensors[k]), k
     assert whole.metrics["searched"] == resumed.metrics["searched"]

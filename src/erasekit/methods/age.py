@@ -29,17 +29,11 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
-from erasekit.methods.concepts import ConceptSet, expand
-from erasekit.methods.esd import ZSampler
+from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
-from erasekit.methods.loop import Run, finish, student, train
+from erasekit.methods.loop import Run
 from erasekit.methods.registry import register
-from erasekit.methods.search import (
-    SearchConfig,
-    build_search,
-    search_step,
-    searched_summary,
-)
+from erasekit.methods.search import SearchConfig, prepare, run_search
 
 
 @dataclass
@@ -61,12 +55,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
     if concepts.target or concepts.preserve:
         raise ErasekitError("age searches its target (and preserves it) in its vocabulary; --target and --preserve "
                             "are not used (put the concepts in the vocabulary file instead)")
-    model, params = student(bundle, config.group)
-    search = build_search(bundle, concepts.erase, config)
-    with torch.no_grad():
-        conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
-        uncond = bundle.encode_prompts([""])
-    sample_z = ZSampler(model, bundle, conds, uncond, config)
+    setup = prepare(bundle, concepts, config)
+    model, search, conds = setup.model, setup.search, setup.conds
     eta, lam = config.negative_guidance, config.lam
 
     def teacher(s, c_e, c_t):
@@ -78,7 +68,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
         return (e_te - eta * (e_e[0] - e_te) if eta else e_te), e_t
 
     def loss_fn(step: int):
-        s = search_step(sample_z, search, conds, step, config)
+        s = setup.step(step, config)
         b = len(s.z_e)
         c_e = conds[s.k][None].expand(b, -1, -1)
         with torch.no_grad():
@@ -98,11 +88,6 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
         s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_t])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_t, e_t, s.t, config.space)
-        return l1 + lam * l2, {"erased": concepts.erase[s.i], "l_erase": f"{l1.item():.6g}",
-                               "l_preserve": f"{l2.item():.6g}", **search.log(s.i)}
+        return l1 + lam * l2, setup.log(concepts, s, l1, l2)
 
-    rows = train("age", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state={"search": search})
-    edit = finish("age", bundle, params, config, concepts.as_dict(), rows)
-    edit.metrics["searched"] = searched_summary(search, concepts.erase)
-    return edit
+    return run_search("age", bundle, setup, loss_fn, config, concepts, run)

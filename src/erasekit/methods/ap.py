@@ -30,17 +30,11 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
-from erasekit.methods.concepts import ConceptSet, expand
-from erasekit.methods.esd import ZSampler
+from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
-from erasekit.methods.loop import Run, finish, student, train
+from erasekit.methods.loop import Run
 from erasekit.methods.registry import register
-from erasekit.methods.search import (
-    SearchConfig,
-    build_search,
-    search_step,
-    searched_summary,
-)
+from erasekit.methods.search import SearchConfig, prepare, run_search
 
 
 @dataclass
@@ -65,17 +59,14 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run
     if concepts.preserve:
         raise ErasekitError("ap searches what to preserve in its vocabulary; --preserve is not used (put the "
                             "concepts in the vocabulary file instead)")
-    model, params = student(bundle, config.group)
-    search = build_search(bundle, concepts.erase, config)
+    setup = prepare(bundle, concepts, config)
+    model, search, conds = setup.model, setup.search, setup.conds
     with torch.no_grad():
-        conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
-        uncond = bundle.encode_prompts([""])
         c_n = bundle.encode_prompts([concepts.target])
-    sample_z = ZSampler(model, bundle, conds, uncond, config)
     eta, lam = config.negative_guidance, config.lam
 
     def loss_fn(step: int):
-        s = search_step(sample_z, search, conds, step, config)
+        s = setup.step(step, config)
         b = len(s.z_e)
         # Algorithm 1: c_a ← argmax L2, by ascent on π
         search.climb(s.i, s.gen, config.pgd_steps,
@@ -92,11 +83,6 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run
         s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_a])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_a, e_a, s.t, config.space)  # preservation_gap, with the batch shared
-        return l1 + lam * l2, {"erased": concepts.erase[s.i], "l_erase": f"{l1.item():.6g}",
-                               "l_preserve": f"{l2.item():.6g}", **search.log(s.i)}
+        return l1 + lam * l2, setup.log(concepts, s, l1, l2)
 
-    rows = train("ap", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state={"search": search})
-    edit = finish("ap", bundle, params, config, concepts.as_dict(), rows)
-    edit.metrics["searched"] = searched_summary(search, concepts.erase)
-    return edit
+    return run_search("ap", bundle, setup, loss_fn, config, concepts, run)

@@ -22,10 +22,21 @@ from pathlib import Path
 import torch
 
 from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import GROUPS
+from erasekit.methods.concepts import expand
+from erasekit.methods.esd import ZSampler
 from erasekit.methods.latents import SPACES
-from erasekit.methods.loop import LoopConfig, check_choice, step_generator
+from erasekit.methods.loop import (
+    LoopConfig,
+    Run,
+    check_choice,
+    finish,
+    step_generator,
+    student,
+    train,
+)
 
 WORLD = "world"
 
@@ -266,6 +277,39 @@ def search_step(sample_z, search: ConceptSearch, conds: torch.Tensor, step: int,
     return SearchStep(k, i, z_e, z_s, t, gen)
 
 
-def searched_summary(search: ConceptSearch, erased: list[str]) -> dict:
-    """For the Edit's manifest: π's top 3 per erased concept at the end of the run."""
-    return {c: [[w, round(p, 4)] for w, p in search.top(i)] for i, c in enumerate(erased)}
+@dataclass
+class Setup:
+    """What AP and AGE build before their loop: the student, π, the erased prompts' conditioning and z_t source."""
+
+    model: Bundle
+    params: dict
+    search: ConceptSearch
+    conds: torch.Tensor
+    sample_z: object
+
+    def step(self, step: int, config: SearchConfig) -> SearchStep:
+        return search_step(self.sample_z, self.search, self.conds, step, config)
+
+    def log(self, concepts, s: SearchStep, l1: torch.Tensor, l2: torch.Tensor) -> dict:
+        """A step's log row: the erased concept, both terms, π's argmax and top 3."""
+        return {"erased": concepts.erase[s.i], "l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}",
+                **self.search.log(s.i)}
+
+
+def prepare(bundle: Bundle, concepts, config: SearchConfig) -> Setup:
+    model, params = student(bundle, config.group)
+    search = build_search(bundle, concepts.erase, config)
+    with torch.no_grad():
+        conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
+        uncond = bundle.encode_prompts([""])
+    return Setup(model, params, search, conds, ZSampler(model, bundle, conds, uncond, config))
+
+
+def run_search(name: str, bundle: Bundle, setup: Setup, loss_fn, config: SearchConfig, concepts, run: Run) -> Edit:
+    """The common loop with π checkpointed beside the model; the Edit keeps π's final top 3 per erased concept."""
+    rows = train(name, loss_fn, list(setup.params.values()), config.iterations, config.lr, run, config.grad_clip,
+                 config.checkpoint_every, state={"search": setup.search})
+    edit = finish(name, bundle, setup.params, config, concepts.as_dict(), rows)
+    edit.metrics["searched"] = {c: [[w, round(p, 4)] for w, p in setup.search.top(i)]
+                                for i, c in enumerate(concepts.erase)}
+    return edit
