@@ -8,8 +8,9 @@ size and what it was differentiated for, and replayed on the same modules in a b
 forward; plus a backward into the weights for the student's training passes; plus a backward into the
 conditioning alone for AP/AGE's ascent passes (those whose conditioning required grad: the searched concept).
 ratio = time per iteration / floor per iteration (target <= 1.25).
-The time per iteration is the difference between two runs of N1 and N2 iterations divided by N2 − N1, so the
-one-off setup (text encoding, anchor images, writing the Edit) is not counted. UCE is timed whole (target < 1 s).
+The time per iteration is the training loop's own wall time (the loop reports each step's start and end through
+`Run.clock`) over its iterations, so the one-off setup (text encoding, anchor images, writing the Edit) is not
+counted; the replayed calls are those made inside that window. UCE is timed whole (target < 1 s).
 Peak memory is the process's peak resident set (CPU) or torch's peak allocation (CUDA).
 """
 
@@ -46,7 +47,7 @@ class UNetCalls:
                     need = "input"
                 else:
                     need = "weights" if any(p.requires_grad for p in module.parameters()) else None
-                self.calls.append((module, sample.shape[0], need))
+                self.calls.append((module, sample.shape[0], need, time.perf_counter()))
 
         self.handle = torch.nn.modules.module.register_module_forward_hook(hook, with_kwargs=True)
         return self
@@ -74,15 +75,21 @@ def replay(calls, bundle) -> float:
 
 
 def timed(method: str, base, iterations: int):
+    """(whole run seconds, seconds per training iteration, the UNet calls made inside the training loop)."""
     spec = registry.get(method)
     config = registry.build_config(spec, values={"iterations": iterations} if method not in ("uce", "time") else {},
                                    arch="mini")
     concepts = ConceptSet(["star"], [o for o in OBJECTS if o != "star"] if method == "uce" else [])
+    clock: list = []
     with UNetCalls() as rec:
         start = time.perf_counter()
-        spec.erase(base, concepts, config, Run(progress=False))
+        spec.erase(base, concepts, config, Run(progress=False, clock=clock))
         seconds = time.perf_counter() - start
-    return seconds, rec.calls
+    if not clock:
+        return seconds, None, []
+    begin, end = clock[0][1], clock[-1][2]
+    calls = [(m, b, need) for m, b, need, at in rec.calls if begin <= at <= end]
+    return seconds, (end - begin) / len(clock), calls
 
 
 def peak_memory_mb() -> float:
@@ -94,25 +101,19 @@ def peak_memory_mb() -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="esd,target,ca,ap,age")
-    ap.add_argument("--iterations", type=int, default=12, help="N2 (N1 = N2 / 3)")
+    ap.add_argument("--iterations", type=int, default=12, help="training iterations timed per method")
     args = ap.parse_args()
     quiet_libraries()
     base = load_bundle("mini", device="cpu")
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        n2 = args.iterations
-        n1 = max(1, n2 // 3)
-        timed(method, base, n1)  # warm-up
-        t1, calls1 = timed(method, base, n1)
-        t2, calls2 = timed(method, base, n2)
-        per_iter = (t2 - t1) / (n2 - n1)
-        floor = replay(calls2[len(calls1):], base) / (n2 - n1)
-        passes = (len(calls2) - len(calls1)) / (n2 - n1)
+        timed(method, base, 2)  # warm-up
+        seconds, per_iter, calls = timed(method, base, args.iterations)
+        floor = replay(calls, base) / args.iterations
         default = registry.build_config(registry.get(method), arch="mini").iterations
-        per_concept = t1 + (default - n1) * per_iter  # the N1 run (setup included) extended to the default length
-        rows.append((method, per_iter, floor, passes, peak_memory_mb(), default, per_concept))
-    uce_seconds, _ = timed("uce", base, 0)
-    uce_seconds = min(uce_seconds, timed("uce", base, 0)[0])
+        per_concept = seconds + (default - args.iterations) * per_iter  # the measured run at the default length
+        rows.append((method, per_iter, floor, len(calls) / args.iterations, peak_memory_mb(), default, per_concept))
+    uce_seconds = min(timed("uce", base, 0)[0], timed("uce", base, 0)[0])
     print("| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | "
           "s / concept (mini default) | peak memory MB |")
     print("|---|---|---|---|---|---|---|")

@@ -5,7 +5,9 @@
 - single concept: erase each of the 10 objects in turn and keep the other nine: ESR-1/5 of the erased object,
   PSR-1/5 of the kept nine (and PSR-1 as a share of the base model's), the judge-feature Fréchet distance (FJD)
   on the general prompt set, and the method's wall time per concept;
-- five concepts at once on the seeds' four 5+5 splits: ESR-1/5 and PSR-1/5, mean ± std over the splits;
+- five concepts at once on the seeds' four 5+5 splits: ESR-1/5 and PSR-1/5, mean ± std over the splits (with
+  `--split-budget per-concept` every fine-tuning method gets 5x its default iterations, the single-concept budget
+  per erased concept);
 - UCE edit circle -> square and UCE debias of the biased object over four colours;
 - with ap/age: the concept graph of erasing one object (--graph-object) under ESD, AP and AGE (graph.csv/png in
   --out/graph-OBJECT/), the concepts each hurts most, what AP and AGE searched (mean π weight over the run's
@@ -13,7 +15,10 @@
   ESD hurts it.
 
 Only UCE receives the kept objects as its preservation set P (its paper's setup); the fine-tuning methods get the
-erased concepts alone. Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
+erased concepts alone. `uce:nearest` and `ca:nearest` give UCE its guide concept and Concept Ablation its anchor:
+the kept object nearest the (first) erased object in the text encoder's output space (the CA paper's anchors are
+such near concepts, "cat" for "grumpy cat"); plain `uce` and `ca` map onto the empty prompt. Every run's figures
+are cached in --out/results.json, so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import Run
+from erasekit.methods.search import Vocabulary, candidates
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
@@ -73,12 +79,26 @@ class Bench:
     def fjd(self, bundle):
         return evaluate(bundle, "world-general", self.general, judge=self.judge)[0]["metrics"]["fjd"]
 
-    def erasure(self, method: str, erased: list[str]) -> dict:
+    def erasure(self, method: str, erased: list[str], scale: int = 1) -> dict:
+        """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:nearest`: the
+        method with the kept object nearest the erased one as its target (UCE's guide, CA's anchor)."""
+        method, _, guide = method.partition(":")
         kept = [o for o in OBJECTS if o not in erased]
-        bundle, seconds, _ = self.erase(method, ConceptSet(erased, kept if method == "uce" else []))
+        values = {}
+        if scale != 1 and "iterations" in registry.get(method).mini:
+            values["iterations"] = scale * registry.get(method).mini["iterations"]
+        target = nearest(self.base, erased[0], kept) if guide == "nearest" else ""
+        concepts = ConceptSet(erased, kept if method == "uce" else [], target=target)
+        bundle, seconds, _ = self.erase(method, concepts, **values)
         metrics, _ = self.objects(bundle, erased)
         return {**{k: metrics[k] for k in ("esr@1", "esr@5", "psr@1", "psr@5")}, "fjd": self.fjd(bundle),
                 "seconds": seconds}
+
+
+def nearest(bundle, concept: str, others: list[str]) -> str:
+    """The concept of `others` nearest `concept` by L2 distance of the text encoder's outputs."""
+    names, _ = candidates(bundle, concept, Vocabulary(list(others)), k_closest=1)
+    return names[0]
 
 
 def base_figures(bench: Bench) -> dict:
@@ -186,10 +206,11 @@ def print_graphs(obj: str, graphs: dict) -> None:
           "ρ(search weight, δ under ESD) |")
     print("|---|---|---|---|---|")
     esd = graphs["delta"].get("esd", {})
-    for method, delta in graphs["delta"].items():
+    for method in sorted(graphs["delta"], key=["esd", "ap", "age"].index):  # (the JSON cache sorts keys)
+        delta = graphs["delta"][method]
         hurt = sorted(kept, key=lambda c: -delta[c])[:3]
         found = graphs["searched"].get(method)
-        top = ", ".join(f"{w} {p:.2f}" for w, p in list(found.items())[:4]) if found else "-"
+        top = ", ".join(f"{w} {p:.2f}" for w, p in sorted(found.items(), key=lambda kv: -kv[1])[:4]) if found else "-"
         rho = "-"
         if found and esd:
             weight = [sum(found.get(n, 0.0) for n in OBJECT_NAMES[c]) for c in kept]
@@ -204,6 +225,8 @@ def main():
     ap.add_argument("--n", type=int, default=8, help="images per object prompt")
     ap.add_argument("--general-n", type=int, default=1, help="images per general prompt (FJD)")
     ap.add_argument("--out", default="bench/erase-world")
+    ap.add_argument("--split-budget", choices=("default", "per-concept"), default="default",
+                    help="5+5 splits: the default iterations, or the default times the 5 erased concepts")
     ap.add_argument("--graph-object", default=OBJECTS[0], help="the erasure whose concept graph is compared")
     args = ap.parse_args()
     quiet_libraries()
@@ -214,10 +237,12 @@ def main():
     table = []
     for method in methods:
         single = [bench.cached(f"{method}/single/{o}", lambda o=o: bench.erasure(method, [o])) for o in OBJECTS]
-        splits = [bench.cached(f"{method}/split{i + 1}", lambda e=e: bench.erasure(method, list(e)))
+        suffix = "" if args.split_budget == "default" else "/x5"
+        splits = [bench.cached(f"{method}/split{i + 1}{suffix}",
+                               lambda e=e: bench.erasure(method, list(e), 1 if not suffix else len(e)))
                   for i, (e, _) in enumerate(splits_for(OBJECTS))]
         table.append((method, single, splits))
-    print_table(base, table)
+    print_table(base, table, "5 x default" if args.split_budget == "per-concept" else "default")
     if {"ap", "age"} & set(methods):
         graph_methods = [m for m in ("esd", "ap", "age") if m == "esd" or m in methods]
         key = f"graph/{args.graph_object}/{'+'.join(graph_methods)}"
@@ -235,7 +260,7 @@ def main():
               f"{debias['seconds']:.1f} s; alpha {json.dumps({k: round(v, 3) for k, v in debias['alpha'].items()})}")
 
 
-def print_table(base: dict, table) -> None:
+def print_table(base: dict, table, budget: str = "default") -> None:
     base_psr1 = np.mean([base["per_object"][o]["acc@1"] for o in OBJECTS])
     print(f"base miniature: mean PSR-1 {base_psr1:.1f} (mean ESR-1 {100 - base_psr1:.1f}), general-set FJD "
           f"{base['fjd']:.2f}")
@@ -248,7 +273,7 @@ def print_table(base: dict, table) -> None:
         ok = "pass" if m["esr@1"] >= 90 and of_base >= 80 else "FAIL"
         print(f"| {method} | {m['esr@1']:.1f} | {m['esr@5']:.1f} | {m['psr@1']:.1f} | {of_base:.1f} | "
               f"{m['psr@5']:.1f} | {m['fjd']:.2f} | {m['seconds']:.1f} | {ok} |")
-    print("\nfive concepts at once (the seeds' four 5+5 splits; mean ± std over splits)")
+    print(f"\nfive concepts at once (the seeds' four 5+5 splits; mean ± std over splits; iterations: {budget})")
     print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-5 | FJD general | s / split |")
     print("|---|---|---|---|---|---|---|")
     for method, _, splits in table:

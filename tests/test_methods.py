@@ -157,6 +157,14 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path):
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 2
 
 
+def test_train_reports_each_steps_wall_time_on_the_run_clock():
+    p = torch.nn.Parameter(torch.ones(3))
+    clock = []
+    train("t", lambda step: (p.square().sum(), {}), [p], 3, 0.1, Run(progress=False, clock=clock))
+    assert [c[0] for c in clock] == [0, 1, 2]
+    assert all(start <= end for _, start, end in clock) and clock[0][2] <= clock[1][1]
+
+
 # ---- configs ----------------------------------------------------------------------------------------------
 def test_configs_refuse_bad_input(tmp_path):
     spec = registry.get("esd")

@@ -10,12 +10,13 @@ second finds the concept the change disturbs most. The model then maps c_e onto 
 
 - z_t for c_e and for c_t come from partial DDIM trajectories of the model being edited from the same noise;
   predictions are compared in x0-space by default (`space`), as the official code does.
-- `negative_guidance` η > 0 guides the first term's target away from c_e: ε_θ(c_t) − η (ε_θ(c_e) − ε_θ(c_t)).
+- `negative_guidance` η guides the first term's target away from c_e: ε_θ(c_t) − η (ε_θ(c_e) − ε_θ(c_t)). The
+  official code's default is η = 1, and so is ours; η = 0 is the equation as written.
 - The official code detaches c_t in the first term's teacher prediction, so only the second term steers π there;
   here π ascends both terms, as the equation says.
 
-Defaults: the official code's (λ = 1, soft top-2, temperature 0.1 for objects, k_closest 100 from ImageNet class
-names passed as `vocab`, x0-space). The miniature's (`MINI`) use its 41-word lexicon; its Gumbel lr
+Defaults: the official code's (λ = 1, η = 1, soft top-2, temperature 0.1 for objects, k_closest 100 from ImageNet
+class names passed as `vocab`, x0-space). The miniature's (`MINI`) use its 41-word lexicon; its Gumbel lr
 0.1 gives π's logits the same largest total move in 40 iterations x 2 ascent steps as 1e-2 does in the official
 1000 iterations.
 """
@@ -38,6 +39,7 @@ from erasekit.methods.search import SearchConfig, prepare, run_search
 
 @dataclass
 class AGEConfig(SearchConfig):
+    negative_guidance: float = 1.0
     k_closest: int = 100
     gumbel_temperature: float = 0.1
     gumbel_hard: bool = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,12 +34,15 @@ CHECKPOINT, LOSS_LOG = "checkpoint", "loss.csv"
 @dataclass
 class Run:
     """Where and how a method runs. `work`: folder for checkpoints and loss.csv (None: nothing is written).
-    `scorer`: what a method that judges images needs (UCE debias), given by the caller: methods never import eval."""
+    `scorer`: what a method that judges images needs (UCE debias), given by the caller: methods never import eval.
+    `clock`: when a list, every training step appends (step, start, end) in `time.perf_counter()` seconds (how
+    benchmarks separate the loop from the setup)."""
 
     work: Path | None = None
     resume: bool = False
     progress: bool = True
     scorer: Callable | None = None
+    clock: list | None = None
 
 
 @dataclass
@@ -122,6 +126,7 @@ def train(name: str, loss_fn: Callable[[int], tuple[torch.Tensor, dict]], params
     bar = tqdm(range(start, iterations), desc=name, initial=start, total=iterations, dynamic_ncols=True,
                disable=not run.progress)
     for step in bar:
+        started = time.perf_counter()
         loss, logs = loss_fn(step)
         if not torch.isfinite(loss):
             where = f"; the last good checkpoint is {ckpt} (step {start_of(ckpt)})" if ckpt and exists(ckpt) else ""
@@ -132,6 +137,8 @@ def train(name: str, loss_fn: Callable[[int], tuple[torch.Tensor, dict]], params
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         rows.append({"step": step, "loss": f"{loss.item():.6g}", **logs})
+        if run.clock is not None:
+            run.clock.append((step, started, time.perf_counter()))
         bar.set_postfix(loss=f"{loss.item():.4g}")
         if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == iterations):
             _write_log(log_path, rows)  # first: a resume keeps only the rows before its checkpoint's step
