@@ -43,7 +43,7 @@ from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import Run
-from erasekit.methods.search import Vocabulary, candidates
+from erasekit.methods.search import Vocabulary, candidates, parse_top3
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
@@ -158,9 +158,8 @@ def search_weights(loss_csv: Path) -> dict[str, float]:
         rows = [r for r in csv.DictReader(f) if r.get("top3")]
     total: dict[str, float] = {}
     for r in rows:
-        for item in r["top3"].split(";"):
-            word, _, p = item.rpartition("=")
-            total[word] = total.get(word, 0.0) + float(p) / len(rows)
+        for word, p in parse_top3(r["top3"]):
+            total[word] = total.get(word, 0.0) + p / len(rows)
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 

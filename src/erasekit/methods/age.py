@@ -61,24 +61,22 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
     model, search, conds = setup.model, setup.search, setup.conds
     eta, lam = config.negative_guidance, config.lam
 
-    def teacher(s, c_e, c_t):
-        """ε_θ(z_e, c_t), ε_θ(z_t, c_t) and, when η > 0, ε_θ(z_e, c_e): one batch."""
-        z, t, c = [s.z_e, s.z_s], [s.t, s.t], [c_t, c_t]
-        if eta:
-            z, t, c = z + [s.z_e], t + [s.t], c + [c_e]
-        e_te, e_t, *e_e = bundle.eps(torch.cat(z), torch.cat(t), torch.cat(c)).chunk(len(z))
-        return (e_te - eta * (e_e[0] - e_te) if eta else e_te), e_t
+    def teacher(s, c_t, e_e):
+        """ε_θ(z_e, c_t) guided away from c_e by η (the first term's target), and ε_θ(z_t, c_t): one batch."""
+        e_te, e_t = bundle.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_t, c_t])).chunk(2)
+        return (e_te - eta * (e_e - e_te) if eta else e_te), e_t
 
     def loss_fn(step: int):
         s = setup.step(step, config)
         b = len(s.z_e)
         c_e = conds[s.k][None].expand(b, -1, -1)
-        with torch.no_grad():
-            s_e = model.eps(s.z_e, s.t, c_e)  # ε_θ'(c_e) does not depend on c_t
+        with torch.no_grad():  # neither ε_θ'(z_e, c_e) nor ε_θ(z_e, c_e) depends on c_t: once per step
+            s_e = model.eps(s.z_e, s.t, c_e)
+            e_e = bundle.eps(s.z_e, s.t, c_e) if eta else None
 
         def gain(c_t):  # Eq. 13's objective as a function of c_t: π ascends it
             c_t = c_t.expand(b, -1, -1)
-            target, e_t = teacher(s, c_e, c_t)
+            target, e_t = teacher(s, c_t, e_e)
             return (prediction_gap(bundle, s_e, target, s.t, config.space)
                     + lam * prediction_gap(bundle, model.eps(s.z_s, s.t, c_t), e_t, s.t, config.space))
 
@@ -86,7 +84,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
         # θ' maps c_e onto the c_t found and preserves c_t (Eq. 13's outer min)
         c_t = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b, -1, -1)
         with torch.no_grad():
-            target, e_t = teacher(s, c_e, c_t)
+            target, e_t = teacher(s, c_t, e_e)
         s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_t])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_t, e_t, s.t, config.space)

@@ -203,9 +203,14 @@ class ConceptSearch(torch.nn.Module):
         return [(self.names[i][j], float(v)) for v, j in zip(values.tolist(), idx.tolist())]
 
     def log(self, i: int) -> dict:
-        """What the run logs per step: argmax of π and the top 3 with weights."""
+        """What the run logs per step: argmax of π and the top 3 with weights (`parse_top3` reads them back)."""
         top = self.top(i)
         return {"searched": top[0][0], "top3": ";".join(f"{w}={p:.3f}" for w, p in top)}
+
+
+def parse_top3(text: str) -> list[tuple[str, float]]:
+    """The `top3` column of a run's loss.csv: [(concept, probability), ...]."""
+    return [(word, float(p)) for word, _, p in (item.rpartition("=") for item in text.split(";") if item)]
 
 
 @dataclass

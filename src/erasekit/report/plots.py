@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from erasekit.core.files import atomic_path
+from erasekit.methods.search import parse_top3
 
 
 def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
@@ -55,9 +56,8 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
         mine = [r for r in rows if r.get("erased", "") == concept]
         series: dict[str, list[tuple[int, float]]] = {}
         for r in mine:
-            for item in r["top3"].split(";"):
-                word, _, p = item.rpartition("=")
-                series.setdefault(word, []).append((int(r["step"]), float(p)))
+            for word, p in parse_top3(r["top3"]):
+                series.setdefault(word, []).append((int(r["step"]), p))
         ranked = sorted(series, key=lambda w: -sum(p for _, p in series[w]))[:lines]
         for word in ranked:
             ax.plot(*zip(*series[word]), lw=1, marker=".", label=word)
