@@ -269,19 +269,6 @@ class SearchStep:
     gen: torch.Generator
 
 
-def search_step(sample_z, search: ConceptSearch, conds: torch.Tensor, step: int, config: SearchConfig) -> SearchStep:
-    """z_t of c_e and of the current searched concept, from the same initial noise and stop (as the official code
-    draws them). Both come once per step: the π ascent steps reuse them (the official code redraws per step)."""
-    k, stop_at, seeds = sample_z.draw(step)
-    i = k // len(config.templates)
-    gen = step_generator(config.seed, step, stream=2)
-    z_e, t = sample_z.trajectory(conds[k][None], stop_at, seeds)
-    with torch.no_grad():
-        c_s = search.embed(i, search.sample(i, gen))
-    z_s, _ = sample_z.trajectory(c_s, stop_at, seeds)
-    return SearchStep(k, i, z_e, z_s, t, gen)
-
-
 @dataclass
 class Setup:
     """What AP and AGE build before their loop: the student, π, the erased prompts' conditioning and z_t source."""
@@ -290,10 +277,19 @@ class Setup:
     params: dict
     search: ConceptSearch
     conds: torch.Tensor
-    sample_z: object
+    sample_z: ZSampler
 
     def step(self, step: int, config: SearchConfig) -> SearchStep:
-        return search_step(self.sample_z, self.search, self.conds, step, config)
+        """z_t of c_e and of the current searched concept, from the same initial noise and stop (as the official
+        code draws them). Both come once per step: the π ascent steps reuse them (the official code redraws)."""
+        k, stop_at, seeds = self.sample_z.draw(step)
+        i = k // len(config.templates)
+        gen = step_generator(config.seed, step, stream=2)
+        z_e, t = self.sample_z.trajectory(self.conds[k][None], stop_at, seeds)
+        with torch.no_grad():
+            c_s = self.search.embed(i, self.search.sample(i, gen))
+        z_s, _ = self.sample_z.trajectory(c_s, stop_at, seeds)
+        return SearchStep(k, i, z_e, z_s, t, gen)
 
     def log(self, concepts, s: SearchStep, l1: torch.Tensor, l2: torch.Tensor) -> dict:
         """A step's log row: the erased concept, both terms, π's argmax and top 3."""
