@@ -37,7 +37,7 @@ from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
 from erasekit.eval.graph import concept_graph, save_graph
-from erasekit.eval.judges import world_judge
+from erasekit.eval.judges import attribute_scorer, world_judge
 from erasekit.eval.metrics import splits_for
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
@@ -125,8 +125,7 @@ def uce_edit(bench: Bench) -> dict:
 def uce_debias(bench: Bench) -> dict:
     from erasekit.world.render import COLOUR_NAMES
 
-    cols = [COLOUR_NAMES.index(c) for c in DEBIAS_COLOURS]
-    scorer = lambda images: bench.judge.score(images).colour[:, cols]  # noqa: E731
+    scorer = attribute_scorer("mini", DEBIAS_COLOURS, BIASED_OBJECT)  # what `erasekit erase` gives debias
     spec = registry.get("uce")
     config = registry.build_config(spec, values={"mode": "debias", "attributes": DEBIAS_COLOURS}, arch="mini")
     concepts = ConceptSet([BIASED_OBJECT])
@@ -135,9 +134,9 @@ def uce_debias(bench: Bench) -> dict:
     seconds = time.perf_counter() - start
     seeds = list(range(64))  # evaluation seeds: disjoint from the 10,000+ seeds debias judged
 
-    def majority(bundle):
+    def shares(bundle):
         colours = bench.judge.score(bundle.generate([f"a {BIASED_OBJECT}"] * len(seeds), seeds)).top1("colour")
-        return max(np.mean([c == k for c in colours]) for k in COLOUR_NAMES) * 100
+        return {k: round(float(np.mean([c == k for c in colours])) * 100, 1) for k in COLOUR_NAMES}
 
     def coloured(bundle):
         right = []
@@ -147,9 +146,11 @@ def uce_debias(bench: Bench) -> dict:
         return float(np.mean(right) * 100)
 
     edited = edit.apply(bench.base)
-    return {"majority_before": majority(bench.base), "majority_after": majority(edited),
+    before, after = shares(bench.base), shares(edited)
+    return {"majority_before": max(before.values()), "majority_after": max(after.values()), "shares_after": after,
             "coloured_before": coloured(bench.base), "coloured_after": coloured(edited),
-            "alpha": edit.metrics["debias_alpha"], "seconds": seconds}
+            "alpha": {p: {k: round(v, 3) for k, v in a.items()} for p, a in edit.metrics["debias_alpha"].items()},
+            "seconds": seconds}
 
 
 def search_weights(loss_csv: Path) -> dict[str, float]:
@@ -256,7 +257,9 @@ def main():
         print(f"UCE debias '{BIASED_OBJECT}' over {', '.join(DEBIAS_COLOURS)}: majority colour "
               f"{debias['majority_before']:.1f}% -> {debias['majority_after']:.1f}% (bar <= 40); coloured prompts "
               f"correct {debias['coloured_before']:.1f}% -> {debias['coloured_after']:.1f}% (bar >= 80); "
-              f"{debias['seconds']:.1f} s; alpha {json.dumps({k: round(v, 3) for k, v in debias['alpha'].items()})}")
+              f"{debias['seconds']:.1f} s")
+        print(f"  alpha by prompt: {json.dumps(debias['alpha'])}")
+        print(f"  colour shares of 'a {BIASED_OBJECT}' after: {json.dumps(debias.get('shares_after', {}))}")
 
 
 def print_table(base: dict, table, budget: str = "default") -> None:

@@ -56,6 +56,8 @@ def test_erase_with_uce_edit_and_a_yaml_config(tmp_path):
     (["--method", "esd", "--erase", "cat", "--set", "bogus=1"], "unknown option(s) for esd: bogus"),
     (["--method", "esd", "--erase", "cat", "--model", "/no/such"], "model source not found"),
     (["--method", "uce", "--erase", "cat", "--set", "mode=debias"], "at least two attributes"),
+    (["--method", "uce", "--erase", "cat", "--set", "mode=debias", "--set", "attributes=red,blue",
+      "--set", "debias_decay=0.3"], "debias_decay in (0.5, 1]"),
 ])
 def test_erase_refuses_bad_input_with_one_line_and_no_output(tmp_path, args, message):
     out = tmp_path / "run"

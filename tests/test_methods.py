@@ -110,29 +110,91 @@ def test_uce_edit_needs_a_target(tiny):
         _uce(tiny, ConceptSet(["cat"]), mode="edit")
 
 
-def test_uce_debias_moves_alpha_toward_the_underrepresented(tiny):
+def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step(tiny):
     calls = []
 
-    def scorer(images):  # round 1: every image is attribute 0; round 2: an equal share each (the goal)
+    def scorer(images):  # round 1: all attribute 0; round 2: all attribute 1; round 3: equal shares (the goal)
         calls.append(len(images))
         probs = torch.zeros(len(images), 3)
-        if len(calls) == 1:
-            probs[:, 0] = 1
+        if len(calls) <= 2:
+            probs[:, len(calls) - 1] = 1
         else:
             probs[torch.arange(len(images)), torch.arange(len(images)) % 3] = 1
         return probs
 
     edit = registry.get("uce").erase(
         tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue", "green"),
-                                          debias_rounds=5, debias_samples=3, steps=2),
+                                          debias_rounds=5, debias_samples=3, steps=2, debias_step=0.5,
+                                          debias_decay=0.6),
         Run(progress=False, scorer=scorer))
-    assert len(calls) == 2, "debias should stop once the shares are equal"
-    alpha = edit.metrics["debias_alpha"]  # α_t += 1 * (1/3 − share_t) after round 1
-    assert alpha["red"] == pytest.approx(1 / 3 + (1 / 3 - 1))
-    assert alpha["blue"] == pytest.approx(alpha["green"]) == pytest.approx(2 / 3)
-    assert edit.metrics["debias_shares"]["red"] == pytest.approx(1 / 3)
+    assert len(calls) == 3, "debias should stop once the shares are equal"
+    alpha = edit.metrics["debias_alpha"]["cat"]  # α_t += γ_k (1/3 − share_t), γ_k = 0.5 / (k + 1)^0.6
+    g0, g1 = 0.5, 0.5 / 2 ** 0.6
+    assert alpha["red"] == pytest.approx(1 / 3 + g0 * (1 / 3 - 1) + g1 / 3)
+    assert alpha["blue"] == pytest.approx(1 / 3 + g0 / 3 + g1 * (1 / 3 - 1))
+    assert alpha["green"] == pytest.approx(1 / 3 + g0 / 3 + g1 / 3)
+    assert edit.metrics["debias_shares"]["cat"]["red"] == pytest.approx(1 / 3)
     with pytest.raises(ErasekitError, match="scorer"):
         _uce(tiny, ConceptSet(["cat"]), mode="debias", attributes=("red", "blue"))
+
+
+def test_uce_debias_counts_a_class_beyond_the_attributes_for_none_of_them(tiny):
+    calls = []
+
+    def scorer(images):  # columns: red, blue, then a third class the judge knows (round 1 all of it)
+        calls.append(len(images))
+        probs = torch.zeros(len(images), 3)
+        if len(calls) == 1:
+            probs[:, 2] = 1
+        else:
+            probs[torch.arange(len(images)), torch.arange(len(images)) % 2] = 1
+        return probs
+
+    edit = registry.get("uce").erase(
+        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), debias_rounds=3,
+                                          debias_samples=2, steps=2, debias_step=0.5),
+        Run(progress=False, scorer=scorer))
+    assert len(calls) == 2
+    assert edit.metrics["debias_alpha"]["cat"] == pytest.approx({"red": 0.75, "blue": 0.75})  # ½ + ½ (½ − 0)
+    assert edit.metrics["debias_shares"]["cat"] == pytest.approx({"red": 0.5, "blue": 0.5, "other": 0.0})
+
+
+def test_uce_debias_keeps_the_round_closest_to_uniform_even_when_an_attribute_never_shows(tiny):
+    calls = []
+
+    def scorer(images):  # rounds 1 and 3: all a third class; round 2: all red. Blue never shows.
+        calls.append(len(images))
+        probs = torch.zeros(len(images), 3)
+        probs[:, 0 if len(calls) == 2 else 2] = 1
+        return probs
+
+    edit = registry.get("uce").erase(
+        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), debias_rounds=3,
+                                          debias_samples=2, steps=2, debias_step=0.5),
+        Run(progress=False, scorer=scorer))
+    assert len(calls) == 3
+    assert edit.metrics["debias_shares"]["cat"] == pytest.approx({"red": 1.0, "blue": 0.0, "other": 0.0})
+    assert edit.metrics["debias_alpha"]["cat"] == pytest.approx({"red": 0.75, "blue": 0.75})
+
+
+def test_uce_debias_balances_each_prompt_not_their_pool(tiny):
+    calls = []
+
+    def scorer(images):  # "cat" all red and "a cat" all blue: an equal share pooled, biased in each prompt
+        calls.append(len(images))
+        probs = torch.zeros(len(images), 2)
+        probs[:, (len(calls) - 1) % 2] = 1
+        return probs
+
+    edit = registry.get("uce").erase(
+        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), templates=("{}", "a {}"),
+                                          debias_rounds=2, debias_samples=2, steps=2),
+        Run(progress=False, scorer=scorer))
+    assert len(calls) == 4, "pooled shares looked equal, but each prompt is biased: debias must go on"
+    shares, alpha = edit.metrics["debias_shares"], edit.metrics["debias_alpha"]
+    assert shares["cat"]["red"] == 1 and shares["a cat"]["blue"] == 1
+    assert alpha["cat"] == pytest.approx({"red": 0.5, "blue": 0.5}), "the best round is the first"
+
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------

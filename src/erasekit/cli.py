@@ -288,27 +288,6 @@ def _check_world_concepts(bundle, concepts) -> None:
                                 f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
 
 
-def _attribute_scorer(bundle, attributes, concepts, clip):
-    """images -> [B, T] scores over the attributes: the world judge's colour head on the miniature, CLIP
-    zero-shot ("a {attribute} {concept}") elsewhere."""
-    import torch
-
-    if bundle.arch == "mini":
-        from erasekit.eval.judges import world_judge
-        from erasekit.world.render import COLOUR_NAMES
-
-        unknown = [a for a in attributes if a not in COLOUR_NAMES]
-        if unknown:
-            raise ErasekitError(f"the world judge scores colours; unknown attribute(s): {', '.join(unknown)}")
-        judge, cols = world_judge(), [COLOUR_NAMES.index(a) for a in attributes]
-        return lambda images: judge.score(images).colour[:, cols]
-    from erasekit.eval.judges import ClipJudge
-
-    judge = ClipJudge(clip, device=bundle.device)
-    texts = [f"a photo of a {a} {concepts.erase[0]}" for a in attributes]
-    return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
-
-
 @main.command()
 @click.option("--model", default="mini", show_default=True, help=MODEL_HELP)
 @click.option("--method", required=True, help="a method name (see `erasekit methods`)")
@@ -354,7 +333,9 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
     scorer = None
     if getattr(config, "mode", None) == "debias":
-        scorer = _attribute_scorer(bundle, config.attributes, concepts, clip)
+        from erasekit.eval.judges import attribute_scorer
+
+        scorer = attribute_scorer(bundle.arch, config.attributes, concepts.erase[0], clip, device=bundle.device)
     run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
     edit = spec.erase(bundle, concepts, config, run)
     edit.save(out, overwrite=overwrite, files=(work / LOSS_LOG,))

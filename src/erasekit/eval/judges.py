@@ -33,6 +33,28 @@ def world_judge(path: str | Path | None = None):
     return WorldJudge.load(path or ASSETS / "judge")
 
 
+def attribute_scorer(arch: str, attributes, concept: str, clip: str | Path | None = None, device="cpu"):
+    """images -> [B, K] scores whose first T columns are the attributes (UCE debias's judge, run.scorer).
+
+    On the miniature: the world judge's colour head, the attributes' colours first and then every other
+    colour, so that an image of a colour that is none of the attributes (orange, between red and yellow) counts
+    for none of them instead of for the nearest. Elsewhere: CLIP zero-shot over "a photo of a {attribute}
+    {concept}" (the official UCE code's judge), the attributes alone."""
+    if arch == "mini":
+        from erasekit.world.render import COLOUR_NAMES
+
+        unknown = [a for a in attributes if a not in COLOUR_NAMES]
+        if unknown:
+            raise ErasekitError(f"the world judge scores colours; unknown attribute(s): {', '.join(unknown)}")
+        judge = world_judge()
+        cols = [COLOUR_NAMES.index(a) for a in attributes]
+        cols += [i for i in range(len(COLOUR_NAMES)) if i not in cols]
+        return lambda images: judge.score(images).colour[:, cols]
+    judge = ClipJudge(clip, device=device)
+    texts = [f"a photo of a {a} {concept}" for a in attributes]
+    return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
+
+
 def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Path:
     if path is None or not Path(path).is_dir() or not (Path(path) / "config.json").exists():
         raise ErasekitError(

@@ -14,7 +14,11 @@ whose minimiser is (the talk's Eq. 6)
 - edit: the same with a named target (circle -> square);
 - debias: v*_i = W_0 (c_i + Σ_t α_t a_t), a_t = c("{attribute} {concept}") − c(concept); α is found by judging
   generated images and moving each α_t toward an equal share (UCE's iterative debiasing), with the attribute
-  prompts themselves in P so that "a red star" stays red.
+  prompts themselves in P so that "a red star" stays red. The judge may know classes beyond the attributes
+  (the miniature's judge knows every colour): an image of none of the attributes counts for none. The update is a Robbins–Monro stochastic
+  approximation, α_t ← α_t + γ_k (1/T − share_t) with γ_k = γ_0 / (k + 1)^κ, 1/2 < κ ≤ 1: the judged shares
+  switch from one attribute to another within a narrow band of α (guidance makes each sample commit to one
+  colour), and a fixed step jumps across that band back and forth, while a decaying one settles inside it.
 
 TIME (Orgad et al., ICCV 2023) is the same objective with no preservation set (only the λ ||W − W_0||² term
 keeps the rest).
@@ -51,8 +55,9 @@ class UCEConfig:
     attributes: tuple = ()  # debias: attribute words, e.g. colours
     debias_rounds: int = 40
     debias_samples: int = 48  # images judged per round
-    debias_step: float = 1.0  # α_t += step * (1/T − share_t)
-    debias_tolerance: float = 0.05  # stop when every share is within this of 1/T
+    debias_step: float = 0.5  # γ_0: α_t += γ_k (1/T − share_t), γ_k = γ_0 / (k + 1)^κ
+    debias_decay: float = 0.6  # κ, in (1/2, 1] for the Robbins–Monro conditions Σ γ_k = ∞, Σ γ_k² < ∞
+    debias_tolerance: float = 0.1  # stop when each prompt's shares are this close to uniform (total variation)
     steps: int = 25  # DDIM steps of the images debias judges
     guidance: float = 5.0
     seed: int = 0
@@ -63,6 +68,9 @@ class UCEConfig:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
         if self.mode == "debias" and len(self.attributes) < 2:
             raise ErasekitError("debias needs at least two attributes (--set attributes=yellow,red,blue,green)")
+        if not 0.5 < self.debias_decay <= 1.0 or self.debias_step <= 0:
+            raise ErasekitError(f"debias needs debias_step > 0 and debias_decay in (0.5, 1], got "
+                                f"{self.debias_step} and {self.debias_decay}")
 
 
 @dataclass
@@ -168,7 +176,8 @@ def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Ru
 
 
 def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, preserved: list[str]):
-    """Search α so that the judged attribute shares of each concept's images become equal."""
+    """Search α (one row per concept prompt) so that the judged attribute shares of each prompt's images become
+    equal. Returns the edit's tensors and the best round's α and shares, by prompt and attribute."""
     from tqdm.auto import tqdm
 
     if run.scorer is None:
@@ -184,35 +193,48 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
             attr_prompts += [t.format(f"{a} {c}") for a in attrs]
             directions.append((pairs[0][0][:n], torch.stack([A[:n] - C[:n] for C, A in pairs])))  # c_i, a_t
     keep = kept(bundle, preserved + attr_prompts)
-    alpha = torch.full((T,), 1.0 / T, dtype=torch.float64)
+    alpha = torch.full((len(sources), T), 1.0 / T, dtype=torch.float64)  # one α per concept prompt
     seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
     best = (float("inf"), None, None, None)
     bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
-    for _ in bar:
-        targets = [(C, C + torch.einsum("t,tnd->nd", alpha, a)) for C, a in directions]  # c_i + Σ α_t a_t
+    for k in bar:
+        targets = [(C, C + torch.einsum("t,tnd->nd", alpha_i, a))  # c_i + Σ α_t a_t
+                   for (C, a), alpha_i in zip(directions, alpha)]
         tensors = closed_form(bundle, targets, keep, config.lamb, config.erase_scale, config.preserve_scale)
         shares = _shares(bundle, tensors, sources, seeds, config, run.scorer, T)
-        worst = float((shares - 1.0 / T).abs().max())
+        worst = float(_distance(shares).max())
         if worst < best[0]:
             best = (worst, tensors, alpha.clone(), shares)
         bar.set_postfix(max_share=f"{float(shares.max()):.2f}")
         if worst <= config.debias_tolerance:
             break
-        alpha = alpha + config.debias_step * (1.0 / T - shares)
+        alpha = alpha + config.debias_step / (k + 1) ** config.debias_decay * (1.0 / T - shares)
     _, tensors, alpha, shares = best
-    return tensors, dict(zip(attrs, alpha.tolist())), dict(zip(attrs, shares.tolist()))
+    alphas = {p: dict(zip(attrs, r.tolist())) for p, r in zip(sources, alpha)}
+    shares = {p: dict(zip(attrs, r.tolist())) | {"other": 1.0 - float(r.sum())} for p, r in zip(sources, shares)}
+    return tensors, alphas, shares
+
+
+def _distance(shares: torch.Tensor) -> torch.Tensor:
+    """Each prompt's total-variation distance from the goal: 1/T for each attribute, nothing for other classes.
+    (The largest single gap would stay at 1/T as long as one attribute never shows, however close the rest.)"""
+    T = shares.shape[1]
+    return 0.5 * ((shares - 1.0 / T).abs().sum(1) + (1.0 - shares.sum(1)))
 
 
 @torch.no_grad()
 def _shares(bundle, tensors, prompts, seeds, config, scorer, T) -> torch.Tensor:
-    """Share of images (of all the concept prompts) that the scorer assigns to each attribute."""
+    """[prompts, T]: the share of each prompt's images that the scorer assigns to each attribute. Each prompt
+    is balanced on its own: pooled over prompts, "star" all red and "a star" all yellow would look balanced.
+    The scorer's columns after the T attributes are other classes: an image whose best class is one of them
+    counts for no attribute."""
     edited = bundle.clone(("unet",))
     params = dict(edited.named_parameters())
     for name, value in tensors.items():
         params[name].copy_(value)
-    counts = torch.zeros(T, dtype=torch.float64)
-    for prompt in prompts:
+    shares = torch.zeros(len(prompts), T, dtype=torch.float64)
+    for i, prompt in enumerate(prompts):
         images = edited.generate([prompt] * len(seeds), seeds, steps=config.steps, guidance=config.guidance)
         probs = torch.as_tensor(scorer(images))
-        counts += torch.bincount(probs.argmax(1), minlength=T).double()
-    return counts / counts.sum()
+        shares[i] = torch.bincount(probs.argmax(1), minlength=probs.shape[1])[:T].double() / len(seeds)
+    return shares
