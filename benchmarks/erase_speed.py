@@ -7,7 +7,9 @@ in the timed iterations (the partial DDIM trajectories, the frozen teacher, the 
 size and what it was differentiated for, and replayed on the same modules in a bare loop, in the same process: a
 forward; plus a backward into the weights for the student's training passes; plus a backward into the
 conditioning alone for AP/AGE's ascent passes (those whose conditioning required grad: the searched concept).
-ratio = time per iteration / floor per iteration (target <= 1.25).
+ratio = time per iteration / floor per iteration (target <= 1.25). The measurement (the timed run, then its replay)
+is repeated --repeats times: the table shows the median of each figure and the range of the ratio, since one
+run on a shared 2-core machine moves it by ±0.15.
 The time per iteration is the training loop's own wall time (the loop reports each step's start and end through
 `Run.clock`) over its iterations, so the one-off setup (text encoding, anchor images, writing the Edit) is not
 counted; the replayed calls are those made inside that window. UCE is timed whole (target < 1 s).
@@ -20,6 +22,7 @@ import argparse
 import resource
 import time
 
+import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -102,23 +105,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="esd,target,ca,ap,age")
     ap.add_argument("--iterations", type=int, default=12, help="training iterations timed per method")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs (each with its replay) per method")
     args = ap.parse_args()
     quiet_libraries()
     base = load_bundle("mini", device="cpu")
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         timed(method, base, 2)  # warm-up
-        seconds, per_iter, calls = timed(method, base, args.iterations)
-        floor = replay(calls, base) / args.iterations
         default = registry.build_config(registry.get(method), arch="mini").iterations
-        per_concept = seconds + (default - args.iterations) * per_iter  # the measured run at the default length
-        rows.append((method, per_iter, floor, len(calls) / args.iterations, peak_memory_mb(), default, per_concept))
+        runs = []
+        for _ in range(args.repeats):
+            seconds, per_iter, calls = timed(method, base, args.iterations)
+            floor = replay(calls, base) / args.iterations
+            per_concept = seconds + (default - args.iterations) * per_iter  # the measured run at the default length
+            runs.append((per_iter, floor, per_iter / floor, per_concept, len(calls) / args.iterations))
+        per_iter, floor, ratio, per_concept, passes = (float(np.median(col)) for col in zip(*runs))
+        ratios = [r[2] for r in runs]
+        rows.append((method, per_iter, floor, passes, ratio, min(ratios), max(ratios), peak_memory_mb(), default,
+                     per_concept))
     uce_seconds = min(timed("uce", base, 0)[0], timed("uce", base, 0)[0])
-    print("| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | "
+    print(f"median of {args.repeats} runs of {args.iterations} iterations each")
+    print("| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | ratio range | "
           "s / concept (mini default) | peak memory MB |")
-    print("|---|---|---|---|---|---|---|")
-    for method, per_iter, floor, passes, mem, default, per_concept in rows:
-        print(f"| {method} | {per_iter:.3f} | {floor:.3f} | {passes:.1f} | {per_iter / floor:.2f} | "
+    print("|---|---|---|---|---|---|---|---|")
+    for method, per_iter, floor, passes, ratio, low, high, mem, default, per_concept in rows:
+        print(f"| {method} | {per_iter:.3f} | {floor:.3f} | {passes:.1f} | {ratio:.2f} | {low:.2f}–{high:.2f} | "
               f"{per_concept:.1f} ({default} it) | {mem:.0f} |")
     print(f"\nUCE erase 'star' (P = the other nine objects), whole method: {uce_seconds:.3f} s (target < 1 s)")
     print(f"({torch.get_num_threads()} threads, device {base.device})")

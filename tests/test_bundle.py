@@ -32,6 +32,14 @@ def test_fingerprint_matches_across_fp32_and_bf16(tiny_folder):
     assert load_bundle(tiny_folder, dtype="bf16").fingerprint() == load_bundle(tiny_folder).fingerprint()
 
 
+def test_bundle_reports_the_unets_dtype_and_device_and_predicts_in_them(tiny_folder):
+    half = load_bundle(tiny_folder, dtype="bf16")
+    assert half.dtype == torch.bfloat16 and half.device == torch.device("cpu")
+    z = torch.randn(1, *half.latent_shape)
+    eps = half.eps(z, torch.tensor([10]), half.encode_prompts(["a cat"]))
+    assert eps.dtype == torch.bfloat16 and eps.shape == z.shape
+
+
 def test_encode_embeddings_matches_text_encoder_forward(tiny):
     ids = tiny.tokenize(["a photo of a cat", "van gogh"])
     assert torch.allclose(tiny.encode_embeddings(tiny.token_embeddings(ids)),
