@@ -15,10 +15,10 @@
   ESD hurts it.
 
 Only UCE receives the kept objects as its preservation set P (its paper's setup); the fine-tuning methods get the
-erased concepts alone. `uce:nearest` and `ca:nearest` give UCE its guide concept and Concept Ablation its anchor:
-the kept object nearest the (first) erased object in the text encoder's output space (the CA paper's anchors are
-such near concepts, "cat" for "grumpy cat"); plain `uce` and `ca` map onto the empty prompt. Every run's figures
-are cached in --out/results.json, so an interrupted benchmark resumes.
+erased concepts alone. UCE, TIME and CA take, at their miniature defaults, the object nearest the (first) erased
+object in the text encoder's output space as their guide concept or anchor (`guide=nearest`, methods/guide.py);
+`uce:empty`, `time:empty` and `ca:empty` map onto the empty prompt instead (`guide=""`, their papers' defaults
+for SD). Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import Run
-from erasekit.methods.search import Vocabulary, candidates, parse_top3
+from erasekit.methods.search import parse_top3
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
@@ -80,25 +80,18 @@ class Bench:
         return evaluate(bundle, "world-general", self.general, judge=self.judge)[0]["metrics"]["fjd"]
 
     def erasure(self, method: str, erased: list[str], scale: int = 1) -> dict:
-        """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:nearest`: the
-        method with the kept object nearest the erased one as its target (UCE's guide, CA's anchor)."""
-        method, _, guide = method.partition(":")
+        """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:empty`: the
+        method with guide="" (the empty prompt as UCE/TIME's guide and CA's anchor)."""
+        method, _, variant = method.partition(":")
         kept = [o for o in OBJECTS if o not in erased]
-        values = {}
+        values = {"guide": ""} if variant == "empty" else {}
         if scale != 1 and "iterations" in registry.get(method).mini:
             values["iterations"] = scale * registry.get(method).mini["iterations"]
-        target = nearest(self.base, erased[0], kept) if guide == "nearest" else ""
-        concepts = ConceptSet(erased, kept if method == "uce" else [], target=target)
+        concepts = ConceptSet(erased, kept if method == "uce" else [])
         bundle, seconds, _ = self.erase(method, concepts, **values)
         metrics, _ = self.objects(bundle, erased)
         return {**{k: metrics[k] for k in ("esr@1", "esr@5", "psr@1", "psr@5")}, "fjd": self.fjd(bundle),
                 "seconds": seconds}
-
-
-def nearest(bundle, concept: str, others: list[str]) -> str:
-    """The concept of `others` nearest `concept` by L2 distance of the text encoder's outputs."""
-    names, _ = candidates(bundle, concept, Vocabulary(list(others)), k_closest=1)
-    return names[0]
 
 
 def base_figures(bench: Bench) -> dict:

@@ -10,7 +10,8 @@ anchor concept itself intact.
 
 SD defaults follow the official code: cross-attention keys/values ("crossattn_kv"), 400 steps, batch 8,
 lr 2e-6 scaled by the batch (1.6e-5), 200 anchor images, prior weight 1. The anchor defaults to the target
-(`--target`), else the empty prompt. Miniature defaults in `MINI`.
+(`--target`), else the empty prompt; `guide=nearest` takes the vocabulary's concept nearest c* instead (the
+miniature's default, see guide.py). Miniature defaults in `MINI`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
+from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import (
     LoopConfig,
@@ -49,20 +51,25 @@ class CAConfig(LoopConfig):
     prior_weight: float = 1.0
     pool_size: int = 200  # anchor images
     templates: tuple = ("{}",)
+    guide: str = ""  # "" (--anchor, else --target, else the empty prompt) | nearest (see guide.py)
+    vocab: str = ""  # guide=nearest: a vocabulary file, or world-objects on the miniature
 
     def check(self) -> None:
         super().check()
         check_choice(self.mode, MODES, "Concept Ablation mode")
+        check_guide(self.guide, self.vocab)
         check_choice(self.group, GROUPS, "parameter group")
 
 
-MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates": ("{}", "a {}")}
+MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates": ("{}", "a {}"), "guide": "nearest",
+        "vocab": "world-objects"}
 
 
 @register("ca", "Concept Ablation: the erased concept's predictions become the anchor's (Kumari 2023)", CAConfig,
           paper="arXiv:2303.13516", mini=MINI)
 def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run()) -> Edit:
     config.check()
+    concepts = guided(bundle, concepts, config.guide, config.vocab)
     model, params = student(bundle, config.group)
     anchor = concepts.anchor_prompt
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """The concept search that AP and AGE share: a vocabulary, the concepts nearest c_e, a Gumbel-softmax π over them.
 
 - `load_vocabulary(source)`: "world" is the miniature's lexicon (its object names with their synonyms, colour,
-  style and indirect words); anything else is a file with one concept per line, where `tench | tinca tinca` makes
+  style and indirect words), "world-objects" its object names alone; anything else is a file with one concept per line, where `tench | tinca tinca` makes
   the later names synonyms of the first (blank lines and `#` comments are skipped).
 - `candidates(...)`: the `k_closest` concepts to c_e by L2 distance between the text encoder's outputs (the whole
   [L, d] sequence, flattened, as the official code measures it), without c_e and, when asked, its synonyms;
@@ -38,7 +38,7 @@ from erasekit.methods.loop import (
     train,
 )
 
-WORLD = "world"
+WORLD, WORLD_OBJECTS = "world", "world-objects"
 
 
 @dataclass
@@ -65,11 +65,12 @@ def load_vocabulary(source: str) -> Vocabulary:
     if not source:
         raise ErasekitError("this method searches a concept vocabulary: give one with --set vocab=FILE (one concept "
                             "per line; 'a | b' makes b a synonym of a), or vocab=world on the miniature")
-    if source == WORLD:
+    if source in (WORLD, WORLD_OBJECTS):
         from erasekit.world.captions import LEXICON, OBJECT_NAMES
 
         named = {n for names in OBJECT_NAMES.values() for n in names}
-        return _grouped([list(names) for names in OBJECT_NAMES.values()] + [[w] for w in LEXICON if w not in named])
+        others = [[w] for w in LEXICON if w not in named] if source == WORLD else []
+        return _grouped([list(names) for names in OBJECT_NAMES.values()] + others)
     path = Path(source)
     if not path.is_file():
         raise ErasekitError(f"vocabulary file not found: {path}")
@@ -114,9 +115,11 @@ def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25)
 
 
 def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, num_centers: int = 0,
-               exclude_synonyms: bool = True, seed: int = 0) -> tuple[list[str], torch.Tensor]:
-    """R for one erased concept: (names, text-encoder outputs [R, L, d]), nearest first."""
-    excluded = vocab.group(concept) if exclude_synonyms else {concept.strip().lower()}
+               exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], torch.Tensor]:
+    """R for one erased concept: (names, text-encoder outputs [R, L, d]), nearest first. `also_exclude`: more
+    concepts to leave out (with their synonyms when `exclude_synonyms`)."""
+    excluded = set().union(*[vocab.group(c) if exclude_synonyms else {c.strip().lower()}
+                             for c in (concept, *also_exclude)])
     words = [w for w in vocab.concepts if w.lower() not in excluded]
     if not words:
         raise ErasekitError(f"the vocabulary has no concept besides {concept!r} and its synonyms to search")

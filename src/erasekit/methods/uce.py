@@ -10,7 +10,8 @@ whose minimiser is (the talk's Eq. 6)
 
     W = (λ W_0 + s_e Σ v*_i c_iᵀ + s_p Σ W_0 c_j c_jᵀ) (λ I + s_e Σ c_i c_iᵀ + s_p Σ c_j c_jᵀ)⁻¹
 
-- erase: v*_i = W_0 c_t, c_t the target (the empty prompt by default, or a guide concept);
+- erase: v*_i = W_0 c_t, c_t the target (the empty prompt by default, or a guide concept: `--target`, or with
+  `guide=nearest` the vocabulary's concept nearest c_e, the miniature's default);
 - edit: the same with a named target (circle -> square);
 - debias: v*_i = W_0 (c_i + Σ_t α_t a_t), a_t = c("{attribute} {concept}") − c(concept); α is found by judging
   generated images and moving each α_t toward an equal share (UCE's iterative debiasing), with the attribute
@@ -39,6 +40,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
+from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.loop import Run, check_choice
 from erasekit.methods.registry import register
 
@@ -52,6 +54,8 @@ class UCEConfig:
     erase_scale: float = 1.0  # s_e
     preserve_scale: float = 1.0  # s_p
     templates: tuple = ("{}",)
+    guide: str = ""  # "" (--target, else the empty prompt) | nearest (the vocab concept nearest c_e; see guide.py)
+    vocab: str = ""  # guide=nearest: a vocabulary file, or world-objects on the miniature
     attributes: tuple = ()  # debias: attribute words, e.g. colours
     debias_rounds: int = 40
     debias_samples: int = 48  # images judged per round
@@ -64,6 +68,7 @@ class UCEConfig:
 
     def check(self) -> None:
         check_choice(self.mode, MODES, "UCE mode")
+        check_guide(self.guide, self.vocab)
         if self.lamb <= 0:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
         if self.mode == "debias" and len(self.attributes) < 2:
@@ -78,13 +83,16 @@ class TIMEConfig:
     lamb: float = 0.1
     erase_scale: float = 1.0
     templates: tuple = ("{}",)
+    guide: str = ""  # as UCE's
+    vocab: str = ""
 
     def check(self) -> None:
+        check_guide(self.guide, self.vocab)
         if self.lamb <= 0:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
 
 
-MINI = {"templates": ("{}", "a {}")}
+MINI = {"templates": ("{}", "a {}"), "guide": "nearest", "vocab": "world-objects"}
 
 
 # ---- embeddings -------------------------------------------------------------------------------------------
@@ -158,6 +166,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Ru
         edit = Edit.from_changes(bundle, tensors, "uce", config, concepts.as_dict())
         edit.metrics.update({"debias_alpha": alphas, "debias_shares": shares})
         return edit
+    concepts = guided(bundle, concepts, config.guide, config.vocab)
     targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
     tensors = closed_form(bundle, targets, kept(bundle, preserved), config.lamb, config.erase_scale,
                           config.preserve_scale)
@@ -170,6 +179,7 @@ def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Ru
     config.check()
     if concepts.preserve:
         raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")
+    concepts = guided(bundle, concepts, config.guide, config.vocab)
     targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
     tensors = closed_form(bundle, targets, [], config.lamb, config.erase_scale, 0.0)
     return Edit.from_changes(bundle, tensors, "time", config, concepts.as_dict())
