@@ -110,23 +110,25 @@ def test_uce_edit_needs_a_target(tiny):
         _uce(tiny, ConceptSet(["cat"]), mode="edit")
 
 
-def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step(tiny):
+def _debias(tiny, classes: int, script, attributes=("red", "blue"), **values):
+    """UCE debias on `tiny` whose judge, at its n-th call, puts image i in class script(n, i) of `classes` (the
+    attributes first). Returns the edit and how many images each call judged."""
     calls = []
 
-    def scorer(images):  # round 1: all attribute 0; round 2: all attribute 1; round 3: equal shares (the goal)
+    def scorer(images):
         calls.append(len(images))
-        probs = torch.zeros(len(images), 3)
-        if len(calls) <= 2:
-            probs[:, len(calls) - 1] = 1
-        else:
-            probs[torch.arange(len(images)), torch.arange(len(images)) % 3] = 1
+        probs = torch.zeros(len(images), classes)
+        probs[torch.arange(len(images)), [script(len(calls), i) for i in range(len(images))]] = 1
         return probs
 
-    edit = registry.get("uce").erase(
-        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue", "green"),
-                                          debias_rounds=5, debias_samples=3, steps=2, debias_step=0.5,
-                                          debias_decay=0.6),
-        Run(progress=False, scorer=scorer))
+    cfg = config("uce", **{"mode": "debias", "attributes": attributes, "debias_samples": 3, "steps": 2, **values})
+    return registry.get("uce").erase(tiny, ConceptSet(["cat"]), cfg, Run(progress=False, scorer=scorer)), calls
+
+
+def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step(tiny):
+    # round 1: all attribute 0; round 2: all attribute 1; round 3: equal shares (the goal)
+    edit, calls = _debias(tiny, 3, lambda n, i: n - 1 if n <= 2 else i % 3, ("red", "blue", "green"),
+                          debias_rounds=5, debias_step=0.5, debias_decay=0.6)
     assert len(calls) == 3, "debias should stop once the shares are equal"
     alpha = edit.metrics["debias_alpha"]["cat"]  # α_t += γ_k (1/3 − share_t), γ_k = 0.5 / (k + 1)^0.6
     g0, g1 = 0.5, 0.5 / 2 ** 0.6
@@ -139,62 +141,29 @@ def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step
 
 
 def test_uce_debias_counts_a_class_beyond_the_attributes_for_none_of_them(tiny):
-    calls = []
-
-    def scorer(images):  # columns: red, blue, then a third class the judge knows (round 1 all of it)
-        calls.append(len(images))
-        probs = torch.zeros(len(images), 3)
-        if len(calls) == 1:
-            probs[:, 2] = 1
-        else:
-            probs[torch.arange(len(images)), torch.arange(len(images)) % 2] = 1
-        return probs
-
-    edit = registry.get("uce").erase(
-        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), debias_rounds=3,
-                                          debias_samples=2, steps=2, debias_step=0.5),
-        Run(progress=False, scorer=scorer))
+    # columns: red, blue, then a third class the judge knows; round 1 all of it, then an equal share
+    edit, calls = _debias(tiny, 3, lambda n, i: 2 if n == 1 else i % 2, debias_samples=2, debias_rounds=3,
+                          debias_step=0.5)
     assert len(calls) == 2
     assert edit.metrics["debias_alpha"]["cat"] == pytest.approx({"red": 0.75, "blue": 0.75})  # ½ + ½ (½ − 0)
     assert edit.metrics["debias_shares"]["cat"] == pytest.approx({"red": 0.5, "blue": 0.5, "other": 0.0})
 
 
 def test_uce_debias_keeps_the_round_closest_to_uniform_even_when_an_attribute_never_shows(tiny):
-    calls = []
-
-    def scorer(images):  # rounds 1 and 3: all a third class; round 2: all red. Blue never shows.
-        calls.append(len(images))
-        probs = torch.zeros(len(images), 3)
-        probs[:, 0 if len(calls) == 2 else 2] = 1
-        return probs
-
-    edit = registry.get("uce").erase(
-        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), debias_rounds=3,
-                                          debias_samples=2, steps=2, debias_step=0.5),
-        Run(progress=False, scorer=scorer))
+    # rounds 1 and 3: all a third class; round 2: all red. Blue never shows.
+    edit, calls = _debias(tiny, 3, lambda n, i: 0 if n == 2 else 2, debias_rounds=3, debias_step=0.5)
     assert len(calls) == 3
     assert edit.metrics["debias_shares"]["cat"] == pytest.approx({"red": 1.0, "blue": 0.0, "other": 0.0})
     assert edit.metrics["debias_alpha"]["cat"] == pytest.approx({"red": 0.75, "blue": 0.75})
 
 
 def test_uce_debias_balances_each_prompt_not_their_pool(tiny):
-    calls = []
-
-    def scorer(images):  # "cat" all red and "a cat" all blue: an equal share pooled, biased in each prompt
-        calls.append(len(images))
-        probs = torch.zeros(len(images), 2)
-        probs[:, (len(calls) - 1) % 2] = 1
-        return probs
-
-    edit = registry.get("uce").erase(
-        tiny, ConceptSet(["cat"]), config("uce", mode="debias", attributes=("red", "blue"), templates=("{}", "a {}"),
-                                          debias_rounds=2, debias_samples=2, steps=2),
-        Run(progress=False, scorer=scorer))
+    # "cat" all red and "a cat" all blue: an equal share pooled, biased in each prompt
+    edit, calls = _debias(tiny, 2, lambda n, i: (n - 1) % 2, templates=("{}", "a {}"), debias_rounds=2)
     assert len(calls) == 4, "pooled shares looked equal, but each prompt is biased: debias must go on"
     shares, alpha = edit.metrics["debias_shares"], edit.metrics["debias_alpha"]
     assert shares["cat"]["red"] == 1 and shares["a cat"]["blue"] == 1
     assert alpha["cat"] == pytest.approx({"red": 0.5, "blue": 0.5}), "the best round is the first"
-
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
