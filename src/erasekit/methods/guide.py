@@ -5,8 +5,8 @@ Ablation maps the erased predictions onto an anchor (its paper's anchors are nea
 cat"). With `guide=nearest`, a run given no `--target` (and, for CA, no `--anchor`) takes the concept of `vocab`
 nearest the first erased concept by L2 distance of the text encoder's outputs (the measure of `search.candidates`),
 leaving out every erased concept and its synonyms. The miniature's presets use it with `vocab=world-objects`:
-its unconditional samples are objects, so the empty prompt is no "nothing" to map onto (README, "Why UCE and CA
-miss the ESR bar with the empty prompt").
+its unconditional samples are objects, so the empty prompt is not "nothing" to map onto (README, "Why UCE, TIME
+and CA take the nearest object on the miniature").
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The concept search that AP and AGE share: a vocabulary, the concepts nearest c_e, a Gumbel-softmax π over them.
 
 - `load_vocabulary(source)`: "world" is the miniature's lexicon (its object names with their synonyms, colour,
-  style and indirect words), "world-objects" its object names alone; anything else is a file with one concept per line, where `tench | tinca tinca` makes
-  the later names synonyms of the first (blank lines and `#` comments are skipped).
+  style and indirect words), "world-objects" its object names (with their synonyms) alone; anything else is a
+  file with one concept per line, where `tench | tinca tinca` makes the later names synonyms of the first (blank
+  lines and `#` comments are skipped).
 - `candidates(...)`: the `k_closest` concepts to c_e by L2 distance between the text encoder's outputs (the whole
   [L, d] sequence, flattened, as the official code measures it), without c_e and, when asked, its synonyms;
   optionally reduced to `num_centers` by k-means on those embeddings (the member nearest each centre). The
@@ -122,7 +123,8 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
                              for c in (concept, *also_exclude)])
     words = [w for w in vocab.concepts if w.lower() not in excluded]
     if not words:
-        raise ErasekitError(f"the vocabulary has no concept besides {concept!r} and its synonyms to search")
+        raise ErasekitError(f"the vocabulary has no concept besides {', '.join(map(repr, (concept, *also_exclude)))} "
+                            "and their synonyms to search")
     target = _encode(bundle, [concept]).flatten(1)
     dist = torch.cat([torch.cdist(_encode(bundle, words[i:i + 256]).flatten(1).float(), target.float())[:, 0]
                       for i in range(0, len(words), 256)])

@@ -15,11 +15,13 @@ whose minimiser is (the talk's Eq. 6)
 - edit: the same with a named target (circle -> square);
 - debias: v*_i = W_0 (c_i + Σ_t α_t a_t), a_t = c("{attribute} {concept}") − c(concept); α is found by judging
   generated images and moving each α_t toward an equal share (UCE's iterative debiasing), with the attribute
-  prompts themselves in P so that "a red star" stays red. The judge may know classes beyond the attributes
-  (the miniature's judge knows every colour): an image of none of the attributes counts for none. The update is a Robbins–Monro stochastic
-  approximation, α_t ← α_t + γ_k (1/T − share_t) with γ_k = γ_0 / (k + 1)^κ, 1/2 < κ ≤ 1: the judged shares
-  switch from one attribute to another within a narrow band of α (guidance makes each sample commit to one
-  colour), and a fixed step jumps across that band back and forth, while a decaying one settles inside it.
+  prompts themselves in P so that "a red star" stays red. Each concept prompt has its own α and is balanced on
+  its own. The judge may know classes beyond the attributes (the miniature's judge knows every colour): an image
+  of none of the attributes counts for none. The update is a Robbins–Monro stochastic approximation,
+  α_t ← α_t + γ_k (1/T − share_t) with γ_k = γ_0 / (k + 1)^κ, 1/2 < κ ≤ 1: the judged shares switch from one
+  attribute to another within a narrow band of α (guidance makes each sample commit to one colour), and a fixed
+  step jumps across that band back and forth, while a decaying one settles inside it. The round kept is the one
+  whose shares are nearest uniform in total variation.
 
 TIME (Orgad et al., ICCV 2023) is the same objective with no preservation set (only the λ ||W − W_0||² term
 keeps the rest).
@@ -206,17 +208,18 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
     alpha = torch.full((len(sources), T), 1.0 / T, dtype=torch.float64)  # one α per concept prompt
     seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
     best = (float("inf"), None, None, None)
+    edited = bundle.clone(("unet",))  # once: each round overwrites every projection it judges
     bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
     for k in bar:
         targets = [(C, C + torch.einsum("t,tnd->nd", alpha_i, a))  # c_i + Σ α_t a_t
                    for (C, a), alpha_i in zip(directions, alpha)]
         tensors = closed_form(bundle, targets, keep, config.lamb, config.erase_scale, config.preserve_scale)
-        shares = _shares(bundle, tensors, sources, seeds, config, run.scorer, T)
-        worst = float(_distance(shares).max())
-        if worst < best[0]:
-            best = (worst, tensors, alpha.clone(), shares)
-        bar.set_postfix(max_share=f"{float(shares.max()):.2f}")
-        if worst <= config.debias_tolerance:
+        shares = _shares(edited, tensors, sources, seeds, config, run.scorer, T)
+        distance = float(_distance(shares).max())
+        if distance < best[0]:
+            best = (distance, tensors, alpha.clone(), shares)
+        bar.set_postfix(distance=f"{distance:.2f}", max_share=f"{float(shares.max()):.2f}")
+        if distance <= config.debias_tolerance:
             break
         alpha = alpha + config.debias_step / (k + 1) ** config.debias_decay * (1.0 / T - shares)
     _, tensors, alpha, shares = best
@@ -233,12 +236,11 @@ def _distance(shares: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _shares(bundle, tensors, prompts, seeds, config, scorer, T) -> torch.Tensor:
-    """[prompts, T]: the share of each prompt's images that the scorer assigns to each attribute. Each prompt
+def _shares(edited: Bundle, tensors, prompts, seeds, config, scorer, T) -> torch.Tensor:
+    """[prompts, T] for `edited` with `tensors` copied in: the share of each prompt's images that the scorer assigns to each attribute. Each prompt
     is balanced on its own: pooled over prompts, "star" all red and "a star" all yellow would look balanced.
     The scorer's columns after the T attributes are other classes: an image whose best class is one of them
     counts for no attribute."""
-    edited = bundle.clone(("unet",))
     params = dict(edited.named_parameters())
     for name, value in tensors.items():
         params[name].copy_(value)
