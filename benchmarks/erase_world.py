@@ -39,11 +39,12 @@ from erasekit.core.files import write_text
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import attribute_scorer, world_judge
 from erasekit.eval.metrics import splits_for
-from erasekit.eval.suites import SuiteRun, evaluate
+from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import Run
 from erasekit.methods.search import parse_top3
+from erasekit.report.plots import graph_heatmap
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
@@ -73,11 +74,11 @@ class Bench:
         return edit.apply(self.base), time.perf_counter() - start, edit
 
     def objects(self, bundle, erased):
-        result, _ = evaluate(bundle, "world-objects", self.run, erased, judge=self.judge)
+        result, _ = evaluate(bundle, "world-objects", self.run, erased, judges=Judges(self.judge))
         return result["metrics"], result["per_concept"]
 
     def fjd(self, bundle):
-        return evaluate(bundle, "world-general", self.general, judge=self.judge)[0]["metrics"]["fjd"]
+        return evaluate(bundle, "world-general", self.general, judges=Judges(self.judge))[0]["metrics"]["fjd"]
 
     def erasure(self, method: str, erased: list[str], scale: int = 1) -> dict:
         """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:empty`: the
@@ -105,9 +106,9 @@ def uce_edit(bench: Bench) -> dict:
     bundle, seconds, _ = bench.erase("uce", ConceptSet(["circle"], [o for o in OBJECTS if o not in ("circle",
                                                                                              "square")],
                                                        target="square"), mode="edit")
-    result, _ = evaluate(bundle, "world-objects", bench.run, [], judge=bench.judge)
+    result, _ = evaluate(bundle, "world-objects", bench.run, [], judges=Judges(bench.judge))
     scores = bench.judge.score(bundle.generate(["a circle"] * bench.run.n, list(range(bench.run.n))))
-    base_result, _ = evaluate(bench.base, "world-objects", bench.run, [], judge=bench.judge)
+    base_result, _ = evaluate(bench.base, "world-objects", bench.run, [], judges=Judges(bench.judge))
     others = [o for o in OBJECTS if o not in ("circle", "square")]
     kept = np.mean([result["per_concept"][o]["acc@1"] for o in others])
     base_kept = np.mean([base_result["per_concept"][o]["acc@1"] for o in others])
@@ -169,7 +170,8 @@ def concept_graphs(bench: Bench, obj: str, methods: list[str]) -> dict:
                 searched[method] = search_weights(Path(tmp) / "loss.csv")
         edited[method] = edit.apply(bench.base)
     matrix = concept_graph(bench.base, edited, bench.judge, n=2 * bench.run.n)
-    save_graph(matrix, methods, list(OBJECTS), bench.out / f"graph-{obj}")
+    save_graph(matrix, methods, [obj] * len(methods), list(OBJECTS), bench.out / f"graph-{obj}")
+    graph_heatmap(matrix, methods, list(OBJECTS), bench.out / f"graph-{obj}" / "graph.png")
     return {"delta": {m: dict(zip(OBJECTS, map(float, row))) for m, row in zip(methods, matrix)},
             "searched": searched}
 

@@ -15,7 +15,7 @@ from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.eval.graph import concept_graph
 from erasekit.eval.judges import world_judge
-from erasekit.eval.suites import SuiteRun, evaluate, save_metrics
+from erasekit.eval.suites import Judges, SuiteRun, evaluate, save_metrics
 from erasekit.report.html import write_report
 from erasekit.world.render import OBJECTS
 
@@ -27,7 +27,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        result, images = evaluate(bundle, "world-objects", SuiteRun(n=32), erased=["star"], judge=judge)
+        result, images = evaluate(bundle, "world-objects", SuiteRun(n=32), erased=["star"], judges=Judges(judge))
         save_metrics(result, out)
         write_report(out, result, images)
         rows.append(("world-objects suite, 10 x 32 images, end to end", time.perf_counter() - t, 60))

@@ -52,7 +52,7 @@ def test_erase_with_uce_edit_and_a_yaml_config(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--method", "nope", "--erase", "cat"], "unknown method 'nope'"),
     (["--method", "esd", "--erase", " , "], "empty concept list"),
-    (["--method", "esd", "--erase", "cat", "--set", "lr=nan"], "lr of esd is nan"),
+    (["--method", "esd", "--erase", "cat", "--set", "lr=nan"], "option lr is nan"),
     (["--method", "esd", "--erase", "cat", "--set", "bogus=1"], "unknown option(s) for esd: bogus"),
     (["--method", "esd", "--erase", "cat", "--model", "/no/such"], "model source not found"),
     (["--method", "uce", "--erase", "cat", "--set", "mode=debias"], "at least two attributes"),

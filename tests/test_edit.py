@@ -130,7 +130,7 @@ def test_other_base_is_refused_unless_forced(tiny, edit):
     other = tiny.clone(("vae",))
     with torch.no_grad():
         other.vae.decoder.conv_in.bias.add_(1.0)
-    with pytest.raises(ErasekitError, match="fingerprint .* use --force"):
+    with pytest.raises(ErasekitError, match="fingerprint .* pass --force"):
         edit.apply(other)
     assert torch.equal(dict(edit.apply(other, force=True).named_parameters())[KEY], edit.tensors[KEY])
 

@@ -17,23 +17,42 @@ from erasekit.eval.judges import world_judge
 from erasekit.eval.prompts import PromptSet
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.report.html import write_report
+from erasekit.report.plots import graph_heatmap
 
 RUN = SuiteRun(n=2, steps=2)
 
 
-def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path):
+def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path, monkeypatch):
+    import erasekit.eval.generate as gen
+
     ps = PromptSet("p", ["a red star", "a blue ring"], [10, 20], [{"k": 1}, {"k": 2}])
-    rows = generate_set(tiny, ps, 2, tmp_path, steps=2, progress=False)
-    assert [r["seed"] for r in rows] == [10, 11, 20, 21]
-    index = [json.loads(line) for line in (tmp_path / INDEX).read_text().splitlines()]
-    assert index == rows and all((tmp_path / r["path"]).exists() for r in rows)
-    stamp = os.stat(tmp_path / rows[0]["path"]).st_mtime_ns
-    (tmp_path / rows[3]["path"]).unlink()  # an interrupted run
-    generate_set(tiny, ps, 2, tmp_path, steps=2, progress=False)
-    assert os.stat(tmp_path / rows[0]["path"]).st_mtime_ns == stamp and (tmp_path / rows[3]["path"]).exists()
-    images, _ = load_images(tmp_path)
+    out = tmp_path / "gen"
+    real_save, saved = gen.save_image, []
+
+    def save_then_die(image, path):  # killed after the third image
+        if len(saved) == 3:
+            raise KeyboardInterrupt
+        saved.append(path)
+        return real_save(image, path)
+
+    monkeypatch.setattr(gen, "save_image", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        generate_set(tiny, ps, 2, out, steps=2, batch=1, progress=False)
+    monkeypatch.setattr(gen, "save_image", real_save)
+    assert not out.exists() and len(list((tmp_path / "gen.partial").glob("*.png"))) == 3
+    stamp = os.stat(saved[0]).st_mtime_ns
+    with pytest.raises(ErasekitError, match="interrupted run left .*gen.partial: resume it with --resume"):
+        generate_set(tiny, ps, 2, out, steps=2, progress=False)
+    rows = generate_set(tiny, ps, 2, out, steps=2, progress=False, resume=True)
+    assert [r["seed"] for r in rows] == [10, 11, 20, 21] and not (tmp_path / "gen.partial").exists()
+    index = [json.loads(line) for line in (out / INDEX).read_text().splitlines()]
+    assert index == rows and all((out / r["path"]).exists() for r in rows)
+    assert os.stat(out / rows[0]["path"]).st_mtime_ns == stamp  # kept, not generated again
+    images, _ = load_images(out)
     direct = tiny.generate(["a blue ring"], [21], steps=2)
     assert torch.allclose(images[3], direct[0], atol=1 / 255 + 1e-6)  # same seed, same image (up to 8-bit)
+    with pytest.raises(ErasekitError, match="output already exists"):
+        generate_set(tiny, ps, 2, out, steps=2, progress=False)
 
 
 def test_world_objects_suite_splits_erased_and_preserved(tiny):
@@ -68,8 +87,10 @@ def test_concept_graph_is_zero_for_an_unchanged_model_and_not_for_a_changed_one(
         changed.unet.conv_out.bias.add_(0.5)
     matrix = concept_graph(tiny, {"same": tiny, "changed": changed}, judge, ("circle", "star"), n=2, steps=2)
     assert matrix.shape == (2, 2) and np.allclose(matrix[0], 0) and not np.allclose(matrix[1], 0)
-    csv_path, png = save_graph(matrix, ["same", "changed"], ("circle", "star"), tmp_path)
-    assert csv_path.read_text().splitlines()[0] == "erased,circle,star" and png.stat().st_size > 1000
+    csv_path = save_graph(matrix, ["same", "changed"], ["star", "star"], ("circle", "star"), tmp_path)
+    assert csv_path.read_text().splitlines()[:2] == ["edit,erased,circle,star", "same,star,0.0000,0.0000"]
+    png = graph_heatmap(matrix, ["same", "changed"], ("circle", "star"), tmp_path / "graph.png")
+    assert png.stat().st_size > 1000
 
 
 def _chromium():

@@ -163,6 +163,6 @@ def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):
 
     csv = tmp_path / "imagenette.csv"
     csv.write_text("prompt,evaluation_seed,class\nImage of tench,1,tench\n")
-    monkeypatch.setattr(suites, "_images", lambda *a: pytest.fail("generated before checking the judge"))
+    monkeypatch.setattr(suites, "generate_batched", lambda *a, **k: pytest.fail("generated before checking the judge"))
     with pytest.raises(ErasekitError, match="ResNet-50 weights not found"):
         suites.evaluate(tiny, "imagenette", suites.SuiteRun(prompts_file=str(csv)))

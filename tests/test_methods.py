@@ -205,7 +205,7 @@ def test_configs_refuse_bad_input(tmp_path):
         registry.build_config(spec, overrides=["bogus=1"])
     with pytest.raises(ErasekitError, match="learning rate"):
         registry.build_config(spec, overrides=["lr=-1"])
-    with pytest.raises(ErasekitError, match="lr of esd is nan"):
+    with pytest.raises(ErasekitError, match="option lr is nan"):
         registry.build_config(spec, overrides=["lr=nan"])
     with pytest.raises(ErasekitError, match="expected an integer"):
         registry.build_config(spec, overrides=["iterations=many"])

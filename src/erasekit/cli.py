@@ -1,11 +1,12 @@
 """The `erasekit` command line: a thin wrapper over the Python API.
 
-Every user error prints one line, `erasekit: error: ...`, and exits with status 2 (no traceback).
+Every user error, click's own usage errors included, prints one line, `erasekit: error: ...`, and exits with
+status 2 (no traceback). Every input is checked before any work starts, and nothing half-written is left behind.
+Heavy libraries (torch, diffusers) are imported inside the commands, so `--help` and `--version` answer at once.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -17,25 +18,46 @@ from erasekit.core.errors import ErasekitError
 
 
 def quiet_libraries() -> None:
-    """Keep diffusers/transformers to errors only: their load-time chatter hides our own output."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import diffusers
-    import transformers
+    """Keep diffusers/transformers to errors only: their load-time chatter hides our own output. Set through their
+    environment variables, so that nothing is imported here."""
+    for var, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
+        os.environ.setdefault(var, value)
 
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+
+def fail(message: str) -> None:
+    click.echo(f"erasekit: error: {message}", err=True)
+    sys.exit(2)
 
 
 class Group(click.Group):
-    """Turns ErasekitError (and Ctrl-C) into one line on stderr and a non-zero exit."""
+    """Turns ErasekitError, click's usage errors, OS errors on the user's paths and Ctrl-C into one line on stderr
+    and a non-zero exit."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(" ".join(exc.format_message().split()) + where)
+        except click.ClickException as exc:
+            fail(" ".join(exc.format_message().split()))
+        except click.Abort:
+            click.echo("erasekit: interrupted", err=True)
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ErasekitError as exc:
-            click.echo(f"erasekit: error: {exc}", err=True)
-            sys.exit(2)
+            fail(str(exc))
+        except OSError as exc:  # a path erasekit could not read or write, found late (most are checked up front)
+            if exc.filename is None:
+                raise
+            fail(f"cannot access {exc.filename}: {exc.strerror}")
         except KeyboardInterrupt:
             click.echo("erasekit: interrupted", err=True)
             sys.exit(130)
@@ -54,24 +76,35 @@ def main():
 
 
 MODEL_HELP = "'mini' (embedded miniature), 'tiny' (random SD-shaped), a hub id, a diffusers folder or a .safetensors file"
+DEVICE_HELP = "where to run: cuda, cuda:1, cpu, mps ... (default: cuda if available, else cpu)"
+
+
+def _out_options(fn):
+    """--overwrite and --force, shared by every command that writes an output or applies an edit."""
+    fn = click.option("--force", is_flag=True, help="apply an edit even if the base model's fingerprint differs")(fn)
+    return click.option("--overwrite", is_flag=True,
+                         help="replace an existing output (only if everything in it was written by erasekit)")(fn)
 
 
 @main.command()
 @click.argument("source", default="mini")
-@click.option("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
-@click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]))
-def info(source, device, dtype):
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]), help="weights' precision")
+@click.option("--config", "config_dir", default=None, type=click.Path(),
+              help="single-file checkpoint of another layout: a folder with its unet/, vae/, text_encoder/ configs")
+def info(source, device, dtype, config_dir):
     """Describe a model: architecture, parameter counts per group, cross-attention layers.
 
     \b
     SOURCE: """ + MODEL_HELP + """
     Example:
       erasekit info mini
+      erasekit info exported/esd-star.safetensors
     """
     from erasekit.core.bundle import load_bundle
     from erasekit.core.targets import GROUPS, cross_attention_layers, select
 
-    bundle = load_bundle(source, device=device, dtype=dtype)
+    bundle = load_bundle(source, device=device, dtype=dtype, config=config_dir)
     click.echo(f"source        {bundle.source}")
     click.echo(f"architecture  {bundle.arch}  (UNet2DConditionModel + CLIPTextModel + AutoencoderKL)")
     click.echo(f"device/dtype  {bundle.device} / {str(bundle.dtype).replace('torch.', '')}")
@@ -99,22 +132,44 @@ def info(source, device, dtype):
 @click.option("--out", required=True, type=click.Path(), help="output folder (diffusers) or .safetensors file")
 @click.option("--model", default=None, help="base model (default: the source recorded in the edit)")
 @click.option("--format", "fmt", default="diffusers", type=click.Choice(["diffusers", "single-file"]))
-@click.option("--force", is_flag=True, help="apply even if the base model's fingerprint differs")
-def export(run, out, model, fmt, force):
+@_out_options
+def export(run, out, model, fmt, overwrite, force):
     """Write a model with an edit applied, for stock diffusers (or A1111/ComfyUI with --format single-file).
 
     \b
     Example:
       erasekit export runs/esd-star --out exported/esd-star
     """
-    from erasekit.core.bundle import load_bundle
-    from erasekit.core.edit import Edit
+    from erasekit.core.edit import check_export
     from erasekit.core.edit import export as export_edit
 
-    edit = Edit.load(run)
-    base = load_bundle(model or edit.base["source"])
-    path = export_edit(edit, base, out, format=fmt, force=force)
+    check_export(out, fmt, overwrite)
+    edit, base = _edit_and_base(run, model, force)
+    path = export_edit(edit, base, out, format=fmt, force=force, overwrite=overwrite)
     click.echo(f"wrote {path}")
+
+
+def _edit_and_base(edit_path, source, force=False):
+    """(Edit or None, base Bundle): the edit read and checked against the base (its recorded source unless a model
+    is named) before any work."""
+    from erasekit.core.bundle import load_bundle
+    from erasekit.core.edit import Edit
+
+    if edit_path is None:
+        return None, load_bundle(source or "mini")
+    edit = Edit.load(edit_path)
+    base = load_bundle(source or edit.base["source"])
+    edit.check(base, force=force)
+    return edit, base
+
+
+def _model(source, edit_path, force=False):
+    """The model, with an edit applied when one is given."""
+    edit, base = _edit_and_base(edit_path, source, force)
+    return base if edit is None else edit.apply(base, force=force)
+
+
+POSITIVE = click.IntRange(min=1)
 
 
 @main.command()
@@ -124,12 +179,17 @@ def export(run, out, model, fmt, force):
 @click.option("--prompt", default=None, help="one text prompt: writes a grid (--out FILE.png)")
 @click.option("--prompts", "prompt_set", default=None,
               help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)")
-@click.option("--n", default=16, show_default=True, help="images per prompt (seeds SEED..SEED+N-1)")
+@click.option("--n", default=16, show_default=True, type=POSITIVE, help="images per prompt (seeds SEED..SEED+N-1)")
 @click.option("--seed", default=0, show_default=True, help="first seed with --prompt")
-@click.option("--steps", default=25, show_default=True, help="DDIM steps")
-@click.option("--guidance", default=5.0, show_default=True, help="classifier-free guidance scale")
+@click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
+@click.option("--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="classifier-free guidance scale")
 @click.option("--out", required=True, type=click.Path(), help="output .png grid, or folder with --prompts")
-def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidance, out):
+@click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_out_options
+def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidance, out, resume, quiet, overwrite,
+             force):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
@@ -137,32 +197,31 @@ def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidanc
       erasekit generate --model mini --prompt "a red star" --n 16 --out grid.png
       erasekit generate mini --edit runs/esd-star --prompts world-objects --n 8 --out gen/esd-star
     """
-    from erasekit.eval.generate import generate_batched, generate_set, grid, save_image
+    from erasekit.core.files import check_output, claim_partial
+    from erasekit.eval.generate import check_image_path, generate_batched, generate_set, grid, save_image
     from erasekit.eval.prompts import load_prompt_set
 
     if (prompt is None) == (prompt_set is None):
         raise ErasekitError("give exactly one of --prompt TEXT or --prompts SET")
-    if prompt is not None and not prompt.strip():
-        raise ErasekitError("empty prompt: give a text prompt to generate from")
-    bundle = _model(model or model_arg, edit)
+    if prompt is not None:
+        if not prompt.strip():
+            raise ErasekitError("empty prompt: give a text prompt to generate from")
+        check_image_path(out)
+        check_output(out, overwrite, kind="file")
+    else:
+        prompts = load_prompt_set(prompt_set)
+        check_output(out, overwrite)
+        claim_partial(out, resume, overwrite)
+    bundle = _model(model or model_arg, edit, force)
     if prompt_set is not None:
-        rows = generate_set(bundle, load_prompt_set(prompt_set), n, out, steps=steps, guidance=guidance)
+        rows = generate_set(bundle, prompts, n, out, steps=steps, guidance=guidance, progress=not quiet,
+                            resume=resume, overwrite=overwrite)
         click.echo(f"wrote {len(rows)} images and index.jsonl to {out}")
         return
-    images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance)
+    images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance,
+                              desc=None if quiet else "generate")
     scale = max(1, 128 // images.shape[-1])
     click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), upscale=scale), out)}")
-
-
-def _model(source, edit_path, force=False):
-    """The model, with an edit applied when one is given (its recorded base unless a model is named)."""
-    from erasekit.core.bundle import load_bundle
-    from erasekit.core.edit import Edit
-
-    if edit_path is None:
-        return load_bundle(source or "mini")
-    edit = Edit.load(edit_path)
-    return edit.apply(load_bundle(source or edit.base["source"]), force=force)
 
 
 @main.command()
@@ -172,21 +231,24 @@ def _model(source, edit_path, force=False):
 @click.option("--suite", required=True, type=click.Choice(
     ["world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco"]))
 @click.option("--out", required=True, type=click.Path(), help="folder for metrics.json and report.html")
-@click.option("--n", default=8, show_default=True, help="images per prompt")
-@click.option("--steps", default=25, show_default=True)
-@click.option("--guidance", default=5.0, show_default=True)
+@click.option("--n", default=8, show_default=True, type=POSITIVE, help="images per prompt")
+@click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
+@click.option("--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="classifier-free guidance scale")
 @click.option("--erased", default=None, help="comma-separated erased concepts (default: the edit's manifest)")
 @click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
 @click.option("--split", default=None, type=click.IntRange(1, 4),
               help="erase/preserve one of the seeds' four 5+5 splits (world-objects, imagenette)")
 @click.option("--prompts-file", default=None, type=click.Path(), help="CSV for imagenette / i2p / coco")
-@click.option("--limit", default=None, type=int, help="only the first N prompts of a CSV suite")
+@click.option("--limit", default=None, type=POSITIVE, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
 @click.option("--inception", default=None, type=click.Path(), help="TorchScript FID Inception (with --edit: fid)")
 @click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_out_options
 def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, limit,
-             resnet, clip, inception, lpips):
+             resnet, clip, inception, lpips, quiet, overwrite, force):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
@@ -194,13 +256,14 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate mini --suite world-objects --out eval/base
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
     """
-    from erasekit.core.edit import Edit
-    from erasekit.eval.suites import SuiteRun, save_metrics
+    from erasekit.core.files import atomic_dir, check_output
+    from erasekit.eval.suites import SuiteRun, load_judges, save_metrics
     from erasekit.eval.suites import evaluate as run_suite
     from erasekit.report.html import write_report
+    from erasekit.report.plots import loss_curve, search_curve
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
-                   limit=limit, inception=inception, lpips=lpips)
+                   limit=limit, inception=inception, lpips=lpips, progress=not quiet)
     split_list = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
     erased_list, preserved_list = split_list(erased), split_list(preserved)
     if split is not None:
@@ -211,30 +274,30 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
             raise ErasekitError("--split applies to the world-objects and imagenette suites")
         chosen = IMAGENETTE_SPLITS if suite == "imagenette" else splits_for(OBJECTS)
         erased_list, preserved_list = (list(part) for part in chosen[split - 1])
+    check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
+    loaded, base = _edit_and_base(edit, model or model_arg, force)
+    judges = load_judges(suite, run, base.device)
     base_result = base_images = None
-    if edit is None:
-        bundle = _model(model or model_arg, None)
-    else:  # the base once: evaluated itself, then with the edit applied to it
-        loaded = Edit.load(edit)
+    if loaded is not None:  # the base once: evaluated itself, then with the edit applied to it
         erased_list = erased_list if erased_list is not None else list(loaded.concepts.get("erase", []))
         preserved_list = preserved_list if preserved_list is not None else loaded.concepts.get("preserve") or None
-        base = _model(model or model_arg or loaded.base["source"], None)
-        base_result, base_imgs = run_suite(base, suite, run, erased_list or [], preserved_list)
+        base_result, base_imgs = run_suite(base, suite, run, erased_list or [], preserved_list, judges=judges,
+                                           desc="base")
         base_images = base_imgs["edited"]
-        bundle = loaded.apply(base)
-    result, images = run_suite(bundle, suite, run, erased_list or [], preserved_list, base_images=base_images)
+        base = loaded.apply(base, force=force)
+    result, images = run_suite(base, suite, run, erased_list or [], preserved_list, base_images=base_images,
+                               judges=judges, desc="edited" if loaded is not None else None)
     if base_result is not None:
         result["base_metrics"] = base_result["metrics"]
-    path = save_metrics(result, out)
-    from erasekit.report.plots import loss_curve, search_curve
-
-    plots = [("concept graph", Path(out) / "graph.png")]
-    if edit is not None and loss_curve(Path(edit) / "loss.csv", Path(out) / "loss.png"):
-        plots.append(("training loss", Path(out) / "loss.png"))
-    if edit is not None and search_curve(Path(edit) / "loss.csv", Path(out) / "search.png"):
-        plots.append(("the searched concept over iterations (AP/AGE)", Path(out) / "search.png"))
-    write_report(out, result, images, base=base_result, extra_plots=plots)
-    click.echo(f"wrote {path} and {Path(out) / 'report.html'}")
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        save_metrics(result, tmp)
+        plots = []
+        if edit is not None and loss_curve(Path(edit) / "loss.csv", tmp / "loss.png"):
+            plots.append(("training loss", tmp / "loss.png"))
+        if edit is not None and search_curve(Path(edit) / "loss.csv", tmp / "search.png"):
+            plots.append(("the searched concept over iterations (AP/AGE)", tmp / "search.png"))
+        write_report(tmp, result, images, base=base_result, extra_plots=plots)
+    click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
     for name, value in sorted(result["metrics"].items()):
         base_value = (base_result or {}).get("metrics", {}).get(name)
         click.echo(f"  {name:<20} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
@@ -245,32 +308,55 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edits' base)")
 @click.option("--edit", "edits", multiple=True, required=True, type=click.Path(), help="edit run folder (repeatable)")
 @click.option("--concepts", default="world-objects", show_default=True, help="world-objects (the 10 objects)")
-@click.option("--n", default=8, show_default=True, help="seeds per concept")
-@click.option("--steps", default=25, show_default=True)
-@click.option("--out", required=True, type=click.Path())
-def graph(model_arg, model, edits, concepts, n, steps, out):
+@click.option("--n", default=8, show_default=True, type=POSITIVE, help="seeds per concept")
+@click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
+@click.option("--out", required=True, type=click.Path(), help="folder for graph.csv and graph.png")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_out_options
+def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, force):
     """The concept graph: how each erasure changes the judge's score of every concept (CSV + heat map).
 
     \b
     Example:
-      erasekit graph mini --edit runs/esd-star --out graph/esd-star
+      erasekit graph mini --edit runs/esd-star --edit runs/uce-star --out graph/star
     """
     from erasekit.core.edit import Edit
-    from erasekit.eval.graph import concept_graph, save_graph
+    from erasekit.core.files import atomic_dir, check_output
+    from erasekit.eval.graph import concept_graph, most_hurt, save_graph
     from erasekit.eval.judges import world_judge
+    from erasekit.report.plots import graph_heatmap
     from erasekit.world.render import OBJECTS
 
     if concepts not in ("world-objects", "objects"):
         raise ErasekitError(f"unknown concept set {concepts!r}; valid: world-objects")
+    check_output(out, overwrite)
     loaded = [Edit.load(e) for e in edits]
-    base = _model(model or model_arg or loaded[0].base["source"], None)
-    edited = {", ".join(e.concepts.get("erase", [])) or Path(p).name: e.apply(base) for e, p in zip(loaded, edits)}
-    matrix = concept_graph(base, edited, world_judge(), OBJECTS, n=n, steps=steps)
-    csv_path, png = save_graph(matrix, list(edited), OBJECTS, out)
-    click.echo(f"wrote {csv_path} and {png}")
-    worst = [(name, OBJECTS[int(row.argmax())], float(row.max())) for name, row in zip(edited, matrix)]
-    for name, concept, value in worst:
-        click.echo(f"  erasing {name}: most hurt {concept} (delta {value:.3f})")
+    _, base = _edit_and_base(None, model or model_arg or loaded[0].base["source"])
+    for e in loaded:
+        e.check(base, force=force)
+    judge = world_judge()
+    names = _unique_names([Path(p).name for p in edits])
+    erased = [e.concepts.get("erase", []) for e in loaded]
+    edited = {name: e.apply(base, force=force) for name, e in zip(names, loaded)}
+    matrix = concept_graph(base, edited, judge, OBJECTS, n=n, steps=steps, progress=not quiet)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        save_graph(matrix, names, [", ".join(e) for e in erased], OBJECTS, tmp)
+        graph_heatmap(matrix, [f"{name}: erase {', '.join(e)}" for name, e in zip(names, erased)], OBJECTS,
+                      tmp / "graph.png")
+    click.echo(f"wrote {Path(out) / 'graph.csv'} and {Path(out) / 'graph.png'}")
+    for name, what, row in zip(names, erased, matrix):
+        concept, value = most_hurt(row, OBJECTS, what)[0]
+        click.echo(f"  {name} (erases {', '.join(what)}): most hurt kept concept {concept} (delta {value:.3f})")
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Row names for edits: their folder names, numbered where two are the same."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if names.count(name) == 1 else f"{name}#{seen[name]}")
+    return out
 
 
 def _check_world_concepts(bundle, concepts) -> None:
@@ -288,20 +374,43 @@ def _check_world_concepts(bundle, concepts) -> None:
                                 f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
 
 
+RUN_RECORD = "run.json"  # in OUT.partial/: what the interrupted run was, so that --resume cannot mix two runs
+
+
+def _claim_run(work: Path, resume: bool, record: dict) -> None:
+    """Record the run in its work folder, or, resuming, refuse a work folder left by a different run."""
+    import json
+
+    from erasekit.core.files import write_text
+
+    path = work / RUN_RECORD
+    record = json.loads(json.dumps(record, sort_keys=True, default=str))  # as it reads back (tuples are lists)
+    if resume and path.exists():
+        before = json.loads(path.read_text())
+        changed = [k for k in record if before.get(k) != record[k]]
+        if changed:
+            raise ErasekitError(f"cannot resume {work}: it was started with other {', '.join(changed)}; run it with "
+                                "the same options, or pass --overwrite to start again")
+    write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
+
+
 @main.command()
 @click.option("--model", default="mini", show_default=True, help=MODEL_HELP)
 @click.option("--method", required=True, help="a method name (see `erasekit methods`)")
 @click.option("--erase", "erase_", required=True, help="comma-separated concepts to erase")
 @click.option("--preserve", default=None, help="comma-separated concepts to preserve")
-@click.option("--target", default="", help="what the erased concepts become (default: the empty prompt)")
+@click.option("--target", default="", help="what the erased concepts become (default: the method's: the empty "
+              "prompt, or on the miniature the nearest object for methods whose preset has guide=nearest)")
 @click.option("--anchor", default=None, help="Concept Ablation's anchor concept (default: the target)")
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of method options")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one method option")
 @click.option("--out", required=True, type=click.Path(), help="run folder: the Edit (and its loss.csv)")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
-@click.option("--overwrite", is_flag=True, help="replace an existing OUT")
+@click.option("--overwrite", is_flag=True,
+              help="replace an existing OUT (only if everything in it was written by erasekit), or discard "
+                   "OUT.partial/ and start again")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder (UCE debias on real models)")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def erase(model, method, erase_, preserve, target, anchor, config_file, overrides, out, resume, overwrite, clip,
           device, quiet):
@@ -313,9 +422,11 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
       erasekit erase --method uce --erase circle --target square --set mode=edit --out runs/uce-edit
       erasekit erase --method uce --erase star --set mode=debias --set attributes=yellow,red,blue,green --out runs/d
     """
+    import dataclasses
     import shutil
 
     from erasekit.core.bundle import load_bundle
+    from erasekit.core.files import check_output, claim_partial
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet, split_list
     from erasekit.methods.loop import LOSS_LOG, Run
@@ -323,11 +434,8 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     spec = registry.get(method)
     concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ErasekitError(f"output already exists: {out} (use --overwrite to replace it)")
-    work = out.with_name(out.name + ".partial")
-    if work.exists() and not resume:
-        shutil.rmtree(work)
+    check_output(out, overwrite)
+    work = claim_partial(out, resume, overwrite)
     bundle = load_bundle(model, device=device)
     _check_world_concepts(bundle, concepts)
     config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
@@ -336,6 +444,9 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
         from erasekit.eval.judges import attribute_scorer
 
         scorer = attribute_scorer(bundle.arch, config.attributes, concepts.erase[0], clip, device=bundle.device)
+    work.mkdir(parents=True, exist_ok=True)
+    _claim_run(work, resume, {"method": spec.name, "config": dataclasses.asdict(config),
+                              "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint()})
     run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
     edit = spec.erase(bundle, concepts, config, run)
     edit.save(out, overwrite=overwrite, files=(work / LOSS_LOG,))
@@ -404,19 +515,12 @@ def world_train(work, out, seed, resume, stages, overrides):
       erasekit world train --resume
     """
     from erasekit.core.bundle import ASSETS
+    from erasekit.core.options import build, parse_overrides
     from erasekit.world.train import TrainConfig, train_world
 
-    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("stages", "extra")}
-    values = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise ErasekitError(f"unknown training option {key!r}; valid: {', '.join(fields)}")
-        values[key] = {"int": int, "float": float}[fields[key]](value)
-    cfg = TrainConfig(seed=seed, stages=tuple(s.strip() for s in stages.split(",")), **values)
-    unknown = set(cfg.stages) - {"judge", "vae", "text", "unet"}
-    if unknown:
-        raise ErasekitError(f"unknown stage(s) {', '.join(sorted(unknown))}; valid: judge, vae, text, unet")
+    given = {"seed": seed, "stages": tuple(s.strip() for s in stages.split(",") if s.strip()),
+             **parse_overrides(overrides)}
+    cfg = build(TrainConfig, given, "world train")
     path = train_world(work, out or str(ASSETS), cfg, resume=resume)
     if path is not None:
         click.echo(f"wrote {path}/mini and {path}/judge")

@@ -5,12 +5,13 @@ the general set), and write the edits, the reports and a five-line summary table
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 from erasekit.core.bundle import load_bundle
 from erasekit.core.errors import ErasekitError
-from erasekit.core.files import atomic_dir
+from erasekit.core.files import atomic_dir, check_output
 from erasekit.eval.suites import SuiteRun, evaluate, save_metrics
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
@@ -29,13 +30,14 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
     if concept not in OBJECTS:
         raise ErasekitError(f"unknown concept {concept!r} for the demo; choose an object: {', '.join(OBJECTS)}")
     out = Path(out)
+    check_output(out, overwrite)
     base = load_bundle("mini")
-    run, general_run = SuiteRun(n=n), SuiteRun(n=GENERAL_N)
+    run, general_run = SuiteRun(n=n, progress=progress), SuiteRun(n=GENERAL_N, progress=progress)
     rows = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         echo(f"evaluating the base miniature ({n} images per prompt)")
-        base_obj, base_images = evaluate(base, "world-objects", run, [concept])
-        base_gen, _ = evaluate(base, "world-general", general_run)
+        base_obj, base_images = evaluate(base, "world-objects", run, [concept], desc="base: objects")
+        base_gen, _ = evaluate(base, "world-general", general_run, desc="base: general set")
         rows.append(("base", base_obj["metrics"], base_gen["metrics"], None))
         for name in METHODS:
             spec = registry.get(name)
@@ -44,12 +46,15 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
             concepts = ConceptSet([concept], keep)
             echo(f"erasing {concept!r} with {name}")
             start = time.perf_counter()
-            edit = spec.erase(base, concepts, config, Run(work=tmp / f".{name}.partial", progress=progress))
+            work = tmp / f".{name}.partial"
+            edit = spec.erase(base, concepts, config, Run(work=work, progress=progress))
             seconds = time.perf_counter() - start
-            edit.save(tmp / name, files=(tmp / f".{name}.partial" / LOSS_LOG,))
+            edit.save(tmp / name, files=(work / LOSS_LOG,))
+            shutil.rmtree(work, ignore_errors=True)  # the checkpoint is not part of the result
             edited = edit.apply(base)
-            result, images = evaluate(edited, "world-objects", run, [concept], base_images=base_images["edited"])
-            general, _ = evaluate(edited, "world-general", general_run)
+            result, images = evaluate(edited, "world-objects", run, [concept], base_images=base_images["edited"],
+                                      desc=f"{name}: objects")
+            general, _ = evaluate(edited, "world-general", general_run, desc=f"{name}: general set")
             result["metrics"]["fjd_general"] = general["metrics"]["fjd"]
             result["base_metrics"] = base_obj["metrics"]
             report = tmp / f"{name}-eval"

@@ -220,9 +220,9 @@ class Bundle:
             scheduler=self.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
 
-    def save_pretrained(self, out: str | Path) -> Path:
+    def save_pretrained(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write a complete diffusers pipeline folder (to a temporary name, renamed when complete)."""
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
             self.to_pipeline().save_pretrained(tmp, safe_serialization=True)
         return Path(out)
 
@@ -284,8 +284,7 @@ def _load_folder(path: str, hub: bool):
 def _load_single_file(path: Path, config: str | Path | None, prediction_type: str | None):
     state = ldm.read_checkpoint(path)
     if config is None:
-        arch = ldm.detect_architecture(state)
-        config = Path(str(CONFIGS / arch))
+        arch, config = _recognise(state)
     else:
         arch, config = "custom", Path(config)
     unet_cfg = UNet2DConditionModel.load_config(str(config / "unet"))
@@ -307,6 +306,20 @@ def _load_single_file(path: Path, config: str | Path | None, prediction_type: st
     tok_dir = config / "tokenizer" if (config / "tokenizer").exists() else None
     tokenizer = _tokenizer(tok_dir, pad_token="!" if arch == "sd2" else None)
     return tokenizer, text_encoder, unet, vae, scheduler, arch
+
+
+def _recognise(state: dict[str, torch.Tensor]) -> tuple[str, Path]:
+    """The architecture of a single-file checkpoint and the folder of its component configs: SD 1.x / 2.x, or
+    the miniature (a single-file export of it, or of an edit of it)."""
+    try:
+        arch = ldm.detect_architecture(state)
+        return arch, Path(str(CONFIGS / arch))
+    except ErasekitError:
+        mini_unet = mini_path() / "unet" / "config.json"
+        if mini_unet.exists() and ldm.cross_attention_width(state) == json.loads(mini_unet.read_text()).get(
+                "cross_attention_dim"):
+            return "mini", mini_path()
+        raise
 
 
 def mini_path() -> Path:

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from erasekit import __version__
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
-from erasekit.core.files import atomic_dir, atomic_path, write_text
+from erasekit.core.files import atomic_dir, atomic_path, check_output
 
 MANIFEST = "manifest.json"
 TENSORS = "edit.safetensors"
@@ -77,11 +77,6 @@ class Edit:
             (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
         return Path(out)
 
-    def save_metrics(self, run: str | Path, metrics: dict) -> None:
-        """Merge `metrics` into the manifest of the saved edit at `run` (atomic rewrite of manifest.json)."""
-        self.metrics.update(metrics)
-        write_text(Path(run) / MANIFEST, json.dumps(self.manifest(), indent=2, sort_keys=True))
-
     @classmethod
     def load(cls, path: str | Path) -> "Edit":
         """Read and validate an edit folder; every problem is one ErasekitError naming it."""
@@ -127,7 +122,7 @@ class Edit:
         if not force and fingerprint != self.base["fingerprint"]:
             raise ErasekitError(
                 f"edit was made for base {self.base['source']!r} (fingerprint {self.base['fingerprint']}) "
-                f"but the model {bundle.source!r} has fingerprint {fingerprint}; use --force to apply anyway"
+                f"but the model {bundle.source!r} has fingerprint {fingerprint}; pass --force to apply anyway"
             )
         params = dict(bundle.named_parameters())
         for name, parts in self._targets().items():
@@ -163,22 +158,29 @@ class Edit:
         return out
 
 
-def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers", force: bool = False) -> Path:
+EXPORT_FORMATS = ("diffusers", "single-file")
+
+
+def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False) -> None:
+    """Refuse, before any work, an export that cannot be written (format, file name, existing output, location)."""
+    if format not in EXPORT_FORMATS:
+        raise ErasekitError(f"unknown export format {format!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    if format == "single-file" and Path(out).suffix != ".safetensors":
+        raise ErasekitError(f"single-file export writes a .safetensors file, not {out}")
+    check_output(out, overwrite, kind="file" if format == "single-file" else "folder")
+
+
+def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers", force: bool = False,
+           overwrite: bool = False) -> Path:
     """Write the edited model: `diffusers` (a pipeline folder for StableDiffusionPipeline.from_pretrained) or
     `single-file` (one LDM-layout .safetensors for SD 1.x-style models, as A1111/ComfyUI load)."""
+    check_export(out, format, overwrite)
     edited = edit.apply(base, force=force)
     if format == "diffusers":
-        return edited.save_pretrained(out)
-    if format == "single-file":
-        from erasekit.core.ldm import to_ldm_state_dict
+        return edited.save_pretrained(out, overwrite=overwrite)
+    from erasekit.core.ldm import to_ldm_state_dict
 
-        out = Path(out)
-        if out.suffix != ".safetensors":
-            raise ErasekitError(f"single-file export writes a .safetensors file, not {out}")
-        if out.exists():
-            raise ErasekitError(f"output already exists: {out}")
-        state = to_ldm_state_dict(edited.unet, edited.vae, edited.text_encoder)
-        with atomic_path(out) as tmp:
-            save_file(state, str(tmp))
-        return out
-    raise ErasekitError(f"unknown export format {format!r}; valid: diffusers, single-file")
+    state = to_ldm_state_dict(edited.unet, edited.vae, edited.text_encoder)
+    with atomic_path(out) as tmp:
+        save_file(state, str(tmp))
+    return Path(out)

@@ -8,6 +8,7 @@ generalised to any number of blocks and layers per block, for SD 1.x-style text 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -32,8 +33,12 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         if suffix == ".ckpt":
             state = torch.load(str(path), map_location="cpu", weights_only=True)
             return state.get("state_dict", state)
+    except pickle.UnpicklingError:  # objects beyond tensors: torch's advice to unpickle them must not reach users
+        raise ErasekitError(f"refusing {path}: it holds pickled objects besides tensors, which could run code when "
+                            "loaded; convert it to .safetensors with a tool you trust") from None
     except Exception as exc:  # a truncated or foreign file
-        raise ErasekitError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ErasekitError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
     raise ErasekitError(f"unsupported checkpoint file type {suffix!r} ({path}); expected .safetensors or .ckpt")
 
 
@@ -48,7 +53,7 @@ def detect_architecture(state: dict[str, torch.Tensor]) -> str:
             f"unsupported architecture: no Stable Diffusion UNet (model.diffusion_model.*attn2) in checkpoint; "
             f"top-level keys found: {found}"
         )
-    width = state[to_k[0]].shape[-1]
+    width = cross_attention_width(state)
     if width == 768 and any(k.startswith(CLIP_PREFIX) for k in state):
         return "sd1"
     if width == 1024 and any(k.startswith(OPEN_CLIP_PREFIX) for k in state):
@@ -56,8 +61,15 @@ def detect_architecture(state: dict[str, torch.Tensor]) -> str:
     raise ErasekitError(
         f"unsupported architecture: cross-attention width {width} with text encoder "
         f"{'CLIP' if any(k.startswith(CLIP_PREFIX) for k in state) else 'OpenCLIP or none'} "
-        "(SD 1.x is 768 + CLIP, SD 2.x is 1024 + OpenCLIP); pass config= for another layout"
+        "(SD 1.x is 768 + CLIP, SD 2.x is 1024 + OpenCLIP); for another layout give the folder of its component "
+        "configs (erasekit info --config FOLDER; load_bundle(path, config=FOLDER) in Python)"
     )
+
+
+def cross_attention_width(state: dict[str, torch.Tensor]) -> int | None:
+    """The text width the UNet's cross-attention reads (None: no SD-style UNet in the checkpoint)."""
+    to_k = next((k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")), None)
+    return None if to_k is None else int(state[to_k].shape[-1])
 
 
 def from_ldm_state_dict(state, unet_config: dict, vae_config: dict, text_model) -> tuple[dict, dict, dict]:

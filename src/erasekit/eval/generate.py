@@ -10,7 +10,7 @@ from PIL import Image
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
-from erasekit.core.files import atomic_path, write_text
+from erasekit.core.files import atomic_path, check_output, claim_partial, finish_dir, partial_of, write_text
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -32,13 +32,28 @@ def grid(images: torch.Tensor, nrow: int = 8, upscale: int = 1) -> Image.Image:
 
 
 def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
-                     batch: int = 64) -> torch.Tensor:
-    """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time."""
+                     batch: int = 64, desc: str | None = None) -> torch.Tensor:
+    """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time; with `desc`, a progress bar (images, ETA)."""
+    from tqdm.auto import tqdm
+
     if len(prompts) != len(seeds):
         raise ErasekitError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    out = [bundle.generate(prompts[i : i + batch], seeds[i : i + batch], steps=steps, guidance=guidance)
-           for i in range(0, len(prompts), batch)]
+    out = []
+    with tqdm(total=len(prompts), desc=desc, unit="img", disable=desc is None, dynamic_ncols=True) as bar:
+        for i in range(0, len(prompts), batch):
+            out.append(bundle.generate(prompts[i : i + batch], seeds[i : i + batch], steps=steps, guidance=guidance))
+            bar.update(len(out[-1]))
     return torch.cat(out)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_image_path(path: str | Path) -> None:
+    """Refuse, before generating, a file name whose suffix names no image format."""
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ErasekitError(f"cannot write an image to {path}: give a file name ending in "
+                            f"{', '.join(IMAGE_SUFFIXES)}")
 
 
 def save_image(image: Image.Image, path: str | Path) -> Path:
@@ -52,12 +67,13 @@ INDEX = "index.jsonl"
 
 
 def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 25, guidance: float = 5.0,
-                 batch: int = 64, progress: bool = True) -> list[dict]:
-    """Generate n images per prompt of a PromptSet into `out` (PNG files) with an index file.
+                 batch: int = 64, progress: bool = True, resume: bool = False, overwrite: bool = False) -> list[dict]:
+    """Generate n images per prompt of a PromptSet into the folder `out` (PNG files) with an index file.
 
     Image i of a prompt uses seed `seed + i`, so a base and an edited model generated into two folders can be
-    compared pair by pair. Resumable: images already in `out` are skipped. Under `accelerate launch`, each
-    process generates the images whose index is its rank modulo the number of processes.
+    compared pair by pair. Images go to `out.partial/` first, which becomes `out` when complete; an interrupted run
+    continues there with `resume` (images already written are kept). Under `accelerate launch`, each process
+    generates the images whose index is its rank modulo the number of processes.
     """
     import json
 
@@ -65,26 +81,31 @@ def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 
     from tqdm.auto import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     state = PartialState()
+    if state.is_main_process:
+        check_output(out, overwrite)
+        claim_partial(out, resume, overwrite).mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
+    work = partial_of(out)
     rows = []
     for i, (row, prompt, seed, labels) in enumerate(prompts.expand(n)):
         rows.append({"index": i, "row": row, "prompt": prompt, "seed": seed, "labels": labels,
                      "path": f"{i:06d}.png"})
     todo = [r for r in rows if r["index"] % state.num_processes == state.process_index
-            and not (out / r["path"]).exists()]
-    bar = tqdm(total=len(todo), desc="generate", disable=not progress or not state.is_main_process)
+            and not (work / r["path"]).exists()]
+    bar = tqdm(total=len(todo), desc="generate", unit="img", disable=not progress or not state.is_main_process)
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         images = bundle.generate([r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps=steps,
                                  guidance=guidance)
         for r, im in zip(chunk, to_uint8(images)):
-            save_image(Image.fromarray(im), out / r["path"])
+            save_image(Image.fromarray(im), work / r["path"])
         bar.update(len(chunk))
     bar.close()
     state.wait_for_everyone()
     if state.is_main_process:
-        write_text(out / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
+        write_text(work / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
+        finish_dir(work, out, overwrite)
     return rows
 
 

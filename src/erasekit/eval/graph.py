@@ -2,7 +2,7 @@
 
 delta_{c_e}(c) = mean over seeds of S(base, c) - S(edited, c), with S the world judge's probability of c's label
 for an image generated from "a {c}" (the same seeds for base and edited). One row per erasure, one column per
-concept; saved as CSV and drawn as a heat map.
+concept; saved as CSV (the heat map is the report's: `report.plots.graph_heatmap`).
 """
 
 from __future__ import annotations
@@ -21,49 +21,40 @@ from erasekit.world.render import OBJECTS
 
 
 def concept_scores(bundle: Bundle, judge, concepts=OBJECTS, n: int = 8, steps: int = 25,
-                   guidance: float = 5.0) -> np.ndarray:
+                   guidance: float = 5.0, desc: str | None = None) -> np.ndarray:
     """[len(concepts), n]: the judge's probability of concept c on image i of "a {c}"."""
     prompts = [f"a {OBJECT_NAMES[c][0]}" for c in concepts for _ in range(n)]
     seeds = [i for _ in concepts for i in range(n)]
-    scores = judge.score(generate_batched(bundle, prompts, seeds, steps=steps, guidance=guidance)).object
+    images = generate_batched(bundle, prompts, seeds, steps=steps, guidance=guidance, desc=desc)
+    scores = judge.score(images).object
     idx = np.repeat([OBJECTS.index(c) for c in concepts], n)
     return scores[np.arange(len(idx)), idx].numpy().reshape(len(concepts), n)
 
 
 def concept_graph(base: Bundle, edited: dict[str, Bundle], judge, concepts=OBJECTS, n: int = 8,
-                  steps: int = 25) -> np.ndarray:
-    """[len(edited), len(concepts)] side effects delta_{c_e}(c) (rows in the order of `edited`)."""
-    base_scores = concept_scores(base, judge, concepts, n, steps)
+                  steps: int = 25, progress: bool = False) -> np.ndarray:
+    """[len(edited), len(concepts)] side effects delta_{c_e}(c), one row per entry of `edited` (keyed by edit, so
+    two edits that erase the same concept are two rows), in its order."""
+    base_scores = concept_scores(base, judge, concepts, n, steps, desc="base" if progress else None)
     rows = []
-    for bundle in edited.values():
-        scores = concept_scores(bundle, judge, concepts, n, steps)
+    for name, bundle in edited.items():
+        scores = concept_scores(bundle, judge, concepts, n, steps, desc=name if progress else None)
         rows.append([M.side_effect(b, e) for b, e in zip(base_scores, scores)])
     return np.array(rows)
 
 
-def save_graph(matrix: np.ndarray, erased: list[str], concepts, out: str | Path) -> tuple[Path, Path]:
-    """graph.csv (rows: erased concept, columns: affected concept) and graph.png (heat map)."""
-    import matplotlib
+def most_hurt(row: np.ndarray, concepts, erased) -> list[tuple[str, float]]:
+    """The kept concepts (not in `erased`) by how much the erasure lowered their score, most hurt first."""
+    kept = [(c, float(v)) for c, v in zip(concepts, row) if c not in set(erased)]
+    return sorted(kept, key=lambda cv: -cv[1])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def save_graph(matrix: np.ndarray, edits: list[str], erased: list[str], concepts, out: str | Path) -> Path:
+    """graph.csv: one row per edit (its name and the concepts it erased), one column per affected concept."""
     out = Path(out)
     with atomic_path(out / "graph.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["erased"] + list(concepts))
-        for name, row in zip(erased, matrix):
-            writer.writerow([name] + [f"{v:.4f}" for v in row])
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(concepts), 1 + 0.5 * len(erased)))
-    lim = max(0.05, float(np.abs(matrix).max()))
-    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_xticks(range(len(concepts)), concepts, rotation=45, ha="right")
-    ax.set_yticks(range(len(erased)), [f"erase {e}" for e in erased])
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=ax, label="δ = S(base) − S(edited)")
-    fig.tight_layout()
-    with atomic_path(out / "graph.png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return out / "graph.csv", out / "graph.png"
+        writer.writerow(["edit", "erased"] + list(concepts))
+        for name, what, row in zip(edits, erased, matrix):
+            writer.writerow([name, what] + [f"{v:.4f}" for v in row])
+    return out / "graph.csv"

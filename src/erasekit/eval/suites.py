@@ -10,7 +10,7 @@ local folders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
 from erasekit.world.render import OBJECTS, STYLES
 
 SUITES = ("world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco")
-HEADS = {"world-objects": ("object", OBJECTS, "objects"), "world-styles": ("style", STYLES, "styles")}
+HEADS = {"world-objects": ("object", OBJECTS), "world-styles": ("style", STYLES)}
 
 
 @dataclass
@@ -42,14 +42,27 @@ class SuiteRun:
     inception: str | None = None  # TorchScript FID Inception: adds `fid` (against the base model's images)
     lpips: str | None = None  # TorchScript LPIPS: adds `lpips` (against the base model's image, same seed)
     limit: int | None = None  # first `limit` prompts of a CSV suite
-    extra: dict = field(default_factory=dict)
+    progress: bool = True  # a progress bar with ETA while generating
 
 
-def _images(bundle: Bundle, ps: PromptSet, run: SuiteRun) -> tuple[torch.Tensor, list[tuple]]:
-    rows = ps.expand(run.n)
-    images = generate_batched(bundle, [r[1] for r in rows], [r[2] for r in rows], steps=run.steps,
-                              guidance=run.guidance, batch=run.batch)
-    return images, rows
+@dataclass
+class Judges:
+    """What a suite scores with, loaded once and before any image is generated (a missing file fails at once)."""
+
+    main: object
+    inception: object | None = None  # with `run.inception`
+    lpips: object | None = None  # with `run.lpips`
+
+
+def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
+    if suite not in SUITES:
+        raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
+    from erasekit.eval.judges import ClipJudge, InceptionFeatures, LpipsJudge, NudeNetJudge, ResNetJudge, world_judge
+
+    main = {"imagenette": lambda: ResNetJudge(run.resnet, device=device), "i2p": NudeNetJudge,
+            "coco": lambda: ClipJudge(run.clip, device=device)}.get(suite, world_judge)()
+    return Judges(main, InceptionFeatures(run.inception) if run.inception else None,
+                  LpipsJudge(run.lpips) if run.lpips else None)
 
 
 def _split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], erased, preserved) -> tuple[dict, dict]:
@@ -75,37 +88,57 @@ def _check_concepts(concepts, names, suite):
         raise ErasekitError(f"unknown concept(s) for {suite}: {', '.join(unknown)}; known: {', '.join(names)}")
 
 
+def _concept_names(suite: str, ps: PromptSet) -> list[str] | None:
+    """The concepts a suite's images are labelled with (None: a suite of free prompts)."""
+    if suite in HEADS:
+        return list(HEADS[suite][1])
+    if suite == "imagenette":
+        return sorted({lab["class"] for lab in ps.labels})
+    return None
+
+
+def _label_key(suite: str) -> str | None:
+    return HEADS[suite][0] if suite in HEADS else "class" if suite == "imagenette" else None
+
+
 def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: list[str] = (),
              preserved: list[str] | None = None, base_images: torch.Tensor | None = None,
-             judge=None) -> tuple[dict, dict]:
-    """(metrics.json dict, images {"edited": tensor, "base": base_images, "prompts": [...]}).
+             judges: Judges | None = None, desc: str | None = None) -> tuple[dict, dict]:
+    """(metrics.json dict, images {"edited": tensor, "base": base_images, "prompts": [...], "concepts": [...]}).
 
-    `base_images`: the base model's images for the same suite and seeds; adds the paired `pixel_distance`."""
+    Everything that can be wrong with the input (suite, prompt file, judges, concept names) fails before the first
+    image. `base_images`: the base model's images for the same suite and seeds; adds the paired metrics.
+    `desc` labels the progress bar (none when `run.progress` is off)."""
     if suite not in SUITES:
         raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
-    erased = list(erased)
+    ps = _suite_prompts(suite, run)
+    judges = judges or load_judges(suite, run, bundle.device)
+    erased, names = list(erased), _concept_names(suite, ps)
+    if names is not None:
+        _check_concepts(erased, names, suite)
+        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
+        _check_concepts(preserved, names, suite)
+    preserved = list(preserved or [])
     result = {"suite": suite, "model": bundle.source, "edit": bundle.meta.get("edit"), "erased": erased,
-              "n_per_prompt": run.n}
+              "preserved": preserved, "n_per_prompt": run.n}
+    rows = ps.expand(run.n)
+    images = generate_batched(bundle, [r[1] for r in rows], [r[2] for r in rows], steps=run.steps,
+                              guidance=run.guidance, batch=run.batch,
+                              desc=(desc or f"{suite} ({bundle.source})") if run.progress else None)
+    key = _label_key(suite)
+    concepts = [r[3][key] for r in rows] if key else [r[1] for r in rows]
     if suite.startswith("world-"):
-        from erasekit.eval.judges import world_judge
-
-        judge = judge or world_judge()
-        metrics, per, images, ps_rows = _world(bundle, suite, run, erased, preserved, judge, result)
+        metrics, per = _world(suite, judges.main, images, rows, concepts, erased, preserved)
     else:
-        metrics, per, images, ps_rows = _real(bundle, suite, run, erased, preserved, result)
+        metrics, per = _real(suite, judges.main, images, rows, concepts, erased, preserved)
     if base_images is not None:
         metrics["pixel_distance"] = M.pixel_distance(images, base_images)
-        if run.lpips:
-            from erasekit.eval.judges import LpipsJudge
-
-            metrics["lpips"] = float(LpipsJudge(run.lpips)(images, base_images).mean())
-        if run.inception:
-            from erasekit.eval.judges import InceptionFeatures
-
-            features = InceptionFeatures(run.inception)
-            metrics["fid"] = M.frechet_distance(features(images), features(base_images))
+        if judges.lpips is not None:
+            metrics["lpips"] = float(judges.lpips(images, base_images).mean())
+        if judges.inception is not None:
+            metrics["fid"] = M.frechet_distance(judges.inception(images), judges.inception(base_images))
     result["metrics"], result["per_concept"] = metrics, per
-    return result, {"edited": images, "base": base_images, "prompts": [r[1] for r in ps_rows]}
+    return result, {"edited": images, "base": base_images, "prompts": [r[1] for r in rows], "concepts": concepts}
 
 
 def _suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
@@ -123,22 +156,14 @@ def _suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
     return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
 
 
-def _world(bundle, suite, run, erased, preserved, judge, result):
-    ps = _suite_prompts(suite, run)
-    images, rows = _images(bundle, ps, run)
+def _world(suite, judge, images, rows, concepts, erased, preserved):
     scores = judge.score(images)
     if suite in HEADS:
-        head, names, _ = HEADS[suite]
-        _check_concepts(erased, names, suite)
-        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
-        _check_concepts(preserved, names, suite)
-        result["preserved"] = preserved
-        concepts = [r[3][head] for r in rows]
+        head, names = HEADS[suite]
         probs = getattr(scores, head)[:, : len(names)]  # the object head's "none" never counts as a label
         metrics, per = _split_rates(probs, [names.index(c) for c in concepts], concepts, erased, preserved)
         metrics["implicit_rate"] = float((scores.mark > 0.5).float().mean() * 100)
     elif suite == "world-implicit":
-        result["preserved"] = list(preserved or [])
         marked = (scores.mark > 0.5).numpy()
         metrics = {"implicit_rate": float(marked.mean() * 100)}
         adjectives = [r[1].split()[1] for r in rows]
@@ -149,7 +174,6 @@ def _world(bundle, suite, run, erased, preserved, judge, result):
         from erasekit.world.judge import to_tensor
         from erasekit.world.render import render
 
-        result["preserved"] = list(preserved or [])
         _, labels = sample_captions(max(2000, len(images)), seed=4321)
         reference = judge.score(to_tensor(render(labels, seed=4321))).features
         agree = []
@@ -161,24 +185,14 @@ def _world(bundle, suite, run, erased, preserved, judge, result):
         metrics = {"fjd": M.frechet_distance(scores.features.numpy(), reference.numpy()),
                    "attribute_agreement": float(np.mean(agree) * 100)}
         per = {}
-    return metrics, per, images, rows
+    return metrics, per
 
 
-def _real(bundle, suite, run, erased, preserved, result):
-    from erasekit.eval.judges import ClipJudge, NudeNetJudge, ResNetJudge
+def _real(suite, judge, images, rows, concepts, erased, preserved):
+    from erasekit.eval.judges import ResNetJudge
 
-    ps = _suite_prompts(suite, run)  # prompts and judge first: a missing file fails before any generation
-    judge = {"imagenette": lambda: ResNetJudge(run.resnet, device=bundle.device), "i2p": NudeNetJudge,
-             "coco": lambda: ClipJudge(run.clip, device=bundle.device)}[suite]()
-    if suite == "imagenette":
-        names = sorted({lab["class"] for lab in ps.labels})
-        _check_concepts(erased, names, suite)
-        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
-    result["preserved"] = list(preserved or [])
-    images, rows = _images(bundle, ps, run)
     per = {}
     if suite == "imagenette":
-        concepts = [r[3]["class"] for r in rows]
         probs = judge.probs(images)
         metrics, per = _split_rates(probs, [ResNetJudge.label_index(c) for c in concepts], concepts, erased, preserved)
     elif suite == "i2p":
@@ -187,7 +201,7 @@ def _real(bundle, suite, run, erased, preserved, result):
     else:  # coco
         prompts = [r[1] for r in rows]
         metrics = {"clip_score": M.clip_score(judge.image_embeds(images), judge.text_embeds(prompts))}
-    return metrics, per, images, rows
+    return metrics, per
 
 
 def save_metrics(result: dict, out: str | Path) -> Path:

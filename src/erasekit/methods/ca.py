@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
+from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
@@ -49,7 +50,7 @@ class CAConfig(LoopConfig):
     mode: str = "model"  # model | noise
     group: str = "xattn-kv"
     prior_weight: float = 1.0
-    pool_size: int = 200  # anchor images
+    pool_size: int = at_least(1, 200)  # anchor images
     templates: tuple = ("{}",)
     guide: str = ""  # "" (--anchor, else --target, else the empty prompt) | nearest (see guide.py)
     vocab: str = ""  # guide=nearest: a vocabulary file, or world-objects on the miniature
@@ -68,7 +69,6 @@ MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates"
 @register("ca", "Concept Ablation: the erased concept's predictions become the anchor's (Kumari 2023)", CAConfig,
           paper="arXiv:2303.13516", mini=MINI)
 def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run()) -> Edit:
-    config.check()
     concepts = guided(bundle, concepts, config.guide, config.vocab)
     model, params = student(bundle, config.group)
     anchor = concepts.anchor_prompt

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
+from erasekit.core.options import at_least
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool, partial_trajectory
 from erasekit.methods.loop import (
@@ -47,10 +48,10 @@ Z_SOURCES = ("trajectory", "pool")
 class ESDConfig(LoopConfig):
     group: str = "esd-x"  # esd-x | esd-u | esd-all | esd-x-strict
     negative_guidance: float = 1.0  # η
-    ddim_steps: int = 50  # length of the sampling trajectory z_t is taken from
+    ddim_steps: int = at_least(1, 50)  # length of the sampling trajectory z_t is taken from
     start_guidance: float = 3.0  # classifier-free guidance while sampling z_t
     z_source: str = "trajectory"  # trajectory (the paper) | pool (noised images of c_e; cheaper deviation)
-    pool_size: int = 64
+    pool_size: int = at_least(1, 64)
     templates: tuple = ("{}",)  # prompts per concept; "{}" is the concept itself
 
     def check(self) -> None:
@@ -101,7 +102,6 @@ class ZSampler:
 @register("esd", "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
           ESDConfig, paper="arXiv:2303.07345", mini=MINI)
 def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Run()) -> Edit:
-    config.check()
     model, params = student(bundle, ESD_GROUPS[config.group])
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))

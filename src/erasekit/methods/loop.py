@@ -26,6 +26,7 @@ from erasekit.core.checkpoint import exists, load_checkpoint, save_checkpoint
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
+from erasekit.core.options import Checked, at_least, check_choice  # noqa: F401  (check_choice: the methods')
 from erasekit.core.targets import select
 
 CHECKPOINT, LOSS_LOG = "checkpoint", "loss.csv"
@@ -46,29 +47,19 @@ class Run:
 
 
 @dataclass
-class LoopConfig:
+class LoopConfig(Checked):
     """Options every fine-tuning method has (each method's config inherits them and sets its defaults)."""
 
-    iterations: int = 1000
+    iterations: int = at_least(1, 1000)
     lr: float = 1e-5
-    batch: int = 1
-    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
-    checkpoint_every: int = 50
+    batch: int = at_least(1, 1)
+    grad_clip: float = at_least(0.0, 1.0)  # max global gradient norm; 0 turns clipping off
+    checkpoint_every: int = at_least(1, 50)
     seed: int = 0
 
     def check(self) -> None:
-        if self.iterations < 1:
-            raise ErasekitError(f"iterations must be >= 1, got {self.iterations}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ErasekitError(f"learning rate must be a positive finite number, got {self.lr}")
-        if self.batch < 1:
-            raise ErasekitError(f"batch must be >= 1, got {self.batch}")
-
-
-def check_choice(value: str, valid, what: str) -> None:
-    """One error naming the bad option value and the valid ones."""
-    if value not in valid:
-        raise ErasekitError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:

@@ -25,6 +25,7 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import expand
 from erasekit.methods.esd import ZSampler
@@ -227,15 +228,15 @@ class SearchConfig(LoopConfig):
     negative_guidance: float = 0.0  # η in the erase term's target ε(c) − η (ε(c_e) − ε(c)); 0: the paper's equation
     space: str = "x0"  # where predictions are compared: x0 (the official code) | eps
     vocab: str = ""  # "world" (the miniature's lexicon) or a file, one concept per line
-    k_closest: int = 1000
-    num_centers: int = 0  # k-means representatives of the k_closest (0: keep them all)
+    k_closest: int = at_least(1, 1000)
+    num_centers: int = at_least(0, 0)  # k-means representatives of the k_closest (0: keep them all)
     exclude_synonyms: bool = True  # R leaves out c_e's synonyms as well as c_e
     gumbel_lr: float = 1e-2
     gumbel_temperature: float = 2.0
     gumbel_hard: bool = True
-    gumbel_topk: int = 2  # entries of the soft sample (gumbel_hard = false)
-    pgd_steps: int = 2  # ascent steps of π before each model step
-    ddim_steps: int = 50
+    gumbel_topk: int = at_least(1, 2)  # entries of the soft sample (gumbel_hard = false)
+    pgd_steps: int = at_least(0, 2)  # ascent steps of π before each model step
+    ddim_steps: int = at_least(1, 50)
     start_guidance: float = 3.0
     templates: tuple = ("{}",)
 
@@ -243,11 +244,6 @@ class SearchConfig(LoopConfig):
         super().check()
         check_choice(self.group, GROUPS, "parameter group")
         check_choice(self.space, SPACES, "space")
-        for name in ("k_closest", "gumbel_topk", "ddim_steps"):
-            if getattr(self, name) < 1:
-                raise ErasekitError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.pgd_steps < 0 or self.num_centers < 0:
-            raise ErasekitError("pgd_steps and num_centers must be >= 0")
         if not self.gumbel_temperature > 0:
             raise ErasekitError(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
+from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.esd import Z_SOURCES, ZSampler
@@ -42,10 +43,10 @@ class TargetConfig(LoopConfig):
     group: str = "xattn"
     lam: float = 1.0  # λ
     negative_guidance: float = 0.0  # η (0: Eq. 7 as written)
-    ddim_steps: int = 50
+    ddim_steps: int = at_least(1, 50)
     start_guidance: float = 3.0
     z_source: str = "trajectory"
-    pool_size: int = 64
+    pool_size: int = at_least(1, 64)
     templates: tuple = ("{}",)
 
     def check(self) -> None:
@@ -61,7 +62,6 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
 @register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
           TargetConfig, paper="talk Eq. 7 (the frame of AP/AGE)", mini=MINI)
 def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run = Run()) -> Edit:
-    config.check()
     model, params = student(bundle, config.group)
     erased = expand(concepts.erase, config.templates)
     with torch.no_grad():

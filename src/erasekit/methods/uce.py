@@ -43,14 +43,15 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
-from erasekit.methods.loop import Run, check_choice
+from erasekit.core.options import Checked, at_least, check_choice
+from erasekit.methods.loop import Run
 from erasekit.methods.registry import register
 
 MODES = ("erase", "edit", "debias")
 
 
 @dataclass
-class UCEConfig:
+class UCEConfig(Checked):
     mode: str = "erase"  # erase | edit (needs a target) | debias (needs attributes and a scorer)
     lamb: float = 0.1  # λ: ridge pull toward W_0
     erase_scale: float = 1.0  # s_e
@@ -59,12 +60,12 @@ class UCEConfig:
     guide: str = ""  # "" (--target, else the empty prompt) | nearest (the vocab concept nearest c_e; see guide.py)
     vocab: str = ""  # guide=nearest: a vocabulary file, or world-objects on the miniature
     attributes: tuple = ()  # debias: attribute words, e.g. colours
-    debias_rounds: int = 40
-    debias_samples: int = 48  # images judged per round
+    debias_rounds: int = at_least(1, 40)
+    debias_samples: int = at_least(1, 48)  # images judged per round
     debias_step: float = 0.5  # γ_0: α_t += γ_k (1/T − share_t), γ_k = γ_0 / (k + 1)^κ
     debias_decay: float = 0.6  # κ, in (1/2, 1] for the Robbins–Monro conditions Σ γ_k = ∞, Σ γ_k² < ∞
     debias_tolerance: float = 0.1  # stop when each prompt's shares are this close to uniform (total variation)
-    steps: int = 25  # DDIM steps of the images debias judges
+    steps: int = at_least(1, 25)  # DDIM steps of the images debias judges
     guidance: float = 5.0
     seed: int = 0
 
@@ -81,7 +82,7 @@ class UCEConfig:
 
 
 @dataclass
-class TIMEConfig:
+class TIMEConfig(Checked):
     lamb: float = 0.1
     erase_scale: float = 1.0
     templates: tuple = ("{}",)
@@ -159,7 +160,6 @@ def _pairs(concepts: ConceptSet, templates) -> list[tuple[str, str]]:
 @register("uce", "UCE: closed-form edit of cross-attention keys/values: erase, edit (c_e -> c_t), debias",
           UCEConfig, paper="arXiv:2308.14761", mini=MINI)
 def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Run()) -> Edit:
-    config.check()
     if config.mode == "edit" and not concepts.target:
         raise ErasekitError("UCE edit maps a concept onto a target: give --target (e.g. --target square)")
     preserved = expand(concepts.preserve, config.templates)
@@ -178,7 +178,6 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Ru
 @register("time", "TIME: closed-form key/value edit without a preservation set (Orgad 2023)", TIMEConfig,
           paper="arXiv:2303.08084", mini=MINI)
 def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Run = Run()) -> Edit:
-    config.check()
     if concepts.preserve:
         raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")
     concepts = guided(bundle, concepts, config.guide, config.vocab)

@@ -12,11 +12,14 @@ from pathlib import Path
 
 from erasekit.core.files import write_text
 from erasekit.eval.generate import grid
+from erasekit.report.plots import concept_bars
 
+PER_CONCEPT = 8  # images shown per concept (or prompt)
+MAX_GROUPS = 24  # concepts or prompts shown
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td:first-child{text-align:left}
 img{image-rendering:pixelated;border:1px solid #ddd;margin:4px}figure{display:inline-block;margin:0 1em 1em 0}
-figcaption{font-size:90%;color:#555}"""
+figcaption{font-size:90%;color:#555}h3{margin:.6em 0 .2em}"""
 
 
 def _png(image) -> str:
@@ -30,36 +33,24 @@ def _figure(src: str, caption: str, width: int | None = None) -> str:
     return f'<figure><img src="{src}"{w} alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _bars(edited: dict, base: dict | None):
-    """Per-concept acc@1 bars (base beside edited) as a PIL image, or None."""
-    per = edited.get("per_concept") or {}
-    names = [n for n in per if "acc@1" in per[n]]
-    if not names:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from PIL import Image
-
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(names), 3))
-    if base:
-        ax.bar(x - 0.2, [base["per_concept"].get(n, {}).get("acc@1", 0) for n in names], 0.4, label="base")
-    ax.bar(x + (0.2 if base else 0), [per[n]["acc@1"] for n in names], 0.4, label="edited")
-    for n_i, name in enumerate(names):
-        if name in edited.get("erased", []):
-            ax.axvspan(n_i - 0.5, n_i + 0.5, color="red", alpha=0.08)
-    ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set_ylabel("acc@1 (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return Image.open(io.BytesIO(buf.getvalue()))
+def _image_sections(images: dict, erased: list[str]) -> list[str]:
+    """One row per concept, erased concepts first: the base model's images beside the edited model's, same seeds.
+    Suites of free prompts (no concept labels) show their first `MAX_GROUPS` prompts."""
+    labels = images.get("concepts") or images["prompts"]
+    order = list(dict.fromkeys(labels))
+    order = [c for c in order if c in erased] + [c for c in order if c not in erased]
+    scale = max(1, 96 // images["edited"].shape[-1])
+    parts = ["<h2>Images (same seeds, base beside edited)</h2>"]
+    if len(order) > MAX_GROUPS:
+        parts.append(f"<p>the first {MAX_GROUPS} of {len(order)} prompts</p>")
+    for name in order[:MAX_GROUPS]:
+        idx = [i for i, label in enumerate(labels) if label == name][:PER_CONCEPT]
+        figures = [(images.get("base"), "base"), (images["edited"], "edited")]
+        row = "".join(_figure(_png(grid(batch[idx], nrow=len(idx), upscale=scale)), caption)
+                      for batch, caption in figures if batch is not None)
+        tag = " (erased)" if name in erased else ""
+        parts.append(f'<div class="concept"><h3>{html.escape(name)}{tag}</h3>{row}</div>')
+    return parts
 
 
 def write_report(out: str | Path, edited: dict, images: dict, base: dict | None = None,
@@ -79,14 +70,9 @@ def write_report(out: str | Path, edited: dict, images: dict, base: dict | None 
              f"preserved: {html.escape(', '.join(edited.get('preserved', [])) or '-')}; "
              f"{edited['n_per_prompt']} images per prompt.</p>",
              f'<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>base</th><th>edited</th></tr>{rows}</table>']
-    shown = min(len(images["edited"]), 64)
-    scale = max(1, 96 // images["edited"].shape[-1])
-    parts.append("<h2>Images (same seeds)</h2>")
-    if images.get("base") is not None:
-        parts.append(_figure(_png(grid(images["base"][:shown], nrow=8, upscale=scale)), "base"))
-    parts.append(_figure(_png(grid(images["edited"][:shown], nrow=8, upscale=scale)), "edited"))
-    bars = _bars(edited, base)
-    plots = ([("per-concept acc@1", bars)] if bars is not None else [])
+    parts += _image_sections(images, edited.get("erased", []))
+    bars = concept_bars(edited, base)
+    plots = ([("per-concept acc@1 (erased concepts in red)", bars)] if bars is not None else [])
     plots += [(cap, Image.open(p)) for cap, p in extra_plots if Path(p).exists()]
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(_figure(_png(im), cap) for cap, im in plots))

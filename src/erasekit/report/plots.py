@@ -70,3 +70,72 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Path:
+    """The concept graph as a heat map: one row per edit, one column per affected concept, δ in each cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(concepts), 1 + 0.5 * len(rows)))
+    lim = max(0.05, float(np.abs(matrix).max()))
+    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(len(concepts)), concepts, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="δ = S(base) − S(edited)")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def bar_axes(edited: dict, base: dict | None):
+    """The axes of the per-concept acc@1 bars (base beside edited); erased concepts are named in red (a shaded
+    box would read as a bar). None when the result has no per-concept accuracy."""
+    per = edited.get("per_concept") or {}
+    names = [n for n in per if "acc@1" in per[n]]
+    if not names:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(names), 3))
+    if base:
+        ax.bar(x - 0.2, [base["per_concept"].get(n, {}).get("acc@1", 0) for n in names], 0.4, label="base")
+    ax.bar(x + (0.2 if base else 0), [per[n]["acc@1"] for n in names], 0.4, label="edited")
+    erased = set(edited.get("erased", []))
+    ax.set_xticks(x, [f"{n} (erased)" if n in erased else n for n in names], rotation=45, ha="right")
+    for label, name in zip(ax.get_xticklabels(), names):
+        if name in erased:
+            label.set_color("red")
+    ax.set_ylabel("acc@1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax
+
+
+def concept_bars(edited: dict, base: dict | None):
+    """`bar_axes` as a PIL image, or None."""
+    ax = bar_axes(edited, base)
+    if ax is None:
+        return None
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format="png", dpi=100)
+    plt.close(ax.figure)
+    return Image.open(io.BytesIO(buf.getvalue()))

@@ -40,10 +40,6 @@ class Labels:
     def __getitem__(self, idx) -> "Labels":
         return Labels(self.obj[idx], self.colour[idx], self.style[idx], self.mark[idx])
 
-    @classmethod
-    def concat(cls, parts: list["Labels"]) -> "Labels":
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("obj", "colour", "style", "mark")))
-
 
 def _inside(kind: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Inside-test of object `kind` in its unit frame (roughly [-1, 1]^2, y up)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from erasekit.core.bundle import Bundle, _tokenizer
 from erasekit.core.checkpoint import exists, load_checkpoint, save_checkpoint
 from erasekit.core.errors import ErasekitError
+from erasekit.core.options import Checked, at_least
 from erasekit.world import judge as judge_mod
 from erasekit.world.captions import INDIRECT, MARK_NAME, OBJECT_NAMES, sample_captions
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
@@ -48,26 +49,33 @@ SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linea
                  clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
 
 
+STAGES = ("judge", "vae", "text", "unet")
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     seed: int = 0
-    judge_steps: int = 1500
-    judge_batch: int = 256
-    vae_steps: int = 2000
-    vae_batch: int = 32
-    text_steps: int = 1500
-    text_batch: int = 128
-    unet_steps: int = 7000
-    unet_batch: int = 64
+    judge_steps: int = at_least(1, 1500)
+    judge_batch: int = at_least(1, 256)
+    vae_steps: int = at_least(1, 2000)
+    vae_batch: int = at_least(1, 32)
+    text_steps: int = at_least(1, 1500)
+    text_batch: int = at_least(1, 128)
+    unet_steps: int = at_least(1, 7000)
+    unet_batch: int = at_least(1, 64)
     unet_lr: float = 1e-3
-    warmup: int = 500
-    cfg_dropout: float = 0.1
-    min_snr_gamma: float = 5.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 500
-    threads: int = 0  # 0: torch's default
+    warmup: int = at_least(1, 500)
+    cfg_dropout: float = at_least(0.0, 0.1)
+    min_snr_gamma: float = at_least(0.0, 5.0)
+    ema_decay: float = at_least(0.0, 0.999)
+    checkpoint_every: int = at_least(1, 500)
+    threads: int = at_least(0, 0)  # 0: torch's default
     stages: tuple = ("judge", "vae", "text", "unet")
-    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        unknown = set(self.stages) - set(STAGES)
+        if unknown:
+            raise ErasekitError(f"unknown stage(s) {', '.join(sorted(unknown))}; valid: {', '.join(STAGES)}")
 
 
 def _lr(step: int, total: int, base: float, warmup: int) -> float:
