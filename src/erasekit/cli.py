@@ -23,6 +23,11 @@ def quiet_libraries() -> None:
     for var, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
                        ("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
         os.environ.setdefault(var, value)
+    if "transformers" in sys.modules:  # already imported (by a caller of the API): the variables came too late
+        sys.modules["transformers"].utils.logging.set_verbosity_error()
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "diffusers" in sys.modules:
+        sys.modules["diffusers"].utils.logging.set_verbosity_error()
 
 
 def fail(message: str) -> None:
@@ -35,6 +40,7 @@ class Group(click.Group):
     and a non-zero exit."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
+        kwargs.setdefault("prog_name", "erasekit")  # also under `python -m erasekit.cli`
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
@@ -86,21 +92,23 @@ def _out_options(fn):
                          help="replace an existing output (only if everything in it was written by erasekit)")(fn)
 
 
-@main.command()
+INFO_HELP = f"""Describe a model: architecture, parameter counts per group, cross-attention layers.
+
+\b
+SOURCE: {MODEL_HELP}
+Example:
+  erasekit info mini
+  erasekit info exported/esd-star.safetensors
+"""
+
+
+@main.command(help=INFO_HELP)
 @click.argument("source", default="mini")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]), help="weights' precision")
 @click.option("--config", "config_dir", default=None, type=click.Path(),
               help="single-file checkpoint of another layout: a folder with its unet/, vae/, text_encoder/ configs")
 def info(source, device, dtype, config_dir):
-    """Describe a model: architecture, parameter counts per group, cross-attention layers.
-
-    \b
-    SOURCE: """ + MODEL_HELP + """
-    Example:
-      erasekit info mini
-      erasekit info exported/esd-star.safetensors
-    """
     from erasekit.core.bundle import load_bundle
     from erasekit.core.targets import GROUPS, cross_attention_layers, select
 
