@@ -30,7 +30,7 @@ from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.loop import Run
+from erasekit.core.loop import Run
 from erasekit.world.render import OBJECTS
 
 

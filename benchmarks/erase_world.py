@@ -24,7 +24,6 @@ for SD). Every run's figures are cached in --out/results.json, so an interrupted
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
@@ -36,14 +35,14 @@ import torch
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
+from erasekit.core.loop import read_log
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import attribute_scorer, world_judge
 from erasekit.eval.metrics import splits_for
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.loop import Run
-from erasekit.methods.search import parse_top3
+from erasekit.core.loop import Run
 from erasekit.report.plots import graph_heatmap
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
@@ -149,11 +148,10 @@ def uce_debias(bench: Bench) -> dict:
 
 def search_weights(loss_csv: Path) -> dict[str, float]:
     """Mean over the run's steps of the π weight each concept had in the logged top 3 (0 when absent)."""
-    with loss_csv.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("top3")]
+    rows = [r for r in read_log(loss_csv) if r.get("top3")]
     total: dict[str, float] = {}
     for r in rows:
-        for word, p in parse_top3(r["top3"]):
+        for word, p in r["top3"]:
             total[word] = total.get(word, 0.0) + p / len(rows)
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 

@@ -34,8 +34,8 @@ def interrupted_and_resumed(tmp_path, monkeypatch):
     tmp_path/whole and tmp_path/cut."""
     import json
 
-    import erasekit.methods.loop as loop
-    from erasekit.methods.loop import Run
+    import erasekit.core.loop as loop
+    from erasekit.core.loop import Run
 
     def go(erase):
         whole = erase(Run(work=tmp_path / "whole", progress=False))

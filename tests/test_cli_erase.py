@@ -94,7 +94,7 @@ def test_nan_loss_leaves_no_edit_and_keeps_the_checkpoint(tmp_path, monkeypatch)
 
 
 def test_erase_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
-    import erasekit.methods.loop as loop
+    import erasekit.core.loop as loop
 
     args = ["erase", "--model", "tiny", "--method", "esd", "--erase", "cat", "--quiet", "--set", "iterations=4",
             "--set", "ddim_steps=2", "--set", "checkpoint_every=2", "--set", "lr=1e-2"]

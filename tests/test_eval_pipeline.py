@@ -11,6 +11,7 @@ import torch
 
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import LOSS_LOG
 from erasekit.eval.generate import INDEX, generate_set, load_images
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import world_judge
@@ -134,8 +135,8 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_pa
     key = "unet.conv_out.bias"
     Edit.from_changes(base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={},
                       concepts={"erase": ["star"]}).save(tmp_path / "run")
-    (tmp_path / "run" / "loss.csv").write_text("step,loss,erased,searched,top3\n" + "".join(
-        f"{i},0.1,star,moon,moon={0.4 + i / 100};ring=0.3;heart=0.1\n" for i in range(5)))
+    (tmp_path / "run" / LOSS_LOG).write_text("step,loss,erased,searched,top3\n" + "".join(
+        f'{i},0.1,star,moon,"[[""moon"", {0.4 + i / 100}], [""ring"", 0.3], [""heart"", 0.1]]"\n' for i in range(5)))
     result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--edit", str(tmp_path / "run"), "--suite",
                                        "world-objects", "--n", "1", "--steps", "2", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output

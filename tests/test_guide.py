@@ -7,7 +7,7 @@ from erasekit.core.errors import ErasekitError
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.guide import check_guide, guided
-from erasekit.methods.loop import Run
+from erasekit.core.loop import Run
 from erasekit.methods.search import candidates, load_vocabulary
 
 WORDS = ["cat | kitty | tabby", "dog", "car", "tree", "house", "river", "apple", "chair"]

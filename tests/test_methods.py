@@ -10,7 +10,7 @@ from erasekit.core.targets import select
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.esd import ESD_GROUPS
-from erasekit.methods.loop import Run, train
+from erasekit.core.loop import Run, train
 from erasekit.methods.uce import aligned, projections
 
 FAST = {"iterations": 2, "batch": 1, "ddim_steps": 3}

@@ -9,7 +9,8 @@ from erasekit.core.targets import select
 from erasekit.methods import registry
 from erasekit.methods.ap import preservation_gap
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.loop import Run, student
+from erasekit.core.loop import Run
+from erasekit.methods.loop import student
 from erasekit.methods.search import (
     ConceptSearch,
     candidates,

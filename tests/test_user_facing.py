@@ -70,7 +70,7 @@ def test_most_hurt_ranks_only_the_kept_concepts():
 # ---- 2. an interrupted erase is never deleted silently ---------------------------------------------------
 
 def test_rerunning_erase_without_resume_refuses_and_keeps_the_interrupted_checkpoint(tmp_path, monkeypatch):
-    import erasekit.methods.loop as loop
+    import erasekit.core.loop as loop
 
     args = ["erase", *FAST_ESD, "--set", "iterations=4", "--set", "checkpoint_every=2", "--out", tmp_path / "run"]
     real = loop.save_checkpoint

@@ -70,5 +70,5 @@ def test_a_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
 
     real = judge_mod.judge_loss
     monkeypatch.setattr(judge_mod, "judge_loss", lambda out, y: real(out, y) * float("nan"))
-    with pytest.raises(ErasekitError, match="world judge: loss is nan at step 0"):
+    with pytest.raises(ErasekitError, match="world judge: loss is nan at iteration 0"):
         train_world(tmp_path / "w", tmp_path / "o", TrainConfig(**dict(TINY, stages=("judge",))))

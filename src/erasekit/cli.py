@@ -265,6 +265,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
     """
     from erasekit.core.files import atomic_dir, check_output
+    from erasekit.core.loop import LOSS_LOG
     from erasekit.eval.suites import SuiteRun, load_judges, save_metrics
     from erasekit.eval.suites import evaluate as run_suite
     from erasekit.report.html import write_report
@@ -300,9 +301,9 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     with atomic_dir(out, overwrite=overwrite) as tmp:
         save_metrics(result, tmp)
         plots = []
-        if edit is not None and loss_curve(Path(edit) / "loss.csv", tmp / "loss.png"):
+        if edit is not None and loss_curve(Path(edit) / LOSS_LOG, tmp / "loss.png"):
             plots.append(("training loss", tmp / "loss.png"))
-        if edit is not None and search_curve(Path(edit) / "loss.csv", tmp / "search.png"):
+        if edit is not None and search_curve(Path(edit) / LOSS_LOG, tmp / "search.png"):
             plots.append(("the searched concept over iterations (AP/AGE)", tmp / "search.png"))
         write_report(tmp, result, images, base=base_result, extra_plots=plots)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
@@ -437,7 +438,7 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     from erasekit.core.files import check_output, claim_partial
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet, split_list
-    from erasekit.methods.loop import LOSS_LOG, Run
+    from erasekit.core.loop import LOSS_LOG, Run
 
     spec = registry.get(method)
     concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)

@@ -15,7 +15,7 @@ from erasekit.core.files import atomic_dir, check_output
 from erasekit.eval.suites import SuiteRun, evaluate, save_metrics
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.loop import LOSS_LOG, Run
+from erasekit.core.loop import LOSS_LOG, Run
 from erasekit.report.html import write_report
 from erasekit.report.plots import loss_curve
 from erasekit.world.render import OBJECTS

@@ -32,7 +32,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
-from erasekit.methods.loop import Run
+from erasekit.core.loop import Run
 from erasekit.methods.registry import register
 from erasekit.methods.search import SearchConfig, prepare, run_search
 

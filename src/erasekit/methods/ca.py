@@ -28,15 +28,9 @@ from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.latents import LatentPool
-from erasekit.methods.loop import (
-    LoopConfig,
-    Run,
-    check_choice,
-    finish,
-    step_generator,
-    student,
-    train,
-)
+from erasekit.core.loop import Run, step_generator
+from erasekit.core.options import check_choice
+from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 
 MODES = ("model", "noise")
@@ -93,6 +87,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run
         return l_ablate + config.prior_weight * l_prior, {"l_ablate": f"{l_ablate.item():.6g}",
                                                           "l_prior": f"{l_prior.item():.6g}"}
 
-    rows = train("ca", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every)
+    rows = fit("ca", loss_fn, params, config, run)
     return finish("ca", bundle, params, config, concepts.as_dict(), rows)

@@ -29,15 +29,9 @@ from erasekit.core.edit import Edit
 from erasekit.core.options import at_least
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool, partial_trajectory
-from erasekit.methods.loop import (
-    LoopConfig,
-    Run,
-    check_choice,
-    finish,
-    step_generator,
-    student,
-    train,
-)
+from erasekit.core.loop import Run, step_generator
+from erasekit.core.options import check_choice
+from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 
 ESD_GROUPS = {"esd-x": "xattn", "esd-u": "noxattn", "esd-all": "full", "esd-x-strict": "xattn-kv"}
@@ -117,6 +111,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Ru
         e_n = model.eps(z_t, t, c_e)
         return F.mse_loss(e_n, e_0 - eta * (e_p - e_0)), {"t": int(t[0])}
 
-    rows = train("esd", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every)
+    rows = fit("esd", loss_fn, params, config, run)
     return finish("esd", bundle, params, config, concepts.as_dict(), rows)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.loop import check_choice
+from erasekit.core.options import check_choice
 from erasekit.methods.search import candidates, load_vocabulary
 
 GUIDES = ("", "nearest")  # "": --target, else the empty prompt

@@ -30,15 +30,9 @@ from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import expand
 from erasekit.methods.esd import ZSampler
 from erasekit.methods.latents import SPACES
-from erasekit.methods.loop import (
-    LoopConfig,
-    Run,
-    check_choice,
-    finish,
-    step_generator,
-    student,
-    train,
-)
+from erasekit.core.loop import Run, step_generator
+from erasekit.core.options import check_choice
+from erasekit.methods.loop import LoopConfig, finish, fit, student
 
 WORLD, WORLD_OBJECTS = "world", "world-objects"
 
@@ -209,14 +203,10 @@ class ConceptSearch(torch.nn.Module):
         return [(self.names[i][j], float(v)) for v, j in zip(values.tolist(), idx.tolist())]
 
     def log(self, i: int) -> dict:
-        """What the run logs per step: argmax of π and the top 3 with weights (`parse_top3` reads them back)."""
+        """What the run logs per step: argmax of π and the top 3 as [[concept, weight], ...] (the loop stores it as
+        JSON; `core.loop.read_log` reads it back)."""
         top = self.top(i)
-        return {"searched": top[0][0], "top3": ";".join(f"{w}={p:.3f}" for w, p in top)}
-
-
-def parse_top3(text: str) -> list[tuple[str, float]]:
-    """The `top3` column of a run's loss.csv: [(concept, probability), ...]."""
-    return [(word, float(p)) for word, _, p in (item.rpartition("=") for item in text.split(";") if item)]
+        return {"searched": top[0][0], "top3": [[w, round(p, 3)] for w, p in top]}
 
 
 @dataclass
@@ -309,8 +299,7 @@ def prepare(bundle: Bundle, concepts, config: SearchConfig) -> Setup:
 
 def run_search(name: str, bundle: Bundle, setup: Setup, loss_fn, config: SearchConfig, concepts, run: Run) -> Edit:
     """The common loop with π checkpointed beside the model; the Edit keeps π's final top 3 per erased concept."""
-    rows = train(name, loss_fn, list(setup.params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state={"search": setup.search})
+    rows = fit(name, loss_fn, setup.params, config, run, state={"search": setup.search})
     edit = finish(name, bundle, setup.params, config, concepts.as_dict(), rows)
     edit.metrics["searched"] = {c: [[w, round(p, 4)] for w, p in setup.search.top(i)]
                                 for i, c in enumerate(concepts.erase)}

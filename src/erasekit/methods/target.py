@@ -26,15 +26,9 @@ from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.esd import Z_SOURCES, ZSampler
-from erasekit.methods.loop import (
-    LoopConfig,
-    Run,
-    check_choice,
-    finish,
-    step_generator,
-    student,
-    train,
-)
+from erasekit.core.loop import Run, step_generator
+from erasekit.core.options import check_choice
+from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 
 
@@ -88,6 +82,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
         return l1 + lam * l2, {"l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}"}
 
-    rows = train("target", loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every)
+    rows = fit("target", loss_fn, params, config, run)
     return finish("target", bundle, params, config, concepts.as_dict(), rows)

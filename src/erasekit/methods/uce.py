@@ -44,7 +44,7 @@ from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.core.options import Checked, at_least, check_choice
-from erasekit.methods.loop import Run
+from erasekit.core.loop import Run
 from erasekit.methods.registry import register
 
 MODES = ("erase", "edit", "debias")

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from erasekit.core.files import atomic_path
-from erasekit.methods.search import parse_top3
+from erasekit.core.loop import read_log
 
 
 def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
     """Plot a run's loss log (CSV with `step` and `loss` columns); None if the run has no log."""
-    loss_csv = Path(loss_csv)
-    if not loss_csv.exists():
-        return None
-    with loss_csv.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("step") and r.get("loss")]
+    rows = [r for r in read_log(loss_csv) if "step" in r and "loss" in r]
     if not rows:
         return None
     import matplotlib
@@ -38,11 +33,7 @@ def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
 def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> Path | None:
     """AP/AGE's behaviour over iterations: the probability π gave each concept that was ever in its top 3 (the
     `top3` column of the run's loss log), one panel per erased concept. None if the run searched nothing."""
-    loss_csv = Path(loss_csv)
-    if not loss_csv.exists():
-        return None
-    with loss_csv.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("top3")]
+    rows = [r for r in read_log(loss_csv) if r.get("top3")]
     if not rows:
         return None
     import matplotlib
@@ -56,7 +47,7 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
         mine = [r for r in rows if r.get("erased", "") == concept]
         series: dict[str, list[tuple[int, float]]] = {}
         for r in mine:
-            for word, p in parse_top3(r["top3"]):
+            for word, p in r["top3"]:
                 series.setdefault(word, []).append((int(r["step"]), p))
         ranked = sorted(series, key=lambda w: -sum(p for _, p in series[w]))[:lines]
         for word in ranked:

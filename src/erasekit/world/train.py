@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from erasekit.core.bundle import Bundle, _tokenizer
-from erasekit.core.checkpoint import exists, load_checkpoint, save_checkpoint
+from erasekit.core.loop import Run, train
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import Checked, at_least
+from erasekit.core.seeding import step_seed
 from erasekit.world import judge as judge_mod
 from erasekit.world.captions import INDIRECT, MARK_NAME, OBJECT_NAMES, sample_captions
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
@@ -88,31 +88,16 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
 
 def _loop(name: str, work: Path, modules: dict, params, steps: int, lr: float, warmup: int, loss_fn,
           cfg: TrainConfig, resume: bool, after_step=None) -> None:
-    """The shared training loop: AdamW, warm-up + cosine, gradient clipping, NaN guard, checkpoints, resume."""
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ckpt, start = work / f"{name}-checkpoint", 0
-    if resume and exists(ckpt):
-        start, _ = load_checkpoint(ckpt, modules, opt)
-    bar = tqdm(range(start, steps), desc=f"world {name}", initial=start, total=steps, dynamic_ncols=True)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr, warmup)
-        loss = loss_fn(step)
-        if not torch.isfinite(loss):
-            raise ErasekitError(f"world {name}: loss is {loss.item()} at step {step}; last good checkpoint {ckpt}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if after_step is not None:
-            after_step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
-            save_checkpoint(ckpt, modules, opt, step + 1)
+    """A stage on the common loop (`core.loop.train`): AdamW without decay, warm-up + cosine, gradient clipping at
+    1; the stage's modules are checkpointed whole (buffers too) as `{name}-checkpoint` in `work`."""
+    train(f"world {name}", loss_fn, params, steps, lr, Run(work=work, resume=resume), grad_clip=1.0,
+          checkpoint_every=cfg.checkpoint_every, state=modules, prefix=f"{name}-",
+          optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.0),
+          lr_at=lambda step: _lr(step, steps, lr, warmup), after_step=after_step)
 
 
 def _seed(cfg: TrainConfig, stage: int, step: int) -> int:
-    return (cfg.seed * 1_000_003 + stage * 10_007 + step) % 2**31
+    return step_seed(cfg.seed, step, stage, stride=10_007, modulus=2**31)
 
 
 # ---- stage 1: the judge ------------------------------------------------------------------------------------
