@@ -34,6 +34,7 @@ from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
 from erasekit.core.loop import Run
 from erasekit.methods.registry import register
+from erasekit.methods.teacher import guided_away, predictions
 from erasekit.methods.search import SearchConfig, prepare, run_search
 
 
@@ -62,8 +63,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
 
     def teacher(s, c_t, e_e):
         """ε_θ(z_e, c_t) guided away from c_e by η (the first term's target), and ε_θ(z_t, c_t): one batch."""
-        e_te, e_t = bundle.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_t, c_t])).chunk(2)
-        return (e_te - eta * (e_e - e_te) if eta else e_te), e_t
+        e_te, e_t = predictions(bundle, s.t, (s.z_e, c_t), (s.z_s, c_t))
+        return guided_away(e_te, e_e, eta), e_t
 
     def loss_fn(step: int):
         s = setup.step(step, config)

@@ -34,6 +34,7 @@ from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
 from erasekit.core.loop import Run
 from erasekit.methods.registry import register
+from erasekit.methods.teacher import guided_target
 from erasekit.methods.search import SearchConfig, prepare, run_search
 
 
@@ -73,12 +74,9 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run
         # Algorithm 2: θ' descends Eq. 9 at the c_a found
         c_a = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b, -1, -1)
         c_e = conds[s.k][None].expand(b, -1, -1)
-        with torch.no_grad():
-            z, t, c = [s.z_e, s.z_s], [s.t, s.t], [c_n.expand(b, -1, -1), c_a]
-            if eta:
-                z, t, c = z + [s.z_e], t + [s.t], c + [c_e]
-            e_n, e_a, *e_e = bundle.eps(torch.cat(z), torch.cat(t), torch.cat(c)).chunk(len(z))
-            target = e_n - eta * (e_e[0] - e_n) if eta else e_n
+        with torch.no_grad():  # ε_θ(c_n) (guided away from c_e by η) and ε_θ(c_a), one batch
+            target, (e_a,) = guided_target(bundle, s.t, (s.z_e, c_n.expand(b, -1, -1)), (s.z_e, c_e), eta,
+                                           (s.z_s, c_a))
         s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_a])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_a, e_a, s.t, config.space)  # preservation_gap, with the batch shared

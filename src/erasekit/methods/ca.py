@@ -84,8 +84,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run
         else:
             target = eps
         l_ablate, l_prior = F.mse_loss(out_star, target), F.mse_loss(out_anchor, eps)
-        return l_ablate + config.prior_weight * l_prior, {"l_ablate": f"{l_ablate.item():.6g}",
-                                                          "l_prior": f"{l_prior.item():.6g}"}
+        return l_ablate + config.prior_weight * l_prior, {"l_ablate": l_ablate.item(),
+                                                          "l_prior": l_prior.item()}
 
     rows = fit("ca", loss_fn, params, config, run)
     return finish("ca", bundle, params, config, concepts.as_dict(), rows)

@@ -28,14 +28,14 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.options import at_least
 from erasekit.methods.concepts import ConceptSet, expand
-from erasekit.methods.latents import LatentPool, partial_trajectory
+from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
+from erasekit.methods.teacher import guided_target
 
 ESD_GROUPS = {"esd-x": "xattn", "esd-u": "noxattn", "esd-all": "full", "esd-x-strict": "xattn-kv"}
-Z_SOURCES = ("trajectory", "pool")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class ESDConfig(LoopConfig):
     negative_guidance: float = 1.0  # η
     ddim_steps: int = at_least(1, 50)  # length of the sampling trajectory z_t is taken from
     start_guidance: float = 3.0  # classifier-free guidance while sampling z_t
-    z_source: str = "trajectory"  # trajectory (the paper) | pool (noised images of c_e; cheaper deviation)
+    z_source: str = "trajectory"  # trajectory (the paper) | base-trajectory (esd_sd.py) | pool (cheaper deviation)
     pool_size: int = at_least(1, 64)
     templates: tuple = ("{}",)  # prompts per concept; "{}" is the concept itself
 
@@ -56,41 +56,6 @@ class ESDConfig(LoopConfig):
 
 MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "negative_guidance": 1.0,
         "templates": ("{}", "a {}")}
-
-
-class ZSampler:
-    """z_t for step `step`: a partial trajectory of `model` for one erased prompt, or a pool draw."""
-
-    def __init__(self, model: Bundle, base: Bundle, conds: torch.Tensor, uncond: torch.Tensor, config):
-        self.model, self.conds, self.uncond, self.config = model, conds, uncond, config
-        self.pools = None
-        if getattr(config, "z_source", "trajectory") == "pool":
-            self.pools = [LatentPool(base, c[None], config.pool_size, seed=config.seed) for c in conds]
-
-    def draw(self, step: int) -> tuple[int, int, list[int]]:
-        """The step's random choices: (index of the erased prompt, trajectory stop, initial-noise seeds)."""
-        cfg = self.config
-        gen = step_generator(cfg.seed, step)
-        k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
-        stop_at = int(torch.randint(0, cfg.ddim_steps, (1,), generator=gen))
-        seeds = torch.randint(0, 2**31 - 1, (cfg.batch,), generator=gen).tolist()
-        return k, stop_at, seeds
-
-    def trajectory(self, cond: torch.Tensor, stop_at: int, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """z_t of the model being edited, conditioned on `cond` (any prompt: AP/AGE's searched concept too)."""
-        return partial_trajectory(self.model, cond, self.uncond, seeds, self.config.ddim_steps,
-                                  self.config.start_guidance, stop_at)
-
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(z_t, t, index of the erased prompt)."""
-        if self.pools is not None:
-            gen = step_generator(self.config.seed, step)
-            k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
-            z, t, _ = self.pools[k].draw(gen, self.config.batch)
-            return z, t, k
-        k, stop_at, seeds = self.draw(step)
-        z, t = self.trajectory(self.conds[k][None], stop_at, seeds)
-        return z, t, k
 
 
 @register("esd", "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
@@ -106,10 +71,9 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Ru
     def loss_fn(step: int):
         z_t, t, k = sample_z(step)
         c_e, empty = conds[k][None].expand(len(z_t), -1, -1), uncond.expand(len(z_t), -1, -1)
-        with torch.no_grad():  # the frozen model: ε_θ(z_t, t) and ε_θ(z_t, c_e, t), one batch
-            e_0, e_p = bundle.eps(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([empty, c_e])).chunk(2)
-        e_n = model.eps(z_t, t, c_e)
-        return F.mse_loss(e_n, e_0 - eta * (e_p - e_0)), {"t": int(t[0])}
+        with torch.no_grad():  # the frozen model: ε_θ(z_t, t) − η [ε_θ(z_t, c_e, t) − ε_θ(z_t, t)], one batch
+            target, _ = guided_target(bundle, t, (z_t, empty), (z_t, c_e), eta)
+        return F.mse_loss(model.eps(z_t, t, c_e), target), {"t": int(t[0])}
 
     rows = fit("esd", loss_fn, params, config, run)
     return finish("esd", bundle, params, config, concepts.as_dict(), rows)

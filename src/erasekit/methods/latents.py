@@ -6,6 +6,7 @@
   drawn from the *complementary* interval, a mismatch we do not copy).
 - `prediction_gap`: the squared distance between two noise predictions at the same z_t, in ε-space or in
   x0-space (x̂0 = (z_t − sqrt(1 − ᾱ_t) ε) / sqrt(ᾱ_t), as the AP/AGE code compares them).
+- `ZSampler`: the z_t of one training step, from one of the sources above (ESD, target, AP and AGE).
 - `LatentPool`: latents z_0 of images the base model generated once for a prompt, noised to a uniform t by the
   forward process (Concept Ablation's x_t; for ESD a cheaper, documented deviation).
 """
@@ -16,6 +17,9 @@ import torch
 from diffusers import DDIMScheduler
 
 from erasekit.core.bundle import Bundle
+from erasekit.core.loop import step_generator
+
+Z_SOURCES = ("trajectory", "base-trajectory", "pool")
 
 
 def ddim_timesteps(bundle: Bundle, steps: int) -> torch.Tensor:
@@ -67,3 +71,43 @@ class LatentPool:
         noise = torch.randn(self.z0[idx].shape, generator=gen).to(self.z0.device, self.z0.dtype)
         t = t.to(self.z0.device)
         return self.bundle.add_noise(self.z0[idx], noise, t), t, noise
+
+
+class ZSampler:
+    """z_t for step `step` of a method that trains on one erased prompt at a time: a partial trajectory of the model
+    being edited (`z_source="trajectory"`, the ESD paper), of the frozen base (`"base-trajectory"`, the current
+    official esd_sd.py script), or a pool draw (`"pool"`). `config` has `seed`, `batch`, `ddim_steps`,
+    `start_guidance` and optionally `z_source` and `pool_size`."""
+
+    def __init__(self, model: Bundle, base: Bundle, conds: torch.Tensor, uncond: torch.Tensor, config):
+        source = getattr(config, "z_source", "trajectory")
+        self.model = base if source == "base-trajectory" else model
+        self.conds, self.uncond, self.config = conds, uncond, config
+        self.pools = None
+        if source == "pool":
+            self.pools = [LatentPool(base, c[None], config.pool_size, seed=config.seed) for c in conds]
+
+    def draw(self, step: int) -> tuple[int, int, list[int]]:
+        """The step's random choices: (index of the erased prompt, trajectory stop, initial-noise seeds)."""
+        cfg = self.config
+        gen = step_generator(cfg.seed, step)
+        k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
+        stop_at = int(torch.randint(0, cfg.ddim_steps, (1,), generator=gen))
+        seeds = torch.randint(0, 2**31 - 1, (cfg.batch,), generator=gen).tolist()
+        return k, stop_at, seeds
+
+    def trajectory(self, cond: torch.Tensor, stop_at: int, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_t of the model being edited, conditioned on `cond` (any prompt: AP/AGE's searched concept too)."""
+        return partial_trajectory(self.model, cond, self.uncond, seeds, self.config.ddim_steps,
+                                  self.config.start_guidance, stop_at)
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(z_t, t, index of the erased prompt)."""
+        if self.pools is not None:
+            gen = step_generator(self.config.seed, step)
+            k = int(torch.randint(0, len(self.conds), (1,), generator=gen))
+            z, t, _ = self.pools[k].draw(gen, self.config.batch)
+            return z, t, k
+        k, stop_at, seeds = self.draw(step)
+        z, t = self.trajectory(self.conds[k][None], stop_at, seeds)
+        return z, t, k

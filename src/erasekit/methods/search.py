@@ -28,8 +28,7 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import expand
-from erasekit.methods.esd import ZSampler
-from erasekit.methods.latents import SPACES
+from erasekit.methods.latents import SPACES, ZSampler
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
@@ -284,7 +283,7 @@ class Setup:
 
     def log(self, concepts, s: SearchStep, l1: torch.Tensor, l2: torch.Tensor) -> dict:
         """A step's log row: the erased concept, both terms, π's argmax and top 3."""
-        return {"erased": concepts.erase[s.i], "l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}",
+        return {"erased": concepts.erase[s.i], "l_erase": l1.item(), "l_preserve": l2.item(),
                 **self.search.log(s.i)}
 
 

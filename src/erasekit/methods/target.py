@@ -25,11 +25,12 @@ from erasekit.core.edit import Edit
 from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
-from erasekit.methods.esd import Z_SOURCES, ZSampler
+from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
+from erasekit.methods.teacher import guided_target
 
 
 @dataclass
@@ -71,16 +72,12 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
         b = len(z_t)
         j = int(torch.randint(0, len(c_n), (1,), generator=step_generator(config.seed, step, stream=1)))
         c_e = conds[k][None].expand(b, -1, -1)
-        z, ts, c = [z_t, z_t], [t, t], [c_t[k % len(c_t)][None].expand(b, -1, -1), c_n[j][None].expand(b, -1, -1)]
-        if eta:
-            z, ts, c = z + [z_t], ts + [t], c + [c_e]
-        with torch.no_grad():
-            teacher_t, teacher_n, *teacher_e = bundle.eps(torch.cat(z), torch.cat(ts), torch.cat(c)).chunk(len(z))
-            if eta:
-                teacher_t = teacher_t - eta * (teacher_e[0] - teacher_t)
-        student_e, student_n = model.eps(torch.cat(z[:2]), torch.cat(ts[:2]), torch.cat([c_e, c[1]])).chunk(2)
+        target_t, n_j = c_t[k % len(c_t)][None].expand(b, -1, -1), c_n[j][None].expand(b, -1, -1)
+        with torch.no_grad():  # ε_θ(c_t) (guided away from c_e by η) and ε_θ(c_n), one batch
+            teacher_t, (teacher_n,) = guided_target(bundle, t, (z_t, target_t), (z_t, c_e), eta, (z_t, n_j))
+        student_e, student_n = model.eps(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([c_e, n_j])).chunk(2)
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
-        return l1 + lam * l2, {"l_erase": f"{l1.item():.6g}", "l_preserve": f"{l2.item():.6g}"}
+        return l1 + lam * l2, {"l_erase": l1.item(), "l_preserve": l2.item()}
 
     rows = fit("target", loss_fn, params, config, run)
     return finish("target", bundle, params, config, concepts.as_dict(), rows)
