@@ -10,14 +10,9 @@ from erasekit.methods import registry
 from erasekit.methods.ap import preservation_gap
 from erasekit.methods.concepts import ConceptSet
 from erasekit.core.loop import Run
+from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.loop import student
-from erasekit.methods.search import (
-    ConceptSearch,
-    candidates,
-    gumbel_softmax,
-    kmeans_representatives,
-    load_vocabulary,
-)
+from erasekit.methods.search import ConceptSearch, candidates, gumbel_softmax, kmeans_representatives
 from erasekit.report.plots import search_curve
 
 WORDS = ["cat | kitty | tabby", "dog", "car", "tree", "house", "river", "apple", "chair"]

@@ -15,9 +15,10 @@ from dataclasses import replace
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
-from erasekit.methods.concepts import ConceptSet
 from erasekit.core.options import check_choice
-from erasekit.methods.search import candidates, load_vocabulary
+from erasekit.core.vocab import load_vocabulary
+from erasekit.methods.concepts import ConceptSet
+from erasekit.methods.search import candidates
 
 GUIDES = ("", "nearest")  # "": --target, else the empty prompt
 

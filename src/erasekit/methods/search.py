@@ -1,9 +1,7 @@
 """The concept search that AP and AGE share: a vocabulary, the concepts nearest c_e, a Gumbel-softmax π over them.
 
-- `load_vocabulary(source)`: "world" is the miniature's lexicon (its object names with their synonyms, colour,
-  style and indirect words), "world-objects" its object names (with their synonyms) alone; anything else is a
-  file with one concept per line, where `tench | tinca tinca` makes the later names synonyms of the first (blank
-  lines and `#` comments are skipped).
+- R is drawn from a vocabulary (`core.vocab.load_vocabulary`): a file, or a named one such as the miniature's
+  `world` lexicon.
 - `candidates(...)`: the `k_closest` concepts to c_e by L2 distance between the text encoder's outputs (the whole
   [L, d] sequence, flattened, as the official code measures it), without c_e and, when asked, its synonyms;
   optionally reduced to `num_centers` by k-means on those embeddings (the member nearest each centre). The
@@ -17,8 +15,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
@@ -27,57 +24,13 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import at_least
 from erasekit.core.targets import GROUPS
+from erasekit.core.vocab import Vocabulary, load_vocabulary
 from erasekit.methods.concepts import expand
 from erasekit.methods.latents import SPACES, ZSampler
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 
-WORLD, WORLD_OBJECTS = "world", "world-objects"
-
-
-@dataclass
-class Vocabulary:
-    concepts: list[str]
-    synonyms: dict[str, set[str]] = field(default_factory=dict)  # lower-cased name -> its group (itself included)
-
-    def group(self, concept: str) -> set[str]:
-        key = concept.strip().lower()
-        return self.synonyms.get(key, set()) | {key}
-
-
-def _grouped(groups: list[list[str]]) -> Vocabulary:
-    concepts, synonyms = [], {}
-    for names in groups:
-        concepts += [n for n in names if n not in concepts]
-        members = {n.lower() for n in names}
-        for n in members:
-            synonyms[n] = synonyms.get(n, set()) | members
-    return Vocabulary(concepts, synonyms)
-
-
-def load_vocabulary(source: str) -> Vocabulary:
-    if not source:
-        raise ErasekitError("this method searches a concept vocabulary: give one with --set vocab=FILE (one concept "
-                            "per line; 'a | b' makes b a synonym of a), or vocab=world on the miniature")
-    if source in (WORLD, WORLD_OBJECTS):
-        from erasekit.world.captions import LEXICON, OBJECT_NAMES
-
-        named = {n for names in OBJECT_NAMES.values() for n in names}
-        others = [[w] for w in LEXICON if w not in named] if source == WORLD else []
-        return _grouped([list(names) for names in OBJECT_NAMES.values()] + others)
-    path = Path(source)
-    if not path.is_file():
-        raise ErasekitError(f"vocabulary file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ErasekitError(f"vocabulary file {path} is not UTF-8 text") from None
-    groups = [[n.strip() for n in line.split("|") if n.strip()] for line in lines
-              if line.strip() and not line.lstrip().startswith("#")]
-    if not groups:
-        raise ErasekitError(f"vocabulary file {path} holds no concepts")
-    return _grouped(groups)
 
 
 @torch.no_grad()
