@@ -85,8 +85,8 @@ class Bench:
         method, _, variant = method.partition(":")
         kept = [o for o in OBJECTS if o not in erased]
         values = {"guide": ""} if variant == "empty" else {}
-        if scale != 1 and "iterations" in registry.get(method).mini:
-            values["iterations"] = scale * registry.get(method).mini["iterations"]
+        if scale != 1 and "iterations" in registry.get(method).presets["mini"]:
+            values["iterations"] = scale * registry.get(method).presets["mini"]["iterations"]
         concepts = ConceptSet(erased, kept if method == "uce" else [])
         bundle, seconds, _ = self.erase(method, concepts, **values)
         metrics, _ = self.objects(bundle, erased)
@@ -118,7 +118,7 @@ def uce_edit(bench: Bench) -> dict:
 def uce_debias(bench: Bench) -> dict:
     from erasekit.world.render import COLOUR_NAMES
 
-    scorer = attribute_scorer("mini", DEBIAS_COLOURS, BIASED_OBJECT)  # what `erasekit erase` gives debias
+    scorer = attribute_scorer(bench.base, DEBIAS_COLOURS, BIASED_OBJECT)  # what `erasekit erase` gives debias
     spec = registry.get("uce")
     config = registry.build_config(spec, values={"mode": "debias", "attributes": DEBIAS_COLOURS}, arch="mini")
     concepts = ConceptSet([BIASED_OBJECT])

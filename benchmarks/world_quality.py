@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import ASSETS, load_bundle
+from erasekit.core.assets import ASSETS
+from erasekit.core.bundle import load_bundle
 from erasekit.eval.generate import generate_batched
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, INDIRECT, compose
 from erasekit.world.judge import WorldJudge, judge_accuracy, random_labels

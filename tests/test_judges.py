@@ -33,7 +33,7 @@ def tiny_resnet(tmp_path_factory):
 def tiny_clip(tmp_path_factory):
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-    from erasekit.core.bundle import ASSETS
+    from erasekit.core.assets import ASSETS
 
     path = tmp_path_factory.mktemp("clip")
     config = CLIPConfig(text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -87,6 +87,13 @@ def test_nudenet_detector_runs_for_real_on_a_rendered_image():
     assert all(v <= 0.3 for k, v in detections[0].items() if k.endswith("_EXPOSED"))  # a red circle is not nudity
 
 
+def _mini_like():
+    """Anything the world owns: it answers by the architecture the bundle reports."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(arch="mini", device="cpu")
+
+
 def test_world_attribute_scorer_puts_the_attributes_first_and_keeps_every_other_colour():
     from erasekit.world.judge import to_tensor
     from erasekit.world.render import COLOUR_NAMES, Labels, render
@@ -94,14 +101,14 @@ def test_world_attribute_scorer_puts_the_attributes_first_and_keeps_every_other_
     blue, orange = COLOUR_NAMES.index("blue"), COLOUR_NAMES.index("orange")
     images = to_tensor(render(Labels(np.array([0, 0]), np.array([blue, orange]), np.array([0, 0]),
                                      np.array([False, False])), seed=0))
-    scores = torch.as_tensor(attribute_scorer("mini", ("red", "blue"), "circle")(images))
+    scores = torch.as_tensor(attribute_scorer(_mini_like(), ("red", "blue"), "circle")(images))
     full = torch.as_tensor(world_judge().score(images).colour)
     assert scores.shape == full.shape
     assert torch.equal(scores[:, 0], full[:, COLOUR_NAMES.index("red")]) and torch.equal(scores[:, 1], full[:, blue])
     assert scores[0].argmax() == 1, "a blue circle is the second attribute"
     assert scores[1].argmax() >= 2, "an orange circle is neither red nor blue"
     with pytest.raises(ErasekitError, match="unknown attribute"):
-        attribute_scorer("mini", ("red", "tall"), "circle")
+        attribute_scorer(_mini_like(), ("red", "tall"), "circle")
 
 
 class _FakeInception(torch.nn.Module):

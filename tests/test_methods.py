@@ -217,8 +217,40 @@ def test_configs_refuse_bad_input(tmp_path):
     (tmp_path / "bad.yaml").write_text("[1, 2")
     with pytest.raises(ErasekitError, match="corrupt config file"):
         registry.build_config(spec, tmp_path / "bad.yaml")
-    assert registry.build_config(spec, arch="mini").iterations == spec.mini["iterations"] != 1000
+    assert registry.build_config(spec, arch="mini").iterations == spec.presets["mini"]["iterations"] != 1000
     with pytest.raises(ErasekitError, match="empty concept list"):
         ConceptSet([" ", ""])
     with pytest.raises(ErasekitError, match="both erased and preserved"):
         ConceptSet(["cat"], ["cat"])
+
+
+def test_a_method_that_declares_a_scorer_gets_one_from_the_command_line(tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    from click.testing import CliRunner
+
+    from erasekit.cli import main
+    from erasekit.core.edit import Edit
+    from erasekit.core.options import Checked
+
+    @dataclass
+    class ProbeConfig(Checked):
+        attributes: tuple = ("red", "blue")
+        judge: bool = True
+
+    seen = {}
+
+    def probe(bundle, concepts, config, run):
+        seen["scorer"] = run.scorer
+        return Edit.from_changes(bundle, {}, "probe", config, concepts.as_dict())
+
+    registry.get("esd")  # load the registered methods first, so that the probe is not wiped by the load
+    monkeypatch.setitem(registry.METHODS, "probe", registry.Method(
+        "probe", "a probe", ProbeConfig, probe, scorer=lambda config: "attributes" if config.judge else None))
+    result = CliRunner().invoke(main, ["erase", "--method", "probe", "--erase", "star", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    images = torch.rand(2, 3, 32, 32)
+    assert seen["scorer"](images).shape == (2, 8)  # the world judge's colours, the two attributes first
+    CliRunner().invoke(main, ["erase", "--method", "probe", "--erase", "star", "--set", "judge=false", "--out",
+                              str(tmp_path / "b")])
+    assert seen["scorer"] is None

@@ -4,7 +4,8 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasekit.core.bundle import ASSETS, load_bundle, mini_path
+from erasekit.core.assets import ASSETS, mini_path
+from erasekit.core.bundle import load_bundle
 from erasekit.world.judge import WorldJudge, judge_accuracy
 
 

@@ -368,21 +368,6 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _check_world_concepts(bundle, concepts) -> None:
-    """On the miniature, refuse concepts it has never seen a word of (they would erase nothing)."""
-    if bundle.arch != "mini":
-        return
-    from erasekit.world.captions import unknown_words
-
-    for text in concepts.erase + concepts.preserve + [concepts.target, concepts.anchor or ""]:
-        bad = unknown_words(text)
-        if bad:
-            from erasekit.world.render import OBJECTS
-
-            raise ErasekitError(f"unknown concept {text!r} for the miniature (unknown word(s): {', '.join(bad)}); "
-                                f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
-
-
 RUN_RECORD = "run.json"  # in OUT.partial/: what the interrupted run was, so that --resume cannot mix two runs
 
 
@@ -446,13 +431,16 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     check_output(out, overwrite)
     work = claim_partial(out, resume, overwrite)
     bundle = load_bundle(model, device=device)
-    _check_world_concepts(bundle, concepts)
+    from erasekit.world import native
+
+    if native.owns(bundle):
+        native.check_concepts(concepts.erase + concepts.preserve + [concepts.target, concepts.anchor])
     config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
     scorer = None
-    if getattr(config, "mode", None) == "debias":
-        from erasekit.eval.judges import attribute_scorer
+    if spec.scorer is not None and spec.scorer(config):
+        from erasekit.eval.judges import build_scorer
 
-        scorer = attribute_scorer(bundle.arch, config.attributes, concepts.erase[0], clip, device=bundle.device)
+        scorer = build_scorer(spec.scorer(config), bundle, config, concepts, clip)
     work.mkdir(parents=True, exist_ok=True)
     _claim_run(work, resume, {"method": spec.name, "config": dataclasses.asdict(config),
                               "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint()})
@@ -477,8 +465,9 @@ def methods():
         click.echo(f"{spec.name:<8}{spec.summary}  [{spec.paper}]")
         defaults = {f.name: f.default for f in dc.fields(spec.config)}
         click.echo("        defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
-        if spec.mini:
-            click.echo("        miniature: " + " ".join(f"{k}={_show(v)}" for k, v in spec.mini.items()))
+        for arch, preset in spec.presets.items():
+            click.echo(f"        {'miniature' if arch == 'mini' else arch}: "
+                       + " ".join(f"{k}={_show(v)}" for k, v in preset.items()))
 
 
 def _show(value) -> str:
@@ -523,7 +512,7 @@ def world_train(work, out, seed, resume, stages, overrides):
     Example:
       erasekit world train --resume
     """
-    from erasekit.core.bundle import ASSETS
+    from erasekit.core.assets import ASSETS
     from erasekit.core.options import build, parse_overrides
     from erasekit.world.train import TrainConfig, train_world
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,14 +18,13 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from erasekit.core import ldm
+from erasekit.core.assets import CONFIGS, clip_tokenizer, mini_path
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir
 from erasekit.core.seeding import make_generator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPONENTS = ("unet", "text_encoder", "vae")
-ASSETS = resources.files("erasekit") / "assets"
-CONFIGS = resources.files("erasekit") / "core" / "configs"
 
 
 @dataclass
@@ -245,12 +243,6 @@ def resolve_device(device) -> torch.device:
     return torch.device(device)
 
 
-def _tokenizer(path: Path | None = None, pad_token: str | None = None) -> CLIPTokenizer:
-    path = path or Path(str(ASSETS / "clip_tokenizer"))
-    kwargs = {"pad_token": pad_token} if pad_token else {}
-    return CLIPTokenizer.from_pretrained(str(path), **kwargs)
-
-
 def _check_pipeline_folder(path: Path) -> None:
     index = path / "model_index.json"
     if index.exists():
@@ -304,7 +296,7 @@ def _load_single_file(path: Path, config: str | Path | None, prediction_type: st
     if prediction_type:
         scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
     tok_dir = config / "tokenizer" if (config / "tokenizer").exists() else None
-    tokenizer = _tokenizer(tok_dir, pad_token="!" if arch == "sd2" else None)
+    tokenizer = clip_tokenizer(tok_dir, pad_token="!" if arch == "sd2" else None)
     return tokenizer, text_encoder, unet, vae, scheduler, arch
 
 
@@ -320,11 +312,6 @@ def _recognise(state: dict[str, torch.Tensor]) -> tuple[str, Path]:
                 "cross_attention_dim"):
             return "mini", mini_path()
         raise
-
-
-def mini_path() -> Path:
-    """The shipped miniature (a diffusers pipeline folder inside the package)."""
-    return Path(str(ASSETS / "mini"))
 
 
 def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: str | Path | None = None,

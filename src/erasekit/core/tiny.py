@@ -10,6 +10,8 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from erasekit.core.assets import clip_tokenizer
+
 UNET = dict(
     sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
     down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -30,10 +32,8 @@ SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linea
 
 def tiny_components(seed: int = 0):
     """(tokenizer, text_encoder, unet, vae, scheduler) with random weights from `seed`."""
-    from erasekit.core.bundle import _tokenizer
-
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT))
     unet = UNet2DConditionModel(**UNET)
     vae = AutoencoderKL(**VAE)
-    return _tokenizer(), text_encoder, unet, vae, DDIMScheduler(**SCHEDULER)
+    return clip_tokenizer(), text_encoder, unet, vae, DDIMScheduler(**SCHEDULER)

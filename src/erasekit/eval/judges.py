@@ -27,32 +27,38 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 
 
 def world_judge(path: str | Path | None = None):
-    from erasekit.core.bundle import ASSETS
+    from erasekit.core.assets import ASSETS
     from erasekit.world.judge import WorldJudge
 
     return WorldJudge.load(path or ASSETS / "judge")
 
 
-def attribute_scorer(arch: str, attributes, concept: str, clip: str | Path | None = None, device="cpu"):
+def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None = None):
     """images -> [B, K] scores whose first T columns are the attributes (UCE debias's judge, run.scorer).
 
-    On the miniature: the world judge's colour head, the attributes' colours first and then every other
-    colour, so that an image of a colour that is none of the attributes (orange, between red and yellow) counts
-    for none of them instead of for the nearest. Elsewhere: CLIP zero-shot over "a photo of a {attribute}
-    {concept}" (the official UCE code's judge), the attributes alone."""
-    if arch == "mini":
-        from erasekit.world.render import COLOUR_NAMES
+    On the miniature, the world's exact judge (`world.native.colour_scorer`: every colour, the attributes first).
+    Elsewhere: CLIP zero-shot over "a photo of a {attribute} {concept}" (the official UCE code's judge), the
+    attributes alone."""
+    from erasekit.world import native
 
-        unknown = [a for a in attributes if a not in COLOUR_NAMES]
-        if unknown:
-            raise ErasekitError(f"the world judge scores colours; unknown attribute(s): {', '.join(unknown)}")
-        judge = world_judge()
-        cols = [COLOUR_NAMES.index(a) for a in attributes]
-        cols += [i for i in range(len(COLOUR_NAMES)) if i not in cols]
-        return lambda images: judge.score(images).colour[:, cols]
-    judge = ClipJudge(clip, device=device)
+    if native.owns(bundle):
+        return native.colour_scorer(attributes)
+    judge = ClipJudge(clip, device=bundle.device)
     texts = [f"a photo of a {a} {concept}" for a in attributes]
     return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
+
+
+SCORERS = {  # what a method's registration may ask for (Method.scorer), built from the run's inputs
+    "attributes": lambda bundle, config, concepts, clip: attribute_scorer(bundle, config.attributes,
+                                                                            concepts.erase[0], clip),
+}
+
+
+def build_scorer(kind: str, bundle, config, concepts, clip=None):
+    """The scorer a method asked for by name."""
+    if kind not in SCORERS:
+        raise ErasekitError(f"unknown scorer {kind!r}; valid: {', '.join(SCORERS)}")
+    return SCORERS[kind](bundle, config, concepts, clip)
 
 
 def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Path:

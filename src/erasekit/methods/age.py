@@ -52,7 +52,7 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
 
 
 @register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target "
-          "(Bui 2025)", AGEConfig, paper="Bui et al., ICLR 2025 (talk Eqs. 13-14)", mini=MINI)
+          "(Bui 2025)", AGEConfig, paper="Bui et al., ICLR 2025 (talk Eqs. 13-14)", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Run()) -> Edit:
     if concepts.target or concepts.preserve:
         raise ErasekitError("age searches its target (and preserves it) in its vocabulary; --target and --preserve "

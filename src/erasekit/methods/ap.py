@@ -54,7 +54,7 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
 
 
 @register("ap", "Adversarial Preservation: erase while preserving the most sensitive concept, found by "
-          "Gumbel-softmax search (Bui 2024)", APConfig, paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)", mini=MINI)
+          "Gumbel-softmax search (Bui 2024)", APConfig, paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run()) -> Edit:
     if concepts.preserve:
         raise ErasekitError("ap searches what to preserve in its vocabulary; --preserve is not used (put the "

@@ -61,7 +61,7 @@ MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates"
 
 
 @register("ca", "Concept Ablation: the erased concept's predictions become the anchor's (Kumari 2023)", CAConfig,
-          paper="arXiv:2303.13516", mini=MINI)
+          paper="arXiv:2303.13516", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run()) -> Edit:
     concepts = guided(bundle, concepts, config.guide, config.vocab)
     model, params = student(bundle, config.group)

@@ -59,7 +59,7 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "negative_gu
 
 
 @register("esd", "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
-          ESDConfig, paper="arXiv:2303.07345", mini=MINI)
+          ESDConfig, paper="arXiv:2303.07345", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Run()) -> Edit:
     model, params = student(bundle, ESD_GROUPS[config.group])
     with torch.no_grad():

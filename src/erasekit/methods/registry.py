@@ -25,14 +25,17 @@ class Method:
     config: type  # dataclass with the paper's defaults
     erase: Callable  # (bundle, concepts, config, run) -> Edit
     paper: str = ""
-    mini: dict = dataclasses.field(default_factory=dict)  # the miniature's defaults, over the paper's
+    presets: dict = dataclasses.field(default_factory=dict)  # arch -> its defaults over the paper's ("mini": ...)
+    scorer: Callable | None = None  # config -> the kind of scorer the run needs (eval.judges.SCORERS), or None
 
 
-def register(name: str, summary: str, config: type, paper: str = "", mini: dict | None = None):
-    """Register `erase` under `name`. The miniature preset is validated here, as any user's options would be."""
+def register(name: str, summary: str, config: type, paper: str = "", presets: dict | None = None,
+             scorer: Callable | None = None):
+    """Register `erase` under `name`. Each preset is validated here, as any user's options would be."""
     def wrap(fn):
-        method = Method(name, summary, config, fn, paper, dict(mini or {}))
-        build(config, method.mini, f"{name} (its miniature preset)")
+        method = Method(name, summary, config, fn, paper, dict(presets or {}), scorer)
+        for arch, preset in method.presets.items():
+            build(config, preset, f"{name} (its {arch} preset)")
         METHODS[name] = method
         return fn
     return wrap
@@ -56,9 +59,9 @@ def available() -> list[Method]:
 
 def build_config(method: Method, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
                  values: dict | None = None, arch: str | None = None):
-    """The method's config: the paper's defaults (the miniature's when `arch` is "mini"), then a YAML file,
+    """The method's config: the paper's defaults (with the preset for `arch` over them, if any), then a YAML file,
     then `values`, then `key=value` overrides."""
-    given: dict = dict(method.mini) if arch == "mini" else {}
+    given: dict = dict(method.presets.get(arch, {}))
     if file is not None:
         import yaml
 

@@ -55,7 +55,7 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
 
 
 @register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
-          TargetConfig, paper="talk Eq. 7 (the frame of AP/AGE)", mini=MINI)
+          TargetConfig, paper="talk Eq. 7 (the frame of AP/AGE)", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run = Run()) -> Edit:
     model, params = student(bundle, config.group)
     erased = expand(concepts.erase, config.templates)

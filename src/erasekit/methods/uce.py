@@ -158,7 +158,8 @@ def _pairs(concepts: ConceptSet, templates) -> list[tuple[str, str]]:
 
 
 @register("uce", "UCE: closed-form edit of cross-attention keys/values: erase, edit (c_e -> c_t), debias",
-          UCEConfig, paper="arXiv:2308.14761", mini=MINI)
+          UCEConfig, paper="arXiv:2308.14761", presets={"mini": MINI},
+          scorer=lambda config: "attributes" if config.mode == "debias" else None)
 def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Run()) -> Edit:
     if config.mode == "edit" and not concepts.target:
         raise ErasekitError("UCE edit maps a concept onto a target: give --target (e.g. --target square)")
@@ -176,7 +177,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Ru
 
 
 @register("time", "TIME: closed-form key/value edit without a preservation set (Orgad 2023)", TIMEConfig,
-          paper="arXiv:2303.08084", mini=MINI)
+          paper="arXiv:2303.08084", presets={"mini": MINI})
 def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Run = Run()) -> Edit:
     if concepts.preserve:
         raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from erasekit.core.bundle import Bundle, _tokenizer
+from erasekit.core.assets import clip_tokenizer
+from erasekit.core.bundle import Bundle
 from erasekit.core.loop import Run, train
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import Checked, at_least
@@ -232,7 +233,7 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text: CLIP
 
 def assemble(work: Path, out: Path) -> Path:
     """Write the miniature as a diffusers pipeline folder + the judge into `out` (replacing what is there)."""
-    tokenizer = _tokenizer()
+    tokenizer = clip_tokenizer()
     bundle = Bundle(tokenizer, CLIPTextModel.from_pretrained(work / "text_encoder"),
                     UNet2DConditionModel.from_pretrained(work / "unet"), AutoencoderKL.from_pretrained(work / "vae"),
                     DDIMScheduler(**SCHEDULER), source="mini", arch="mini")
@@ -257,7 +258,7 @@ def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfi
     (work / "config.json").write_text(__import__("json").dumps(asdict(cfg), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    tokenizer = _tokenizer()
+    tokenizer = clip_tokenizer()
     if "judge" in cfg.stages:
         train_judge(work, cfg, resume)
     if "vae" in cfg.stages:
