@@ -73,11 +73,11 @@ class Bench:
         return edit.apply(self.base), time.perf_counter() - start, edit
 
     def objects(self, bundle, erased):
-        result, _ = evaluate(bundle, "world-objects", self.run, erased, judges=Judges(self.judge))
-        return result["metrics"], result["per_concept"]
+        result = evaluate(bundle, "world-objects", self.run, erased, judges=Judges(self.judge))
+        return result.metrics, result.per_concept
 
     def fjd(self, bundle):
-        return evaluate(bundle, "world-general", self.general, judges=Judges(self.judge))[0]["metrics"]["fjd"]
+        return evaluate(bundle, "world-general", self.general, judges=Judges(self.judge)).metrics["fjd"]
 
     def erasure(self, method: str, erased: list[str], scale: int = 1) -> dict:
         """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:empty`: the
@@ -105,12 +105,12 @@ def uce_edit(bench: Bench) -> dict:
     bundle, seconds, _ = bench.erase("uce", ConceptSet(["circle"], [o for o in OBJECTS if o not in ("circle",
                                                                                              "square")],
                                                        target="square"), mode="edit")
-    result, _ = evaluate(bundle, "world-objects", bench.run, [], judges=Judges(bench.judge))
+    result = evaluate(bundle, "world-objects", bench.run, [], judges=Judges(bench.judge))
     scores = bench.judge.score(bundle.generate(["a circle"] * bench.run.n, list(range(bench.run.n))))
-    base_result, _ = evaluate(bench.base, "world-objects", bench.run, [], judges=Judges(bench.judge))
+    base_result = evaluate(bench.base, "world-objects", bench.run, [], judges=Judges(bench.judge))
     others = [o for o in OBJECTS if o not in ("circle", "square")]
-    kept = np.mean([result["per_concept"][o]["acc@1"] for o in others])
-    base_kept = np.mean([base_result["per_concept"][o]["acc@1"] for o in others])
+    kept = np.mean([result.per_concept[o]["acc@1"] for o in others])
+    base_kept = np.mean([base_result.per_concept[o]["acc@1"] for o in others])
     return {"circle_as_square": float(np.mean([s == "square" for s in scores.top1("object")]) * 100),
             "others_psr@1": float(kept), "others_psr@1_of_base": float(kept / base_kept * 100), "seconds": seconds}
 

@@ -15,8 +15,9 @@ from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.eval.graph import concept_graph
 from erasekit.eval.judges import world_judge
-from erasekit.eval.suites import Judges, SuiteRun, evaluate, save_metrics
-from erasekit.report.html import write_report
+from erasekit.eval.evaluation import Evaluation
+from erasekit.eval.suites import Judges, SuiteRun, evaluate
+from erasekit.report.html import write_evaluation
 from erasekit.world.render import OBJECTS
 
 
@@ -27,9 +28,9 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        result, images = evaluate(bundle, "world-objects", SuiteRun(n=32), erased=["star"], judges=Judges(judge))
-        save_metrics(result, out)
-        write_report(out, result, images)
+        result = evaluate(bundle, "world-objects", SuiteRun(n=32, progress=False), erased=["star"],
+                          judges=Judges(judge))
+        write_evaluation(Evaluation(result), f"{out}/report")
         rows.append(("world-objects suite, 10 x 32 images, end to end", time.perf_counter() - t, 60))
     edited = bundle.clone(("unet",))  # stands in for an erasure: the graph's cost does not depend on the edit
     with torch.no_grad():
@@ -41,7 +42,7 @@ def main():
     print(f"|{'-' * 52}|{'-' * 10}|{'-' * 9}|")
     for name, sec, target in rows:
         print(f"| {name:<50} | {sec:>8.1f} | < {target:>5} |")
-    print(f"(acc@1 {result['metrics']['acc@1']:.1f}%, {torch.get_num_threads()} threads)")
+    print(f"(acc@1 {result.metrics['acc@1']:.1f}%, {torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":

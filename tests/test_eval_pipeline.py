@@ -16,6 +16,7 @@ from erasekit.eval.generate import INDEX, generate_set, load_images
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import world_judge
 from erasekit.eval.prompts import PromptSet
+from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.report.html import write_report
 from erasekit.report.plots import graph_heatmap
@@ -57,11 +58,11 @@ def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path, monkey
 
 
 def test_world_objects_suite_splits_erased_and_preserved(tiny):
-    result, images = evaluate(tiny, "world-objects", RUN, erased=["star", "ring"])
-    assert result["preserved"] == [o for o in result["per_concept"] if o not in ("star", "ring")]
-    m = result["metrics"]
+    result = evaluate(tiny, "world-objects", RUN, erased=["star", "ring"])
+    assert result.preserved == [o for o in result.per_concept if o not in ("star", "ring")]
+    m = result.metrics
     assert {"acc@1", "esr@1", "esr@5", "psr@1", "psr@5", "implicit_rate"} <= set(m)
-    assert all(0 <= v <= 100 for v in m.values()) and images["edited"].shape[0] == 20
+    assert all(0 <= v <= 100 for v in m.values()) and result.images.shape[0] == 20
 
 
 def test_unknown_concept_is_named(tiny):
@@ -76,9 +77,9 @@ def test_csv_suites_need_their_prompt_file(tiny):
 
 def test_world_general_reports_fjd_and_pixel_distance(tiny):
     run = SuiteRun(n=1, steps=2)
-    base, base_images = evaluate(tiny, "world-general", run)
-    same, _ = evaluate(tiny, "world-general", run, base_images=base_images["edited"])
-    assert base["metrics"]["fjd"] > 0 and same["metrics"]["pixel_distance"] == 0.0
+    base = evaluate(tiny, "world-general", run)
+    same = evaluate(tiny, "world-general", run, base_images=base.images)
+    assert base.metrics["fjd"] > 0 and same.metrics["pixel_distance"] == 0.0
 
 
 def test_concept_graph_is_zero_for_an_unchanged_model_and_not_for_a_changed_one(tiny, tmp_path):
@@ -105,10 +106,9 @@ def _chromium():
 
 def test_report_renders_in_headless_chromium(tiny, tmp_path):
     run = SuiteRun(n=2, steps=2)
-    base, base_images = evaluate(tiny, "world-objects", run)
-    edited, images = evaluate(tiny, "world-objects", run, erased=["star"], base_images=base_images["edited"])
-    images["base"] = base_images["edited"]
-    report = write_report(tmp_path, edited, images, base=base)
+    base = evaluate(tiny, "world-objects", run)
+    edited = evaluate(tiny, "world-objects", run, erased=["star"], base_images=base.images)
+    report = write_report(tmp_path, Evaluation(edited, base))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
@@ -154,10 +154,10 @@ def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(tin
     torch.jit.script(_FakeInception()).save(str(tmp_path / "inception.pt"))
     torch.jit.script(_FakeLpips()).save(str(tmp_path / "lpips.pt"))
     run = SuiteRun(n=2, steps=2, inception=str(tmp_path / "inception.pt"), lpips=str(tmp_path / "lpips.pt"))
-    base, images = evaluate(tiny, "world-objects", run)
-    assert "fid" not in base["metrics"]  # unpaired: nothing to compare against
-    same, _ = evaluate(tiny, "world-objects", run, base_images=images["edited"])
-    assert same["metrics"]["lpips"] == 0.0 and abs(same["metrics"]["fid"]) < 1e-6
+    base = evaluate(tiny, "world-objects", run)
+    assert "fid" not in base.metrics  # unpaired: nothing to compare against
+    same = evaluate(tiny, "world-objects", run, base_images=base.images)
+    assert same.metrics["lpips"] == 0.0 and abs(same.metrics["fid"]) < 1e-6
 
 
 def test_loss_curve_is_plotted_from_a_run_log(tmp_path):
@@ -183,3 +183,18 @@ def test_cli_split_erases_the_seeds_split(tiny_folder, tmp_path):
     bad = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--suite", "world-styles", "--split", "1",
                                     "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--split applies to" in bad.output
+
+
+def test_evaluate_edit_keeps_the_base_and_the_edited_model_apart(tiny, tmp_path):
+    from erasekit.eval.evaluation import evaluate_edit
+
+    key = "unet.conv_out.bias"
+    edit = Edit.from_changes(tiny, {key: dict(tiny.named_parameters())[key] + 0.3}, method="t", config={},
+                             concepts={"erase": ["star"]})
+    ev = evaluate_edit(tiny, edit, "world-objects", SuiteRun(n=1, steps=2, progress=False))
+    assert ev.edited.erased == ev.base.erased == ["star"] and ev.edited.edit["method"] == "t" and ev.base.edit is None
+    assert not torch.equal(ev.edited.images, ev.base.images)
+    assert ev.edited.metrics["pixel_distance"] > 0 and "pixel_distance" not in ev.base.metrics
+    assert ev.to_json()["base_metrics"] == ev.base.metrics
+    alone = evaluate_edit(tiny, None, "world-objects", SuiteRun(n=1, steps=2, progress=False))
+    assert alone.base is None and torch.equal(alone.edited.images, ev.base.images)

@@ -150,19 +150,19 @@ def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny
 
     csv = tmp_path / "imagenette.csv"
     csv.write_text("prompt,evaluation_seed,class\nImage of tench,1,tench\nImage of church,2,church\n")
-    result, _ = evaluate(tiny, "imagenette", SuiteRun(n=2, steps=2, prompts_file=str(csv), resnet=str(tiny_resnet)),
+    result = evaluate(tiny, "imagenette", SuiteRun(n=2, steps=2, prompts_file=str(csv), resnet=str(tiny_resnet)),
                          erased=["church"])
-    assert result["preserved"] == ["tench"] and {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(result["metrics"])
+    assert result.preserved == ["tench"] and {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(result.metrics)
     coco = tmp_path / "coco.csv"
     coco.write_text("image_id,prompt,evaluation_seed\n1,a red bus,3\n")
-    result, _ = evaluate(tiny, "coco", SuiteRun(n=2, steps=2, prompts_file=str(coco), clip=str(tiny_clip)))
-    assert 0 <= result["metrics"]["clip_score"] <= 100
+    result = evaluate(tiny, "coco", SuiteRun(n=2, steps=2, prompts_file=str(coco), clip=str(tiny_clip)))
+    assert 0 <= result.metrics["clip_score"] <= 100
     if importlib.util.find_spec("nudenet") is not None:
         i2p = tmp_path / "i2p.csv"
         i2p.write_text("prompt,categories,nudity_percentage,evaluation_seed\na statue,sexual,60.0,5\na dog,violence,0,6\n")
-        result, images = evaluate(tiny, "i2p", SuiteRun(n=2, steps=2, prompts_file=str(i2p)))
-        assert images["prompts"] == ["a statue", "a statue"]  # only the sexual category
-        assert set(result["metrics"]) == {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
+        result = evaluate(tiny, "i2p", SuiteRun(n=2, steps=2, prompts_file=str(i2p)))
+        assert result.prompts == ["a statue", "a statue"]  # only the sexual category
+        assert set(result.metrics) == {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
 
 
 def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):

@@ -60,8 +60,8 @@ def test_unedited_miniature_esr1_is_the_judges_miss_rate(mini, judge):
     from erasekit.eval.suites import Judges, SuiteRun, evaluate
     from erasekit.world.render import OBJECTS
 
-    result, _ = evaluate(mini, "world-objects", SuiteRun(n=4), erased=list(OBJECTS), preserved=[], judges=Judges(judge))
-    m = result["metrics"]
+    result = evaluate(mini, "world-objects", SuiteRun(n=4), erased=list(OBJECTS), preserved=[], judges=Judges(judge))
+    m = result.metrics
     assert m["esr@1"] == pytest.approx(100 - m["acc@1"]) and "psr@1" not in m
     assert m["acc@1"] >= 80  # consistent with the world-quality benchmark's object bar
     assert m["esr@5"] <= m["esr@1"]

@@ -218,15 +218,18 @@ def test_graph_shows_progress(tiny_folder, tmp_path):
 # ---- 8. the report shows every concept, erased ones first ------------------------------------------------
 
 def test_report_shows_every_concept_erased_first_base_beside_edited(tmp_path):
+    from erasekit.eval.evaluation import Evaluation
+    from erasekit.eval.suites import SuiteResult
     from erasekit.report.html import write_report
     from erasekit.world.render import OBJECTS
 
     concepts = [c for c in OBJECTS for _ in range(16)]
-    result = {"suite": "world-objects", "model": "m", "erased": ["arrow"], "preserved": [], "n_per_prompt": 16,
-              "metrics": {}, "per_concept": {}}
-    images = {"edited": torch.rand(len(concepts), 3, 8, 8), "base": torch.rand(len(concepts), 3, 8, 8),
-              "prompts": [f"a {c}" for c in concepts], "concepts": concepts}
-    doc = write_report(tmp_path, result, images).read_text()
+
+    def result():
+        return SuiteResult("world-objects", "m", None, ["arrow"], [], 16, {}, {}, torch.rand(len(concepts), 3, 8, 8),
+                           [f"a {c}" for c in concepts], concepts)
+
+    doc = write_report(tmp_path, Evaluation(result(), result())).read_text()
     headings = [h.split("</h3>")[0] for h in doc.split("<h3>")[1:]]
     assert headings[0] == "arrow (erased)" and sorted(headings[1:]) == sorted(c for c in OBJECTS if c != "arrow")
     assert doc.count("<figcaption>base</figcaption>") == doc.count("<figcaption>edited</figcaption>") == 10

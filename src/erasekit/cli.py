@@ -264,12 +264,10 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate mini --suite world-objects --out eval/base
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
     """
-    from erasekit.core.files import atomic_dir, check_output
-    from erasekit.core.loop import LOSS_LOG
-    from erasekit.eval.suites import SuiteRun, load_judges, save_metrics
-    from erasekit.eval.suites import evaluate as run_suite
-    from erasekit.report.html import write_report
-    from erasekit.report.plots import loss_curve, search_curve
+    from erasekit.core.files import check_output
+    from erasekit.eval.evaluation import evaluate_edit
+    from erasekit.eval.suites import SuiteRun, load_judges
+    from erasekit.report.html import write_evaluation
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
                    limit=limit, inception=inception, lpips=lpips, progress=not quiet)
@@ -286,29 +284,12 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
     loaded, base = _edit_and_base(edit, model or model_arg, force)
     judges = load_judges(suite, run, base.device)
-    base_result = base_images = None
-    if loaded is not None:  # the base once: evaluated itself, then with the edit applied to it
-        erased_list = erased_list if erased_list is not None else list(loaded.concepts.get("erase", []))
-        preserved_list = preserved_list if preserved_list is not None else loaded.concepts.get("preserve") or None
-        base_result, base_imgs = run_suite(base, suite, run, erased_list or [], preserved_list, judges=judges,
-                                           desc="base")
-        base_images = base_imgs["edited"]
-        base = loaded.apply(base, force=force)
-    result, images = run_suite(base, suite, run, erased_list or [], preserved_list, base_images=base_images,
-                               judges=judges, desc="edited" if loaded is not None else None)
-    if base_result is not None:
-        result["base_metrics"] = base_result["metrics"]
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        save_metrics(result, tmp)
-        plots = []
-        if edit is not None and loss_curve(Path(edit) / LOSS_LOG, tmp / "loss.png"):
-            plots.append(("training loss", tmp / "loss.png"))
-        if edit is not None and search_curve(Path(edit) / LOSS_LOG, tmp / "search.png"):
-            plots.append(("the searched concept over iterations (AP/AGE)", tmp / "search.png"))
-        write_report(tmp, result, images, base=base_result, extra_plots=plots)
+    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force)
+    write_evaluation(ev, out, run_folder=edit, overwrite=overwrite)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
-    for name, value in sorted(result["metrics"].items()):
-        base_value = (base_result or {}).get("metrics", {}).get(name)
+    base_metrics = ev.base.metrics if ev.base is not None else {}
+    for name, value in sorted(ev.edited.metrics.items()):
+        base_value = base_metrics.get(name)
         click.echo(f"  {name:<20} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from erasekit.core.bundle import load_bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, check_output
-from erasekit.eval.suites import SuiteRun, evaluate, save_metrics
+from erasekit.core.loop import LOSS_LOG, Run
+from erasekit.eval.evaluation import evaluate_edit
+from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.core.loop import LOSS_LOG, Run
-from erasekit.report.html import write_report
-from erasekit.report.plots import loss_curve
+from erasekit.report.html import write_evaluation
 from erasekit.world.render import OBJECTS
 
 METHODS = ("esd", "uce")
@@ -36,9 +36,9 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
     rows = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         echo(f"evaluating the base miniature ({n} images per prompt)")
-        base_obj, base_images = evaluate(base, "world-objects", run, [concept], desc="base: objects")
-        base_gen, _ = evaluate(base, "world-general", general_run, desc="base: general set")
-        rows.append(("base", base_obj["metrics"], base_gen["metrics"], None))
+        base_obj = evaluate(base, "world-objects", run, [concept], desc="base: objects")
+        base_gen = evaluate(base, "world-general", general_run, desc="base: general set")
+        rows.append(("base", base_obj.metrics, base_gen.metrics, None))
         for name in METHODS:
             spec = registry.get(name)
             config = registry.build_config(spec, arch="mini")
@@ -51,20 +51,13 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
             seconds = time.perf_counter() - start
             edit.save(tmp / name, files=(work / LOSS_LOG,))
             shutil.rmtree(work, ignore_errors=True)  # the checkpoint is not part of the result
-            edited = edit.apply(base)
-            result, images = evaluate(edited, "world-objects", run, [concept], base_images=base_images["edited"],
-                                      desc=f"{name}: objects")
-            general, _ = evaluate(edited, "world-general", general_run, desc=f"{name}: general set")
-            result["metrics"]["fjd_general"] = general["metrics"]["fjd"]
-            result["base_metrics"] = base_obj["metrics"]
-            report = tmp / f"{name}-eval"
-            save_metrics(result, report)
-            plots = []
-            if loss_curve(tmp / name / LOSS_LOG, report / "loss.png"):
-                plots.append(("training loss", report / "loss.png"))
-            write_report(report, result, images, base=base_obj, extra_plots=plots,
-                         title=f"erasekit demo: {name} erases {concept!r} from the miniature")
-            rows.append((name, result["metrics"], general["metrics"], seconds))
+            ev = evaluate_edit(base, edit, "world-objects", run, [concept], base_result=base_obj,
+                               label=f"{name}: objects")
+            general = evaluate(edit.apply(base), "world-general", general_run, desc=f"{name}: general set")
+            ev.edited.metrics["fjd_general"] = general.metrics["fjd"]
+            write_evaluation(ev, tmp / f"{name}-eval", run_folder=tmp / name,
+                             title=f"erasekit demo: {name} erases {concept!r} from the miniature")
+            rows.append((name, ev.edited.metrics, general.metrics, seconds))
         lines = summary(concept, n, out, rows)
         (tmp / "summary.txt").write_text("\n".join(lines) + "\n")
     return lines

@@ -1,8 +1,10 @@
 """Evaluation suites: generate a suite's prompts with a model (and its base, for paired metrics), judge the
-images, and return the metrics.json contract:
+images, and return a `SuiteResult`: its `to_json()` is the metrics.json contract
 
   {"suite", "model", "edit", "erased": [...], "preserved": [...], "n_per_prompt",
    "metrics": {name: value}, "per_concept": {concept: {name: value}}}
+
+and it keeps the images (with their prompts and concept labels) for the report.
 
 World suites use the exact world judge; `imagenette`, `i2p` and `coco` use ResNet-50, NudeNet and CLIP from
 local folders.
@@ -11,14 +13,12 @@ local folders.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
-from erasekit.core.files import write_text
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
@@ -43,6 +43,28 @@ class SuiteRun:
     lpips: str | None = None  # TorchScript LPIPS: adds `lpips` (against the base model's image, same seed)
     limit: int | None = None  # first `limit` prompts of a CSV suite
     progress: bool = True  # a progress bar with ETA while generating
+
+
+@dataclass
+class SuiteResult:
+    """One model on one suite: its metrics, and the images they were computed from (same seeds for every model)."""
+
+    suite: str
+    model: str
+    edit: dict | None  # the applied edit's method and time, or None
+    erased: list[str]
+    preserved: list[str]
+    n_per_prompt: int
+    metrics: dict[str, float]
+    per_concept: dict[str, dict[str, float]]
+    images: torch.Tensor  # [B, 3, H, W] in [0, 1]
+    prompts: list[str]
+    concepts: list[str]  # each image's concept label (its prompt in suites of free prompts)
+
+    def to_json(self) -> dict:
+        return {"suite": self.suite, "model": self.model, "edit": self.edit, "erased": self.erased,
+                "preserved": self.preserved, "n_per_prompt": self.n_per_prompt, "metrics": self.metrics,
+                "per_concept": self.per_concept}
 
 
 @dataclass
@@ -103,11 +125,10 @@ def _label_key(suite: str) -> str | None:
 
 def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: list[str] = (),
              preserved: list[str] | None = None, base_images: torch.Tensor | None = None,
-             judges: Judges | None = None, desc: str | None = None) -> tuple[dict, dict]:
-    """(metrics.json dict, images {"edited": tensor, "base": base_images, "prompts": [...], "concepts": [...]}).
-
-    Everything that can be wrong with the input (suite, prompt file, judges, concept names) fails before the first
-    image. `base_images`: the base model's images for the same suite and seeds; adds the paired metrics.
+             judges: Judges | None = None, desc: str | None = None) -> SuiteResult:
+    """`bundle` on `suite`. Everything that can be wrong with the input (suite, prompt file, judges, concept names)
+    fails before the first image. `base_images`: the base model's images for the same suite and seeds; adds the
+    paired metrics.
     `desc` labels the progress bar (none when `run.progress` is off)."""
     if suite not in SUITES:
         raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
@@ -119,8 +140,6 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
         preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
         _check_concepts(preserved, names, suite)
     preserved = list(preserved or [])
-    result = {"suite": suite, "model": bundle.source, "edit": bundle.meta.get("edit"), "erased": erased,
-              "preserved": preserved, "n_per_prompt": run.n}
     rows = ps.expand(run.n)
     images = generate_batched(bundle, [r[1] for r in rows], [r[2] for r in rows], steps=run.steps,
                               guidance=run.guidance, batch=run.batch,
@@ -137,8 +156,8 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
             metrics["lpips"] = float(judges.lpips(images, base_images).mean())
         if judges.inception is not None:
             metrics["fid"] = M.frechet_distance(judges.inception(images), judges.inception(base_images))
-    result["metrics"], result["per_concept"] = metrics, per
-    return result, {"edited": images, "base": base_images, "prompts": [r[1] for r in rows], "concepts": concepts}
+    return SuiteResult(suite, bundle.source, bundle.meta.get("edit"), erased, preserved, run.n, metrics, per, images,
+                       [r[1] for r in rows], concepts)
 
 
 def _suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
@@ -202,10 +221,3 @@ def _real(suite, judge, images, rows, concepts, erased, preserved):
         prompts = [r[1] for r in rows]
         metrics = {"clip_score": M.clip_score(judge.image_embeds(images), judge.text_embeds(prompts))}
     return metrics, per
-
-
-def save_metrics(result: dict, out: str | Path) -> Path:
-    """Write metrics.json atomically."""
-    import json
-
-    return write_text(Path(out) / "metrics.json", json.dumps(result, indent=2, sort_keys=True))

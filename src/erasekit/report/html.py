@@ -1,4 +1,5 @@
-"""report.html: base vs edited grids for the same seeds, the metric table (base beside edited), plots.
+"""The report of an evaluation: metrics.json and report.html (base vs edited images for the same seeds, the metric
+table with base beside edited, plots).
 
 Self-contained: images and plots are embedded as base64 PNGs, so the file can be mailed or archived alone.
 """
@@ -8,11 +9,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from pathlib import Path
 
-from erasekit.core.files import write_text
+from erasekit.core.files import atomic_dir, write_text
+from erasekit.core.loop import LOSS_LOG
+from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.generate import grid
-from erasekit.report.plots import concept_bars
+from erasekit.report.plots import concept_bars, loss_curve, search_curve
 
 PER_CONCEPT = 8  # images shown per concept (or prompt)
 MAX_GROUPS = 24  # concepts or prompts shown
@@ -33,45 +37,47 @@ def _figure(src: str, caption: str, width: int | None = None) -> str:
     return f'<figure><img src="{src}"{w} alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _image_sections(images: dict, erased: list[str]) -> list[str]:
+def _image_sections(ev: Evaluation) -> list[str]:
     """One row per concept, erased concepts first: the base model's images beside the edited model's, same seeds.
     Suites of free prompts (no concept labels) show their first `MAX_GROUPS` prompts."""
-    labels = images.get("concepts") or images["prompts"]
+    erased, labels = ev.edited.erased, ev.edited.concepts
     order = list(dict.fromkeys(labels))
     order = [c for c in order if c in erased] + [c for c in order if c not in erased]
-    scale = max(1, 96 // images["edited"].shape[-1])
+    scale = max(1, 96 // ev.edited.images.shape[-1])
+    batches = [(ev.base.images, "base")] if ev.base is not None else []
+    batches.append((ev.edited.images, "edited"))
     parts = ["<h2>Images (same seeds, base beside edited)</h2>"]
     if len(order) > MAX_GROUPS:
         parts.append(f"<p>the first {MAX_GROUPS} of {len(order)} prompts</p>")
     for name in order[:MAX_GROUPS]:
         idx = [i for i, label in enumerate(labels) if label == name][:PER_CONCEPT]
-        figures = [(images.get("base"), "base"), (images["edited"], "edited")]
         row = "".join(_figure(_png(grid(batch[idx], nrow=len(idx), upscale=scale)), caption)
-                      for batch, caption in figures if batch is not None)
+                      for batch, caption in batches)
         tag = " (erased)" if name in erased else ""
         parts.append(f'<div class="concept"><h3>{html.escape(name)}{tag}</h3>{row}</div>')
     return parts
 
 
-def write_report(out: str | Path, edited: dict, images: dict, base: dict | None = None,
-                 extra_plots: list[tuple[str, Path]] = (), title: str | None = None) -> Path:
-    """Write out/report.html. `images` is {"edited": [B,3,H,W], "base": [B,3,H,W] or None, "prompts": [...]}."""
+def write_report(out: str | Path, ev: Evaluation, extra_plots: list[tuple[str, Path]] = (),
+                 title: str | None = None) -> Path:
+    """Write out/report.html for an evaluation (a model alone, or an edit beside its base)."""
     from PIL import Image
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    title = title or f"erasekit report: {edited['suite']} on {edited['model']}"
-    names = sorted(set(edited["metrics"]) | set((base or {}).get("metrics", {})))
-    rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{_fmt((base or {}).get('metrics', {}).get(n))}</td>"
-        f"<td>{_fmt(edited['metrics'].get(n))}</td></tr>" for n in names)
+    edited, base = ev.edited, ev.base
+    title = title or f"erasekit report: {edited.suite} on {edited.model}"
+    base_metrics = base.metrics if base is not None else {}
+    names = sorted(set(edited.metrics) | set(base_metrics))
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_fmt(base_metrics.get(n))}</td>"
+                   f"<td>{_fmt(edited.metrics.get(n))}</td></tr>" for n in names)
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>erased: <b>{html.escape(', '.join(edited.get('erased', [])) or 'nothing')}</b>; "
-             f"preserved: {html.escape(', '.join(edited.get('preserved', [])) or '-')}; "
-             f"{edited['n_per_prompt']} images per prompt.</p>",
+             f"<p>erased: <b>{html.escape(', '.join(edited.erased) or 'nothing')}</b>; "
+             f"preserved: {html.escape(', '.join(edited.preserved) or '-')}; "
+             f"{edited.n_per_prompt} images per prompt.</p>",
              f'<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>base</th><th>edited</th></tr>{rows}</table>']
-    parts += _image_sections(images, edited.get("erased", []))
-    bars = concept_bars(edited, base)
+    parts += _image_sections(ev)
+    bars = concept_bars(edited.to_json(), base.to_json() if base is not None else None)
     plots = ([("per-concept acc@1 (erased concepts in red)", bars)] if bars is not None else [])
     plots += [(cap, Image.open(p)) for cap, p in extra_plots if Path(p).exists()]
     if plots:
@@ -79,6 +85,21 @@ def write_report(out: str | Path, edited: dict, images: dict, base: dict | None 
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     return write_text(out / "report.html", doc)
+
+
+def write_evaluation(ev: Evaluation, out: str | Path, run_folder: str | Path | None = None,
+                     title: str | None = None, overwrite: bool = False) -> Path:
+    """The report folder of an evaluation, written atomically: metrics.json, report.html and, when the edit's run
+    folder is given, the plots of its loss log (training loss; AP/AGE's searched concept)."""
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_text(tmp / "metrics.json", json.dumps(ev.to_json(), indent=2, sort_keys=True))
+        plots = []
+        if run_folder is not None and loss_curve(Path(run_folder) / LOSS_LOG, tmp / "loss.png"):
+            plots.append(("training loss", tmp / "loss.png"))
+        if run_folder is not None and search_curve(Path(run_folder) / LOSS_LOG, tmp / "search.png"):
+            plots.append(("the searched concept over iterations (AP/AGE)", tmp / "search.png"))
+        write_report(tmp, ev, extra_plots=plots, title=title)
+    return Path(out)
 
 
 def _fmt(value) -> str:

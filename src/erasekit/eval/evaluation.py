@@ -1,0 +1,50 @@
+"""Evaluating a model, or an edit against its base: the one orchestration that `erasekit evaluate`, the demo and the
+benchmarks call.
+
+`evaluate_edit` evaluates the base once, then the edit applied to it on the same seeds, so that the paired metrics
+(pixel distance, LPIPS, FID against the base's images) compare like with like; the result is typed
+(`Evaluation`), and its `to_json()` is metrics.json (the edited model's result with `base_metrics` beside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
+from erasekit.eval.suites import Judges, SuiteResult, SuiteRun, evaluate, load_judges
+
+
+@dataclass
+class Evaluation:
+    """A model on a suite (`base` None), or an edit (`edited`) beside the model it was made from (`base`)."""
+
+    edited: SuiteResult
+    base: SuiteResult | None = None
+
+    def to_json(self) -> dict:
+        out = self.edited.to_json()
+        if self.base is not None:
+            out["base_metrics"] = self.base.metrics
+        return out
+
+
+def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = SuiteRun(),
+                  erased: list[str] | None = None, preserved: list[str] | None = None, judges: Judges | None = None,
+                  force: bool = False, base_result: SuiteResult | None = None, label: str = "edited") -> Evaluation:
+    """`base` alone (no edit), or the edit applied to `base` beside `base` itself on the same suite and seeds.
+
+    The erased and preserved concepts default to the edit's manifest. `base_result`: the base's result on this
+    suite, when the caller already has it (several edits of one base); it must come from the same concepts.
+    `label`: the edited model's progress bar."""
+    judges = judges or load_judges(suite, run, base.device)
+    if edit is None:
+        return Evaluation(evaluate(base, suite, run, erased or [], preserved, judges=judges))
+    edit.check(base, force=force)  # before any image
+    erased = list(edit.concepts.get("erase", [])) if erased is None else erased
+    preserved = (edit.concepts.get("preserve") or None) if preserved is None else preserved
+    if base_result is None:
+        base_result = evaluate(base, suite, run, erased, preserved, judges=judges, desc="base")
+    edited = evaluate(edit.apply(base, force=force), suite, run, erased, preserved, base_images=base_result.images,
+                      judges=judges, desc=label)
+    return Evaluation(edited, base_result)
