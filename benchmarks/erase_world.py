@@ -18,7 +18,7 @@ Only UCE receives the kept objects as its preservation set P (its paper's setup)
 erased concepts alone. UCE, TIME and CA take, at their miniature defaults, the object nearest the (first) erased
 object in the text encoder's output space as their guide concept or anchor (`guide=nearest`, methods/guide.py);
 `uce:empty`, `time:empty` and `ca:empty` map onto the empty prompt instead (`guide=""`, their papers' defaults
-for SD). Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
+for SD); `METHOD:key=value+...` runs a method with other options (`uce:tokens=last`). Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ class Bench:
 
     def erasure(self, method: str, erased: list[str], scale: int = 1) -> dict:
         """`scale`: the fine-tuning methods run `scale` times their default iterations. `method:empty`: the
-        method with guide="" (the empty prompt as UCE/TIME's guide and CA's anchor)."""
+        method with guide="" (the empty prompt as UCE/TIME's guide and CA's anchor); `method:key=value+key=value`:
+        the method with those options (e.g. `uce:tokens=last`)."""
         method, _, variant = method.partition(":")
         kept = [o for o in OBJECTS if o not in erased]
-        values = {"guide": ""} if variant == "empty" else {}
+        values = {"guide": ""} if variant == "empty" else dict(kv.split("=", 1) for kv in variant.split("+") if kv)
         if scale != 1 and "iterations" in registry.get(method).presets["mini"]:
             values["iterations"] = scale * registry.get(method).presets["mini"]["iterations"]
         concepts = ConceptSet(erased, kept if method == "uce" else [])

@@ -254,3 +254,39 @@ def test_a_method_that_declares_a_scorer_gets_one_from_the_command_line(tmp_path
     CliRunner().invoke(main, ["erase", "--method", "probe", "--erase", "star", "--set", "judge=false", "--out",
                               str(tmp_path / "b")])
     assert seen["scorer"] is None
+
+
+def test_uce_last_token_edits_one_vector_per_prompt_as_the_current_official_script(mini):
+    """tokens=last: W = (λ W0 + Σ W0 c_t c_eᵀ + Σ W0 c_p c_pᵀ)(λ I + Σ c_e c_eᵀ + Σ c_p c_pᵀ)⁻¹ with c the text
+    encoder's output at each prompt's last word token (trainscripts/uce_sd_erase.py), for every projection."""
+    from erasekit.methods.uce import aligned
+
+    edit = _uce(mini, ConceptSet(["star"], ["moon"], target="heart"), tokens="last", templates=("{}",))
+    C_e, C_t = aligned(mini, "star", "heart", "last")
+    C_p = aligned(mini, "moon", "moon", "last")[0]
+    assert C_e.shape[0] == C_t.shape[0] == 1
+    tok = mini.tokenizer(["star"], padding="max_length", max_length=77, return_tensors="pt")
+    last = int(tok.attention_mask.sum()) - 2
+    assert torch.allclose(C_e[0], mini.encode_prompts(["star"])[0, last].double(), atol=1e-6)
+    lamb = registry.build_config(registry.get("uce")).lamb
+    for name, proj in projections(mini).items():
+        W0 = proj.weight.double()
+        M1 = lamb * W0 + (C_t @ W0.T).T @ C_e + (C_p @ W0.T).T @ C_p
+        M2 = lamb * torch.eye(W0.shape[1], dtype=torch.float64) + C_e.T @ C_e + C_p.T @ C_p
+        assert torch.allclose(edit.tensors[name].double(), M1 @ torch.linalg.inv(M2), atol=1e-5), name
+    to_end = _uce(mini, ConceptSet(["star"], ["moon"], target="heart"), templates=("{}",))
+    assert any(not torch.allclose(to_end.tensors[k], edit.tensors[k]) for k in edit.tensors)
+
+
+def test_esd_base_trajectory_samples_z_t_with_the_frozen_base(tiny):
+    from erasekit.methods.latents import ZSampler
+
+    cfg = config("esd", z_source="base-trajectory")
+    model = tiny.clone(("unet",))
+    conds = tiny.encode_prompts(["a cat"])
+    assert ZSampler(model, tiny, conds, tiny.encode_prompts([""]), cfg).model is tiny
+    assert ZSampler(model, tiny, conds, tiny.encode_prompts([""]), config("esd")).model is model
+    a = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3), Run(progress=False))
+    b = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3,
+                                                                       z_source="base-trajectory"), Run(progress=False))
+    assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)

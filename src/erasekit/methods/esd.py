@@ -6,14 +6,18 @@ prediction guided *away* from c_e (the paper's Eq. 2 target, the talk's Eq. 4):
     ε_θ'(z_t, c_e, t)  <-  ε_θ(z_t, t) − η [ε_θ(z_t, c_e, t) − ε_θ(z_t, t)]
 
 with z_t from a partial DDIM trajectory of the model being edited, conditioned on c_e (guidance
-`start_guidance`), stopped at a random step. `z_source="pool"` instead noises latents of images the base model
+`start_guidance`), stopped at a random step, as the paper and the original LDM script do.
+`z_source="base-trajectory"` samples that trajectory with the frozen base model instead, as the official
+repository's current diffusers script (esd_sd.py) does. `z_source="pool"` noises latents of images the base model
 generated for c_e once: much cheaper, but a deviation from the paper (z_t then no longer tracks the edited model).
 
 Variants by parameter group: esd-x (cross-attention), esd-u (everything but cross-attention), esd-all,
 esd-x-strict (cross-attention keys/values only).
 
 Defaults: the paper's for SD (1000 iterations, lr 1e-5, η = 1, 50 DDIM steps, start guidance 3, batch 1). The
-official repository's newer diffusers script uses 200 iterations, lr 5e-5 and η = 2. The miniature's defaults
+official repository's newer diffusers script (esd_sd.py) uses 200 iterations and lr 5e-5, and writes its target as
+ε(c_e) − η' (ε(c_e) − ε(∅)) = ε(∅) − (η' − 1)(ε(c_e) − ε(∅)): its η' = 2 is the paper's η = 1, which is
+`negative_guidance=1` here (η' = η + 1). The miniature's defaults
 (`MINI`) are chosen to reach the world bars in well under a minute per concept on 2 CPU cores.
 """
 

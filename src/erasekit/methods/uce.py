@@ -27,8 +27,14 @@ TIME (Orgad et al., ICCV 2023) is the same objective with no preservation set (o
 keeps the rest).
 
 Solve: the right-hand matrix is symmetric positive definite (λ > 0 is the ridge regulariser), so W is found by a
-Cholesky solve in float64, never by an explicit inverse. Defaults from the official code: λ = 0.1 (its `lamb`),
-erase and preserve scales 1.
+Cholesky solve in float64, never by an explicit inverse. λ = 0.1 is the default of the official code's
+`edit_model` function; both official command lines (the older train-scripts and the current
+trainscripts/uce_sd_erase.py) default to `--lamb 0.5`. Erase and preserve scales 1.
+
+Which text positions are edited (`tokens`): the official `edit_model` (the code this module reproduces to 1e-5 in
+float64) uses every position from the last word token to the end of the context, aligned between source and
+target (`to-end`); the current official trainscripts/uce_sd_erase.py uses one vector per prompt, the last word
+token (`last`). The README's "UCE: which official version" gives the measurements behind the default.
 """
 
 from __future__ import annotations
@@ -40,14 +46,15 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
+from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
-from erasekit.core.options import Checked, at_least, check_choice
-from erasekit.core.loop import Run
 from erasekit.methods.registry import register
 
 MODES = ("erase", "edit", "debias")
+TOKENS = ("to-end", "last")
 
 
 @dataclass
@@ -57,6 +64,7 @@ class UCEConfig(Checked):
     erase_scale: float = 1.0  # s_e
     preserve_scale: float = 1.0  # s_p
     templates: tuple = ("{}",)
+    tokens: str = "to-end"  # which text positions are edited: to-end (edit_model) | last (uce_sd_erase.py)
     guide: str = ""  # "" (--target, else the empty prompt) | nearest (the vocab concept nearest c_e; see guide.py)
     vocab: str = ""  # guide=nearest: a vocabulary file, or world-objects on the miniature
     attributes: tuple = ()  # debias: attribute words, e.g. colours
@@ -71,6 +79,7 @@ class UCEConfig(Checked):
 
     def check(self) -> None:
         check_choice(self.mode, MODES, "UCE mode")
+        check_choice(self.tokens, TOKENS, "tokens")
         check_guide(self.guide, self.vocab)
         if self.lamb <= 0:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
@@ -86,10 +95,12 @@ class TIMEConfig(Checked):
     lamb: float = 0.1
     erase_scale: float = 1.0
     templates: tuple = ("{}",)
+    tokens: str = "to-end"  # as UCE's
     guide: str = ""  # as UCE's
     vocab: str = ""
 
     def check(self) -> None:
+        check_choice(self.tokens, TOKENS, "tokens")
         check_guide(self.guide, self.vocab)
         if self.lamb <= 0:
             raise ErasekitError(f"lamb (λ) must be > 0 for a well-posed solve, got {self.lamb}")
@@ -100,14 +111,16 @@ MINI = {"templates": ("{}", "a {}"), "guide": "nearest", "vocab": "world-objects
 
 # ---- embeddings -------------------------------------------------------------------------------------------
 @torch.no_grad()
-def aligned(bundle: Bundle, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(C_source, C_target) [n, d]: text-encoder outputs from each prompt's last word token to the end,
-    cut to the same length (UCE's alignment; the empty prompt starts at its BOS token)."""
+def aligned(bundle: Bundle, source: str, target: str, tokens: str = "to-end") -> tuple[torch.Tensor, torch.Tensor]:
+    """(C_source, C_target) [n, d]: the text-encoder outputs of each prompt at its last word token (the empty
+    prompt's is its BOS token), and with `tokens="to-end"` every position after it to the end of the context,
+    cut to the same length (UCE's alignment in the official `edit_model`); `tokens="last"` keeps the last word
+    token alone (n = 1, the official trainscripts/uce_sd_erase.py)."""
     tok = bundle.tokenizer([source, target], padding="max_length", max_length=bundle.tokenizer.model_max_length,
                            truncation=True, return_tensors="pt")
     last = (tok.attention_mask.sum(1) - 2).clamp(min=0).tolist()
     emb = bundle.text_encoder(tok.input_ids.to(bundle.device)).last_hidden_state.double()
-    n = emb.shape[1] - max(last)
+    n = 1 if tokens == "last" else emb.shape[1] - max(last)
     return emb[0, last[0]:last[0] + n], emb[1, last[1]:last[1] + n]
 
 
@@ -147,8 +160,8 @@ def closed_form(bundle: Bundle, targets: list[tuple[torch.Tensor, torch.Tensor]]
     return out
 
 
-def kept(bundle: Bundle, prompts: list[str]) -> list[torch.Tensor]:
-    return [aligned(bundle, p, p)[0] for p in prompts]
+def kept(bundle: Bundle, prompts: list[str], tokens: str = "to-end") -> list[torch.Tensor]:
+    return [aligned(bundle, p, p, tokens)[0] for p in prompts]
 
 
 # ---- the methods ------------------------------------------------------------------------------------------
@@ -170,8 +183,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Ru
         edit.metrics.update({"debias_alpha": alphas, "debias_shares": shares})
         return edit
     concepts = guided(bundle, concepts, config.guide, config.vocab)
-    targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
-    tensors = closed_form(bundle, targets, kept(bundle, preserved), config.lamb, config.erase_scale,
+    targets = [aligned(bundle, s, t, config.tokens) for s, t in _pairs(concepts, config.templates)]
+    tensors = closed_form(bundle, targets, kept(bundle, preserved, config.tokens), config.lamb, config.erase_scale,
                           config.preserve_scale)
     return Edit.from_changes(bundle, tensors, "uce", config, concepts.as_dict())
 
@@ -182,7 +195,7 @@ def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Ru
     if concepts.preserve:
         raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")
     concepts = guided(bundle, concepts, config.guide, config.vocab)
-    targets = [aligned(bundle, s, t) for s, t in _pairs(concepts, config.templates)]
+    targets = [aligned(bundle, s, t, config.tokens) for s, t in _pairs(concepts, config.templates)]
     tensors = closed_form(bundle, targets, [], config.lamb, config.erase_scale, 0.0)
     return Edit.from_changes(bundle, tensors, "time", config, concepts.as_dict())
 
@@ -199,12 +212,12 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
     sources, attr_prompts, directions = [], [], []
     for c in concepts.erase:
         for t in config.templates:
-            pairs = [aligned(bundle, t.format(c), t.format(f"{a} {c}")) for a in attrs]
+            pairs = [aligned(bundle, t.format(c), t.format(f"{a} {c}"), config.tokens) for a in attrs]
             n = min(len(C) for C, _ in pairs)
             sources.append(t.format(c))
             attr_prompts += [t.format(f"{a} {c}") for a in attrs]
             directions.append((pairs[0][0][:n], torch.stack([A[:n] - C[:n] for C, A in pairs])))  # c_i, a_t
-    keep = kept(bundle, preserved + attr_prompts)
+    keep = kept(bundle, preserved + attr_prompts, config.tokens)
     alpha = torch.full((len(sources), T), 1.0 / T, dtype=torch.float64)  # one α per concept prompt
     seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
     best = (float("inf"), None, None, None)
