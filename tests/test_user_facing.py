@@ -154,6 +154,8 @@ BAD = {
                         "option unet_steps: expected an integer, got 'abc'"),
     "world-train-unknown": (["world", "train", "--work", "{tmp}/w", "--out", "{tmp}/o", "--set", "nope=1"],
                             "unknown option(s) for world train: nope"),
+    "world-train-unwritable": (["world", "train", "--work", "{plain}/w", "--out", "{tmp}/o", "--stages", "judge"],
+                               "cannot write"),
     "missing-option": (["erase", "--erase", "cat", "--out", "{tmp}/run"], "Missing option '--method'"),
     "unknown-option": (["erase", "--method", "esd", "--bogus", "--out", "{tmp}/run"], "No such option '--bogus'"),
     "unknown-command": (["nosuch"], "No such command 'nosuch'"),

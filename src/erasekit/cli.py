@@ -494,12 +494,15 @@ def world_train(work, out, seed, resume, stages, overrides):
       erasekit world train --resume
     """
     from erasekit.core.assets import ASSETS
+    from erasekit.core.files import check_writable
     from erasekit.core.options import build, parse_overrides
     from erasekit.world.train import TrainConfig, train_world
 
     given = {"seed": seed, "stages": tuple(s.strip() for s in stages.split(",") if s.strip()),
              **parse_overrides(overrides)}
     cfg = build(TrainConfig, given, "world train")
+    for where in (Path(work) / "x", Path(out or str(ASSETS)) / "mini"):  # both folders, before hours of training
+        check_writable(where)
     path = train_world(work, out or str(ASSETS), cfg, resume=resume)
     if path is not None:
         click.echo(f"wrote {path}/mini and {path}/judge")
