@@ -28,9 +28,9 @@ from diffusers import UNet2DConditionModel
 
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
+from erasekit.core.loop import Run
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.core.loop import Run
 from erasekit.world.render import OBJECTS
 
 

@@ -18,7 +18,8 @@ Only UCE receives the kept objects as its preservation set P (its paper's setup)
 erased concepts alone. UCE, TIME and CA take, at their miniature defaults, the object nearest the (first) erased
 object in the text encoder's output space as their guide concept or anchor (`guide=nearest`, methods/guide.py);
 `uce:empty`, `time:empty` and `ca:empty` map onto the empty prompt instead (`guide=""`, their papers' defaults
-for SD); `METHOD:key=value+...` runs a method with other options (`uce:tokens=last`). Every run's figures are cached in --out/results.json, so an interrupted benchmark resumes.
+for SD); `METHOD:key=value+...` runs a method with other options (`uce:tokens=last`). Every run's figures are
+cached in --out/results.json, so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -35,14 +36,13 @@ import torch
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
-from erasekit.core.loop import read_log
+from erasekit.core.loop import Run, read_log
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import attribute_scorer, world_judge
 from erasekit.eval.metrics import splits_for
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.core.loop import Run
 from erasekit.report.plots import graph_heatmap
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS

@@ -13,9 +13,9 @@ import torch
 
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
+from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.graph import concept_graph
 from erasekit.eval.judges import world_judge
-from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.report.html import write_evaluation
 from erasekit.world.render import OBJECTS

@@ -12,11 +12,11 @@ import torch
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import LOSS_LOG
+from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.generate import INDEX, generate_set, load_images
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import world_judge
 from erasekit.eval.prompts import PromptSet
-from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.report.html import write_report
 from erasekit.report.plots import graph_heatmap

@@ -51,8 +51,8 @@ def test_a_folder_without_erasekit_record_is_never_overwritten_but_an_empty_one_
 
 
 def test_written_files_follow_the_umask(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     old = os.umask(0o027)
     try:

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
+from erasekit.core.vocab import load_vocabulary
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.guide import check_guide, guided
-from erasekit.core.loop import Run
-from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.search import candidates
 
 WORDS = ["cat | kitty | tabby", "dog", "car", "tree", "house", "river", "apple", "chair"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run, train
 from erasekit.core.targets import select
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.esd import ESD_GROUPS
-from erasekit.core.loop import Run, train
 from erasekit.methods.uce import aligned, projections
 
 FAST = {"iterations": 2, "batch": 1, "ddim_steps": 3}
@@ -286,7 +286,8 @@ def test_esd_base_trajectory_samples_z_t_with_the_frozen_base(tiny):
     conds = tiny.encode_prompts(["a cat"])
     assert ZSampler(model, tiny, conds, tiny.encode_prompts([""]), cfg).model is tiny
     assert ZSampler(model, tiny, conds, tiny.encode_prompts([""]), config("esd")).model is model
-    a = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3), Run(progress=False))
-    b = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3,
-                                                                       z_source="base-trajectory"), Run(progress=False))
+    esd = registry.get("esd").erase
+    a = esd(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3), Run(progress=False))
+    b = esd(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3, z_source="base-trajectory"),
+            Run(progress=False))
     assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
 from erasekit.core.targets import select
+from erasekit.core.vocab import load_vocabulary
 from erasekit.methods import registry
 from erasekit.methods.ap import preservation_gap
 from erasekit.methods.concepts import ConceptSet
-from erasekit.core.loop import Run
-from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.loop import student
 from erasekit.methods.search import ConceptSearch, candidates, gumbel_softmax, kmeans_representatives
 from erasekit.report.plots import search_curve

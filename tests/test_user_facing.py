@@ -292,7 +292,8 @@ def test_info_reads_a_single_file_export_of_an_edit_of_the_miniature(tmp_path):
 
     mini = load_bundle("mini")
     _edit(mini, tmp_path / "run", delta=0.01)
-    assert run("export", tmp_path / "run", "--format", "single-file", "--out", tmp_path / "e.safetensors").exit_code == 0
+    exported = run("export", tmp_path / "run", "--format", "single-file", "--out", tmp_path / "e.safetensors")
+    assert exported.exit_code == 0, exported.output
     result = run("info", tmp_path / "e.safetensors")
     assert result.exit_code == 0, result.output
     assert "architecture  mini" in result.output

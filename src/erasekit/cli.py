@@ -402,9 +402,9 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
 
     from erasekit.core.bundle import load_bundle
     from erasekit.core.files import check_output, claim_partial
+    from erasekit.core.loop import LOSS_LOG, Run
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet, split_list
-    from erasekit.core.loop import LOSS_LOG, Run
 
     spec = registry.get(method)
     concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)

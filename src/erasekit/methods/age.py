@@ -30,12 +30,12 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
-from erasekit.core.loop import Run
 from erasekit.methods.registry import register
-from erasekit.methods.teacher import guided_away, predictions
 from erasekit.methods.search import SearchConfig, prepare, run_search
+from erasekit.methods.teacher import guided_away, predictions
 
 
 @dataclass

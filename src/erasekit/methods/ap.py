@@ -30,12 +30,12 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
-from erasekit.core.loop import Run
 from erasekit.methods.registry import register
-from erasekit.methods.teacher import guided_target
 from erasekit.methods.search import SearchConfig, prepare, run_search
+from erasekit.methods.teacher import guided_target
 
 
 @dataclass
@@ -54,7 +54,8 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
 
 
 @register("ap", "Adversarial Preservation: erase while preserving the most sensitive concept, found by "
-          "Gumbel-softmax search (Bui 2024)", APConfig, paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)", presets={"mini": MINI})
+          "Gumbel-softmax search (Bui 2024)", APConfig, paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)",
+          presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run()) -> Edit:
     if concepts.preserve:
         raise ErasekitError("ap searches what to preserve in its vocabulary; --preserve is not used (put the "

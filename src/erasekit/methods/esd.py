@@ -30,11 +30,10 @@ import torch.nn.functional as F
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
-from erasekit.core.options import at_least
+from erasekit.core.loop import Run
+from erasekit.core.options import at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
-from erasekit.core.loop import Run, step_generator
-from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_target

@@ -22,15 +22,13 @@ import torch
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
-from erasekit.core.options import at_least
+from erasekit.core.loop import Run, step_generator
+from erasekit.core.options import at_least, check_choice
 from erasekit.core.targets import GROUPS
 from erasekit.core.vocab import Vocabulary, load_vocabulary
 from erasekit.methods.concepts import expand
 from erasekit.methods.latents import SPACES, ZSampler
-from erasekit.core.loop import Run, step_generator
-from erasekit.core.options import check_choice
 from erasekit.methods.loop import LoopConfig, finish, fit, student
-
 
 
 @torch.no_grad()

@@ -22,8 +22,8 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from erasekit.core.assets import clip_tokenizer
 from erasekit.core.bundle import Bundle
-from erasekit.core.loop import Run, train
 from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least
 from erasekit.core.seeding import step_seed
 from erasekit.world import judge as judge_mod
