@@ -14,7 +14,7 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, check_output
 from erasekit.core.loop import LOSS_LOG, Run
 from erasekit.eval.evaluation import evaluate_edit
-from erasekit.eval.suites import SuiteRun, evaluate
+from erasekit.eval.suites import SuiteRun, evaluate, load_judges
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.report.html import write_evaluation
@@ -33,11 +33,12 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
     check_output(out, overwrite)
     base = load_bundle("mini")
     run, general_run = SuiteRun(n=n, progress=progress), SuiteRun(n=GENERAL_N, progress=progress)
+    judges = load_judges("world-objects", run)  # the world judge, loaded once for every evaluation below
     rows = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         echo(f"evaluating the base miniature ({n} images per prompt)")
-        base_obj = evaluate(base, "world-objects", run, [concept], desc="base: objects")
-        base_gen = evaluate(base, "world-general", general_run, desc="base: general set")
+        base_obj = evaluate(base, "world-objects", run, [concept], judges=judges, desc="base: objects")
+        base_gen = evaluate(base, "world-general", general_run, judges=judges, desc="base: general set")
         rows.append(("base", base_obj.metrics, base_gen.metrics, None))
         for name in METHODS:
             spec = registry.get(name)
@@ -51,9 +52,10 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
             seconds = time.perf_counter() - start
             edit.save(tmp / name, files=(work / LOSS_LOG,))
             shutil.rmtree(work, ignore_errors=True)  # the checkpoint is not part of the result
-            ev = evaluate_edit(base, edit, "world-objects", run, [concept], base_result=base_obj,
+            ev = evaluate_edit(base, edit, "world-objects", run, [concept], judges=judges, base_result=base_obj,
                                label=f"{name}: objects")
-            general = evaluate(edit.apply(base), "world-general", general_run, desc=f"{name}: general set")
+            general = evaluate(edit.apply(base), "world-general", general_run, judges=judges,
+                               desc=f"{name}: general set")
             ev.edited.metrics["fjd_general"] = general.metrics["fjd"]
             write_evaluation(ev, tmp / f"{name}-eval", run_folder=tmp / name,
                              title=f"erasekit demo: {name} erases {concept!r} from the miniature")
