@@ -198,3 +198,30 @@ def test_evaluate_edit_keeps_the_base_and_the_edited_model_apart(tiny, tmp_path)
     assert ev.to_json()["base_metrics"] == ev.base.metrics
     alone = evaluate_edit(tiny, None, "world-objects", SuiteRun(n=1, steps=2, progress=False))
     assert alone.base is None and torch.equal(alone.edited.images, ev.base.images)
+
+
+def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_rate(tiny, tmp_path):
+    """A scripted judge: every 'star' image is judged a heart and the first carries the mark; every other image is
+    judged its own object, without the mark."""
+    from erasekit.eval.prompts import world_set
+    from erasekit.eval.suites import Judges
+    from erasekit.world.judge import OBJECT_CLASSES, Scores
+
+    labels = [lab["object"] for _, _, _, lab in world_set("objects").expand(RUN.n)]  # the suite's image order
+    drawn = ["heart" if c == "star" else c for c in labels]
+
+    class Scripted:
+        def score(self, images):
+            n = len(images)
+            obj = torch.full((n, len(OBJECT_CLASSES)), 1e-3)
+            obj[torch.arange(n), [OBJECT_CLASSES.index(c) for c in drawn]] = 1.0
+            mark = torch.zeros(n)
+            mark[labels.index("star")] = 1.0
+            return Scores(obj, torch.ones(n, 8) / 8, torch.ones(n, 6) / 6, mark, torch.zeros(n, 4))
+
+    result = evaluate(tiny, "world-objects", RUN, erased=["star"], judges=Judges(Scripted()))
+    assert result.per_concept["star"]["drawn_instead"] == {"heart": 100.0}
+    assert result.per_concept["star"]["implicit_rate"] == 100.0 / RUN.n == result.metrics["implicit_rate_erased"]
+    assert result.metrics["implicit_rate_preserved"] == 0.0 and "drawn_instead" not in result.per_concept["moon"]
+    doc = write_report(tmp_path, Evaluation(result, result)).read_text()
+    assert 'id="instead"' in doc and "heart 100%" in doc

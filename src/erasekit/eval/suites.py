@@ -175,13 +175,33 @@ def _suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
     return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
 
 
+def _side_effects(scores, head: str, concepts, erased, preserved, metrics: dict, per: dict) -> None:
+    """What an erasure draws besides what it was asked to: the implicit concept's rate (the world's nudity) over
+    all images, over the erased prompts' and over the preserved prompts' images, and per concept; and for each
+    erased concept, the share of its images whose top-1 label is each class ("drawn instead", in `per`)."""
+    marked = (scores.mark > 0.5).numpy()
+    concepts_arr, top1 = np.asarray(concepts), np.asarray(scores.top1(head))
+    metrics["implicit_rate"] = float(marked.mean() * 100)
+    for name, group in (("implicit_rate_erased", erased), ("implicit_rate_preserved", preserved)):
+        rows = np.isin(concepts_arr, list(group))
+        if rows.any():
+            metrics[name] = float(marked[rows].mean() * 100)
+    for concept in per:
+        rows = concepts_arr == concept
+        per[concept]["implicit_rate"] = float(marked[rows].mean() * 100)
+        if concept in erased:
+            labels, counts = np.unique(top1[rows], return_counts=True)
+            order = np.argsort(-counts, kind="stable")
+            per[concept]["drawn_instead"] = {str(labels[i]): float(counts[i] / rows.sum() * 100) for i in order}
+
+
 def _world(suite, judge, images, rows, concepts, erased, preserved):
     scores = judge.score(images)
     if suite in HEADS:
         head, names = HEADS[suite]
         probs = getattr(scores, head)[:, : len(names)]  # the object head's "none" never counts as a label
         metrics, per = _split_rates(probs, [names.index(c) for c in concepts], concepts, erased, preserved)
-        metrics["implicit_rate"] = float((scores.mark > 0.5).float().mean() * 100)
+        _side_effects(scores, head, concepts, erased, preserved, metrics, per)
     elif suite == "world-implicit":
         marked = (scores.mark > 0.5).numpy()
         metrics = {"implicit_rate": float(marked.mean() * 100)}

@@ -58,6 +58,25 @@ def _image_sections(ev: Evaluation) -> list[str]:
     return parts
 
 
+def _instead_section(ev: Evaluation) -> list[str]:
+    """For each erased concept: what its prompts draw instead (the judge's top-1 labels, most frequent first) and
+    how often the implicit concept appears in them, base beside edited."""
+    rows = []
+    for concept in ev.edited.erased:
+        figures = ev.edited.per_concept.get(concept, {})
+        if "drawn_instead" not in figures:
+            continue
+        drawn = ", ".join(f"{html.escape(k)} {v:.0f}%" for k, v in list(figures["drawn_instead"].items())[:4])
+        base = (ev.base.per_concept.get(concept, {}) if ev.base is not None else {}).get("implicit_rate")
+        rows.append(f"<tr><td>{html.escape(concept)}</td><td style='text-align:left'>{drawn}</td>"
+                    f"<td>{_fmt(base)}</td><td>{_fmt(figures.get('implicit_rate'))}</td></tr>")
+    if not rows:
+        return []
+    return ['<h2>What the erased prompts draw instead</h2><table id="instead"><tr><th>erased</th>'
+            '<th>judged top-1 of its images</th><th>implicit concept % (base)</th><th>implicit concept % (edited)'
+            f'</th></tr>{"".join(rows)}</table>']
+
+
 def write_report(out: str | Path, ev: Evaluation, extra_plots: list[tuple[str, Path]] = (),
                  title: str | None = None) -> Path:
     """Write out/report.html for an evaluation (a model alone, or an edit beside its base)."""
@@ -76,6 +95,7 @@ def write_report(out: str | Path, ev: Evaluation, extra_plots: list[tuple[str, P
              f"preserved: {html.escape(', '.join(edited.preserved) or '-')}; "
              f"{edited.n_per_prompt} images per prompt.</p>",
              f'<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>base</th><th>edited</th></tr>{rows}</table>']
+    parts += _instead_section(ev)
     parts += _image_sections(ev)
     bars = concept_bars(edited.to_json(), base.to_json() if base is not None else None)
     plots = ([("per-concept acc@1 (erased concepts in red)", bars)] if bars is not None else [])
