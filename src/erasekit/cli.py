@@ -290,7 +290,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     base_metrics = ev.base.metrics if ev.base is not None else {}
     for name, value in sorted(ev.edited.metrics.items()):
         base_value = base_metrics.get(name)
-        click.echo(f"  {name:<20} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
+        click.echo(f"  {name:<24} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
 
 
 @main.command()
