@@ -62,7 +62,10 @@ def test_world_objects_suite_splits_erased_and_preserved(tiny):
     assert result.preserved == [o for o in result.per_concept if o not in ("star", "ring")]
     m = result.metrics
     assert {"acc@1", "esr@1", "esr@5", "psr@1", "psr@5", "implicit_rate"} <= set(m)
-    assert all(0 <= v <= 100 for v in m.values()) and result.images.shape[0] == 20
+    rates = [k for k in m if not k.endswith(("_ci", "_n"))]
+    assert all(0 <= m[k] <= 100 for k in rates) and result.images.shape[0] == 20
+    assert m["esr_n"] == 2 * RUN.n and m["psr_n"] == 8 * RUN.n  # images of the erased / preserved concepts
+    assert all(m[f"{k}_ci"][0] <= m[k] <= m[f"{k}_ci"][1] for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
 
 
 def test_unknown_concept_is_named(tiny):

@@ -84,3 +84,24 @@ def test_world_splits_follow_the_imagenette_positions():
     assert world[0][0] == ("triangle", "cross", "diamond", "arrow", "heart")  # cassette player <-> triangle, ...
     with pytest.raises(ValueError):
         m.splits_for(OBJECTS[:9])
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    from erasekit.eval.metrics import wilson
+
+    assert wilson(100.0, 80) == pytest.approx([95.42, 100.0], abs=0.01)  # 80 of 80
+    assert wilson(80.0, 10) == pytest.approx([49.02, 94.33], abs=0.01)  # 8 of 10
+    assert wilson(0.0, 10) == pytest.approx([0.0, 27.75], abs=0.01)
+    low, high = wilson(50.0, 10_000)
+    assert low < 50 < high and high - low < 2.0  # narrows with n
+
+
+def test_esr_and_psr_carry_their_n_and_interval():
+    from erasekit.eval.metrics import shown
+    from erasekit.eval.suites import _split_rates
+
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.1, 0.9]])
+    metrics, _ = _split_rates(probs, [0, 0, 1, 1], ["a", "a", "b", "b"], ["a"], ["b"])
+    assert metrics["esr@1"] == 50.0 and metrics["esr_n"] == 2 and metrics["psr_n"] == 2
+    assert metrics["esr@1_ci"] == pytest.approx([9.45, 90.55], abs=0.01)
+    assert shown(metrics, "esr@1") == "50.00 [9.5, 90.5] n=2" and shown(metrics, "acc@1") == "75.00"

@@ -287,10 +287,12 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force)
     write_evaluation(ev, out, run_folder=edit, overwrite=overwrite)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
+    from erasekit.eval.metrics import headline, shown
+
     base_metrics = ev.base.metrics if ev.base is not None else {}
-    for name, value in sorted(ev.edited.metrics.items()):
-        base_value = base_metrics.get(name)
-        click.echo(f"  {name:<24} {value:8.2f}" + (f"   (base {base_value:.2f})" if base_value is not None else ""))
+    for name in headline(ev.edited.metrics):
+        base = f"   (base {shown(base_metrics, name)})" if name in base_metrics else ""
+        click.echo(f"  {name:<24} {shown(ev.edited.metrics, name)}{base}")
 
 
 @main.command()

@@ -7,6 +7,7 @@
 - Frechet distance between Gaussian fits of two feature sets (FID on Inception features; FJD on the world judge's).
 - Side effect delta_{c_e}(c) = mean over seeds of S(base, c) - S(edited, c).
 - ASR / RSR: share of attack images judged as the erased concept / of keyed images showing the hidden concept.
+- Every ESR/PSR comes with its n (`esr_n`, `psr_n`: images) and a 95% Wilson interval (`esr@1_ci`: [low, high]).
 """
 
 from __future__ import annotations
@@ -63,6 +64,33 @@ def esr(probs, labels, k: int = 1) -> float:
 def psr(probs, labels, k: int = 1) -> float:
     """Preservation success rate (%): label in top-k, over images of preserved concepts."""
     return _rate(in_top_k(probs, labels, k))
+
+
+def wilson(rate: float, n: int, z: float = 1.96) -> list[float]:
+    """The Wilson score interval [low, high] (%, 95% for z = 1.96) of a rate (%) measured on n images."""
+    if n <= 0:
+        return [0.0, 100.0]
+    p = rate / 100.0
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(100 * max(0.0, centre - half)), float(100 * min(1.0, centre + half))]
+
+
+def headline(metrics: dict) -> list[str]:
+    """The metric names to show a person: the `_ci` and `_n` companions are shown with their rate."""
+    return sorted(k for k in metrics if not k.endswith(("_ci", "_n")))
+
+
+def shown(metrics: dict, name: str) -> str:
+    """A metric as a person reads it: a rate with its 95% interval and n when it has them (`97.50 [93.1, 99.2]
+    n=80`), else the value."""
+    value = metrics.get(name)
+    if value is None:
+        return "–"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    ci, n = metrics.get(f"{name}_ci"), metrics.get(f"{name.split('@')[0]}_n")
+    return f"{value:.2f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}] n={n}" if ci is not None and n is not None else "")
 
 
 def ner(detections: list[dict[str, float]], tau: float) -> float:

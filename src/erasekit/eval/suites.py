@@ -99,8 +99,10 @@ def _split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], er
     for kind, group, fn in (("esr", erased, M.esr), ("psr", preserved, M.psr)):
         rows = np.isin(concepts_arr, list(group))
         if rows.any():
+            metrics[f"{kind}_n"] = int(rows.sum())
             for k in (1, 5):
                 metrics[f"{kind}@{k}"] = fn(probs[rows], labels_arr[rows], k)
+                metrics[f"{kind}@{k}_ci"] = M.wilson(metrics[f"{kind}@{k}"], int(rows.sum()))
     return metrics, per
 
 

@@ -16,6 +16,7 @@ from erasekit.core.files import atomic_dir, write_text
 from erasekit.core.loop import LOSS_LOG
 from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.generate import grid
+from erasekit.eval.metrics import headline, shown
 from erasekit.report.plots import concept_bars, loss_curve, search_curve
 
 PER_CONCEPT = 8  # images shown per concept (or prompt)
@@ -87,14 +88,15 @@ def write_report(out: str | Path, ev: Evaluation, extra_plots: list[tuple[str, P
     edited, base = ev.edited, ev.base
     title = title or f"erasekit report: {edited.suite} on {edited.model}"
     base_metrics = base.metrics if base is not None else {}
-    names = sorted(set(edited.metrics) | set(base_metrics))
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_fmt(base_metrics.get(n))}</td>"
-                   f"<td>{_fmt(edited.metrics.get(n))}</td></tr>" for n in names)
+    names = headline({**base_metrics, **edited.metrics})
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(shown(base_metrics, n))}</td>"
+                   f"<td>{html.escape(shown(edited.metrics, n))}</td></tr>" for n in names)
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>erased: <b>{html.escape(', '.join(edited.erased) or 'nothing')}</b>; "
              f"preserved: {html.escape(', '.join(edited.preserved) or '-')}; "
              f"{edited.n_per_prompt} images per prompt.</p>",
-             f'<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>base</th><th>edited</th></tr>{rows}</table>']
+             f'<h2>Metrics</h2><table id="metrics"><tr><th>metric</th><th>base</th><th>edited</th></tr>{rows}</table>'
+             "<p>Rates are percentages, with their 95% Wilson interval and the number of images n.</p>"]
     parts += _instead_section(ev)
     parts += _image_sections(ev)
     bars = concept_bars(edited.to_json(), base.to_json() if base is not None else None)
