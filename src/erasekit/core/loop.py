@@ -135,10 +135,11 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
         opt.step()
         if after_step is not None:
             after_step()
-        rows.append({"step": step, "loss": loss.item(), **logs})
+        value = loss.item()
+        rows.append({"step": step, "loss": value, **logs})
         if run.clock is not None:
             run.clock.append((step, started, time.perf_counter()))
-        bar.set_postfix(loss=f"{loss.item():.4g}")
+        bar.set_postfix(loss=f"{value:.4g}")
         if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == iterations):
             _write_log(log_path, rows)  # first: a resume keeps only the rows before its checkpoint's step
             save_checkpoint(ckpt, modules, opt, step + 1, meta={"loop": name})

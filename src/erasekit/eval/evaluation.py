@@ -1,5 +1,5 @@
-"""Evaluating a model, or an edit against its base: the one orchestration that `erasekit evaluate`, the demo and the
-benchmarks call.
+"""Evaluating a model, or an edit against its base: the one orchestration that `erasekit evaluate` and the demo call
+(the benchmarks score models alone, with `eval.suites.evaluate`, whose typed result this builds on).
 
 `evaluate_edit` evaluates the base once, then the edit applied to it on the same seeds, so that the paired metrics
 (pixel distance, LPIPS, FID against the base's images) compare like with like; the result is typed

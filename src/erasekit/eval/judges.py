@@ -27,10 +27,9 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 
 
 def world_judge(path: str | Path | None = None):
-    from erasekit.core.assets import ASSETS
     from erasekit.world.judge import WorldJudge
 
-    return WorldJudge.load(path or ASSETS / "judge")
+    return WorldJudge.load(path)
 
 
 def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None = None):

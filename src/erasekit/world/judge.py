@@ -90,10 +90,12 @@ class WorldJudge:
                                                     "styles": STYLES}, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "WorldJudge":
+    def load(cls, path: str | Path | None = None) -> "WorldJudge":
+        """The judge saved in `path` (default: the one shipped in the package)."""
+        from erasekit.core.assets import ASSETS
         from erasekit.core.errors import ErasekitError
 
-        path = Path(path)
+        path = Path(path or ASSETS / "judge")
         if not (path / "judge.safetensors").exists():
             raise ErasekitError(f"world judge not found at {path}; build it with `erasekit world train`")
         net = JudgeNet()

@@ -30,14 +30,13 @@ def colour_scorer(attributes):
     """images -> [B, 8]: the world judge's colour probabilities, the attributes' colours first and then every
     other colour, so that an image of a colour that is none of the attributes (orange, between red and yellow)
     counts for none of them instead of for the nearest."""
-    from erasekit.core.assets import ASSETS
     from erasekit.world.judge import WorldJudge
     from erasekit.world.render import COLOUR_NAMES
 
     unknown = [a for a in attributes if a not in COLOUR_NAMES]
     if unknown:
         raise ErasekitError(f"the world judge scores colours; unknown attribute(s): {', '.join(unknown)}")
-    judge = WorldJudge.load(ASSETS / "judge")
+    judge = WorldJudge.load()
     cols = [COLOUR_NAMES.index(a) for a in attributes]
     cols += [i for i in range(len(COLOUR_NAMES)) if i not in cols]
     return lambda images: judge.score(images).colour[:, cols]
