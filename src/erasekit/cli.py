@@ -139,7 +139,9 @@ def info(source, device, dtype, config_dir):
 @click.argument("run", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="output folder (diffusers) or .safetensors file")
 @click.option("--model", default=None, help="base model (default: the source recorded in the edit)")
-@click.option("--format", "fmt", default="diffusers", type=click.Choice(["diffusers", "single-file"]))
+@click.option("--format", "fmt", default="diffusers",
+              type=click.Choice(["diffusers", "single-file", "textual-inversion"]),
+              help="a pipeline folder, one LDM .safetensors, or (a learned word) a textual-inversion file")
 @_out_options
 def export(run, out, model, fmt, overwrite, force):
     """Write a model with an edit applied, for stock diffusers (or A1111/ComfyUI with --format single-file).
@@ -151,6 +153,13 @@ def export(run, out, model, fmt, overwrite, force):
     from erasekit.core.edit import check_export
     from erasekit.core.edit import export as export_edit
 
+    if fmt == "textual-inversion":  # the learned word alone: no model is needed
+        from erasekit.core.edit import load_embedding
+
+        edit = load_embedding(run)
+        check_export(out, fmt, overwrite, edit)
+        click.echo(f"wrote {export_edit(edit, None, out, format=fmt, overwrite=overwrite)}")
+        return
     check_export(out, fmt, overwrite)
     edit, base = _edit_and_base(run, model, force)
     path = export_edit(edit, base, out, format=fmt, force=force, overwrite=overwrite)
@@ -171,10 +180,15 @@ def _edit_and_base(edit_path, source, force=False):
     return edit, base
 
 
-def _model(source, edit_path, force=False):
-    """The model, with an edit applied when one is given."""
+def _model(source, edit_path, force=False, embedding=None):
+    """The model, with an edit applied when one is given, and then a learned word (an attack's embedding: a token
+    edit folder or a textual-inversion file), checked against the model it was learned on."""
+    from erasekit.core.edit import load_embedding
+
+    word = load_embedding(embedding) if embedding is not None else None
     edit, base = _edit_and_base(edit_path, source, force)
-    return base if edit is None else edit.apply(base, force=force)
+    model = base if edit is None else edit.apply(base, force=force)
+    return model if word is None else word.apply(model, force=force)
 
 
 POSITIVE = click.IntRange(min=1)
@@ -187,6 +201,8 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--prompt", default=None, help="one text prompt: writes a grid (--out FILE.png)")
 @click.option("--prompts", "prompt_set", default=None,
               help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)")
+@click.option("--embedding", default=None, type=click.Path(),
+              help="a learned word to use in the prompts (an attack's embedding/ folder or a textual-inversion file)")
 @click.option("--n", default=16, show_default=True, type=POSITIVE, help="images per prompt (seeds SEED..SEED+N-1)")
 @click.option("--seed", default=0, show_default=True, help="first seed with --prompt")
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
@@ -196,14 +212,15 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_out_options
-def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidance, out, resume, quiet, overwrite,
-             force):
+def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, steps, guidance, out, resume, quiet,
+             overwrite, force):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
     Examples:
       erasekit generate --model mini --prompt "a red star" --n 16 --out grid.png
       erasekit generate mini --edit runs/esd-star --prompts world-objects --n 8 --out gen/esd-star
+      erasekit generate --edit runs/esd-star --prompts atk/prompts.csv --embedding atk/embedding --out gen/replay
     """
     from erasekit.core.files import check_output, claim_partial
     from erasekit.eval.generate import check_image_path, generate_batched, generate_set, grid, save_image
@@ -220,7 +237,7 @@ def generate(model_arg, model, edit, prompt, prompt_set, n, seed, steps, guidanc
         prompts = load_prompt_set(prompt_set)
         check_output(out, overwrite)
         claim_partial(out, resume, overwrite)
-    bundle = _model(model or model_arg, edit, force)
+    bundle = _model(model or model_arg, edit, force, embedding)
     if prompt_set is not None:
         rows = generate_set(bundle, prompts, n, out, steps=steps, guidance=guidance, progress=not quiet,
                             resume=resume, overwrite=overwrite)
@@ -435,6 +452,141 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
                f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)")
     for key, value in edit.metrics.items():
         click.echo(f"  {key}: {value}")
+
+
+@main.command()
+@click.argument("model_arg", required=False, metavar="[MODEL]")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base, or mini)")
+@click.option("--edit", default=None, type=click.Path(), help="the edit (run folder) to attack")
+@click.option("--attack", "attack_name", required=True, help="an attack name (see `erasekit attacks`)")
+@click.option("--concept", required=True, help="the concept to bring back")
+@click.option("--prompts", "prompt_set", default=None,
+              help="prompts to attack: a prompt set or CSV; rows labelled with the concept are kept (default on the "
+                   "miniature: the prompts that ask for the concept)")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="attack only the first N prompts")
+@click.option("--images", default=None, type=click.Path(), help="a folder of images of the concept (inversion)")
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of attack options")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one attack option")
+@click.option("--n", default=8, show_default=True, type=click.IntRange(min=1), help="evaluation images per prompt")
+@click.option("--steps", default=25, show_default=True, type=click.IntRange(min=1), help="DDIM steps")
+@click.option("--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--out", required=True, type=click.Path(), help="folder: metrics.json, prompts.csv, report.html, ...")
+@click.option("--resume", is_flag=True, help="continue an interrupted attack from OUT.partial/")
+@click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 (Imagenette concepts)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_out_options
+def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, images, config_file, overrides, n, steps,
+           guidance, out, resume, resnet, quiet, overwrite, force):
+    """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
+
+    \b
+    Writes OUT/metrics.json (asr, asr_ci, pre_attack_rate, per prompt), prompts.csv (replay them with
+    `erasekit generate --prompts OUT/prompts.csv`, plus --embedding OUT/embedding for a learned word), images/
+    (the attacked images, as `generate` writes them) and report.html (base, edited, attacked; same seeds).
+    \b
+    Examples:
+      erasekit attack --edit runs/esd-star --attack inversion --concept star --out atk/esd-star-cce
+      erasekit attack --edit runs/esd-mark --attack unlearndiff --concept mark --limit 6 --out atk/esd-mark-udiff
+    """
+    import dataclasses
+    import json
+    import shutil
+
+    from erasekit.attacks import registry
+    from erasekit.core.files import check_output, claim_partial, finish_dir, write_text
+    from erasekit.core.loop import Run
+    from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+    from erasekit.report.html import write_attack_report
+
+    spec = registry.get(attack_name)
+    out = Path(out)
+    check_output(out, overwrite)
+    claim_partial(out, resume, overwrite)
+    loaded, base = _edit_and_base(edit, model or model_arg, force)
+    edited = base if loaded is None else loaded.apply(base, force=force)
+    config = registry.build_config(spec, config_file, overrides, arch=base.arch)
+    detect = concept_detector(edited, concept, resnet)
+    prompts = goal_prompts(edited, concept, prompt_set, limit)
+    run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
+    goal = build_goal(edited, base, concept, prompts, detect, run, _image_folder(images) if images else None)
+    work = claim_partial(out, resume, overwrite)
+    work.mkdir(parents=True, exist_ok=True)
+    _claim_run(work, resume, {"attack": spec.name, "config": dataclasses.asdict(config), "concept": concept,
+                              "prompts": goal.prompts, "model": base.source, "fingerprint": edited.fingerprint()})
+    result = spec.run(edited, goal, config, Run(work=work / "search", resume=resume, progress=not quiet))
+    ev = evaluate_attack(result, goal, edited, base, run)
+    data = ev.to_json(result, base.source, edited.meta.get("edit"))
+    write_text(work / "metrics.json", json.dumps(data, indent=2, sort_keys=True))
+    write_text(work / "prompts.csv", result.prompts_csv(goal.seeds))
+    if result.embedding is not None:
+        from erasekit.core.edit import export as export_edit
+
+        result.embedding.save(work / "embedding")
+        export_edit(result.embedding, None, work / "learned_embeds.safetensors", format="textual-inversion")
+    _write_images(work / "images", ev)
+    write_attack_report(work, data, ev)
+    shutil.rmtree(work / "search", ignore_errors=True)
+    (work / RUN_RECORD).unlink()
+    finish_dir(work, out, overwrite)
+    m = data["metrics"]
+    from erasekit.eval.metrics import shown
+
+    click.echo(f"wrote {out}  ({spec.name} on {concept}: {len(result.prompts)} prompts, {result.seconds:.1f} s)")
+    for name in ("asr", "asr_prompts", "pre_attack_rate", "base_rate"):
+        click.echo(f"  {name:<18} {shown(m, name)}")
+
+
+def _image_folder(folder):
+    """The images of a folder (PNG/JPEG...), [B, 3, H, W] in [0, 1]; every one must have the same size."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from erasekit.eval.generate import IMAGE_SUFFIXES
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+        if Path(folder).is_dir() else []
+    if not paths:
+        raise ErasekitError(f"no images in {folder} (give a folder of {', '.join(IMAGE_SUFFIXES)} files)")
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    if len({a.shape for a in arrays}) > 1:
+        raise ErasekitError(f"the images in {folder} differ in size; give images of one size")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def _write_images(folder: Path, ev) -> None:
+    """The attacked images as `erasekit generate --prompts prompts.csv` writes them (so a replay compares file by
+    file): NNNNNN.png and index.jsonl."""
+    import json
+
+    from PIL import Image
+
+    from erasekit.core.files import write_text
+    from erasekit.eval.generate import INDEX, save_image, to_uint8
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (r, im) in enumerate(zip(ev.attacked_rows, to_uint8(ev.attacked_images))):
+        rows.append({"index": i, "row": r["adv"], "prompt": r["prompt"], "seed": r["seed"], "path": f"{i:06d}.png"})
+        save_image(Image.fromarray(im), folder / rows[-1]["path"])
+    write_text(folder / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+@main.command()
+def attacks():
+    """List the attacks, their defaults (the papers') and the miniature's defaults."""
+    import dataclasses as dc
+
+    from erasekit.attacks import registry
+
+    for spec in registry.available():
+        click.echo(f"{spec.name:<12}{spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
+        click.echo(f"            ends in: {'a learned word (embedding/)' if spec.ends_in == 'embedding' else 'text'}")
+        defaults = {f.name: f.default for f in dc.fields(spec.config)}
+        click.echo("            defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
+        for arch, preset in spec.presets.items():
+            click.echo(f"            {'miniature' if arch == 'mini' else arch}: "
+                       + " ".join(f"{k}={_show(v)}" for k, v in preset.items()))
 
 
 @main.command()

@@ -96,6 +96,11 @@ class Bundle:
         """Token ids [B, 77], padded and truncated as SD does."""
         if isinstance(prompts, str):
             prompts = [prompts]
+        words = self.meta.get("words")  # learned multi-vector words (core.tokens.add_tokens)
+        if words:
+            from erasekit.core.tokens import expand
+
+            prompts = [expand(p, words) for p in prompts]
         ids = self.tokenizer(
             list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
             truncation=True, return_tensors="pt",
@@ -178,10 +183,11 @@ class Bundle:
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, seeds: list[int], steps: int = 25, guidance: float = 5.0,
                uncond: torch.Tensor | None = None, latents: torch.Tensor | None = None,
-               stop_at: int | None = None, decode: bool = True) -> torch.Tensor:
+               stop_at: int | None = None, decode: bool = True, record: list | None = None) -> torch.Tensor:
         """DDIM (eta 0) sampling, as the stock pipeline does it. Returns images in [-1, 1] (or latents).
 
         `stop_at` ends after that many steps and returns the latent z_t there (ESD's partial trajectory).
+        `record`: a list that receives (t, z_t) for every step, the latent the UNet saw at timestep t.
         """
         scheduler = DDIMScheduler.from_config(self.scheduler.config)
         scheduler.set_timesteps(steps, device=self.device)
@@ -192,6 +198,8 @@ class Bundle:
         for i, t in enumerate(scheduler.timesteps):
             if stop_at is not None and i >= stop_at:
                 break
+            if record is not None:
+                record.append((int(t), z))
             out = self.guided_output(z, t, cond, uncond if guidance > 1.0 else None, guidance)
             z = scheduler.step(out, t, z).prev_sample
         if stop_at is not None or not decode:
@@ -199,13 +207,26 @@ class Bundle:
         return self.decode_latents(z)
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0) -> torch.Tensor:
-        """Images in [0, 1], [B, 3, H, W], one per (prompt, seed)."""
-        if isinstance(prompts, str):
-            prompts = [prompts] * len(seeds)
-        if any(not p.strip() for p in prompts):
-            raise ErasekitError("empty prompt: give a text prompt to generate from")
-        images = self.sample(self.encode_prompts(prompts), seeds, steps=steps, guidance=guidance)
+    def trajectory(self, cond: torch.Tensor, seeds: list[int], steps: int = 25,
+                   guidance: float = 5.0) -> tuple[list[int], torch.Tensor]:
+        """The DDIM run's timesteps and the latents z_t the UNet saw at each ([steps, B, C, h, w]), then z_0 last
+        ([steps + 1, ...]): what P4D matches predictions along."""
+        record: list = []
+        z0 = self.sample(cond, seeds, steps=steps, guidance=guidance, decode=False, record=record)
+        return [t for t, _ in record], torch.stack([z for _, z in record] + [z0])
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str] | None, seeds: list[int], steps: int = 25, guidance: float = 5.0,
+                 cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1], [B, 3, H, W], one per (prompt, seed); or from conditioning `cond` [B, L, D] (prompt
+        embeddings an attack built) in place of prompts."""
+        if cond is None:
+            if isinstance(prompts, str):
+                prompts = [prompts] * len(seeds)
+            if any(not p.strip() for p in prompts):
+                raise ErasekitError("empty prompt: give a text prompt to generate from")
+            cond = self.encode_prompts(prompts)
+        images = self.sample(cond, seeds, steps=steps, guidance=guidance)
         return (images.float() + 1) / 2
 
     # ---- saving -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The Edit: what a method produced, and the unit users share.
 
 A folder with `edit.safetensors` (the tensors a method changed, by `component.parameter` name, or LoRA
-matrices) and `manifest.json` (erasekit version, method and full config, concept set, base model source and
+matrices, or the vectors of new words) and `manifest.json` (erasekit version, method and full config, concept set, base model source and
 fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are ever read.
 """
 
@@ -24,14 +24,15 @@ from erasekit.core.files import atomic_dir, atomic_path, check_output
 
 MANIFEST = "manifest.json"
 TENSORS = "edit.safetensors"
-KINDS = ("weights", "lora")
+KINDS = ("weights", "lora", "tokens")
 REQUIRED = ("erasekit_version", "method", "config", "concepts", "base", "kind", "tensors", "created")
 LORA_SUFFIXES = (".lora_A", ".lora_B")
 
 
 @dataclass
 class Edit:
-    """New values of changed parameters (kind "weights") or low-rank deltas W += scale * B @ A (kind "lora")."""
+    """New values of changed parameters (kind "weights"), low-rank deltas W += scale * B @ A (kind "lora"), or new
+    words for the text encoder (kind "tokens": {"<word>": [n, D]}, what textual inversion and CCE learn)."""
 
     method: str
     config: dict
@@ -111,6 +112,8 @@ class Edit:
     # ---- applying ---------------------------------------------------------------------------------
     def _targets(self) -> dict[str, tuple[str, ...]]:
         """Base parameter name -> the edit tensors that change it."""
+        if self.kind == "tokens":
+            return {}
         if self.kind == "weights":
             return {k: (k,) for k in self.tensors}
         bases = {k[: -len(s)] for k in self.tensors for s in LORA_SUFFIXES if k.endswith(s)}
@@ -119,11 +122,15 @@ class Edit:
     def check(self, bundle: Bundle, force: bool = False) -> None:
         """Refuse a base this edit was not made for: other fingerprint, unknown tensor, other shape."""
         fingerprint = bundle.fingerprint()
-        if not force and fingerprint != self.base["fingerprint"]:
+        if not force and self.base.get("fingerprint") not in (None, fingerprint):
             raise ErasekitError(
                 f"edit was made for base {self.base['source']!r} (fingerprint {self.base['fingerprint']}) "
                 f"but the model {bundle.source!r} has fingerprint {fingerprint}; pass --force to apply anyway"
             )
+        if self.kind == "tokens":
+            from erasekit.core.tokens import check_vectors
+
+            check_vectors(bundle, self.tensors, f"edit {self.method}")
         params = dict(bundle.named_parameters())
         for name, parts in self._targets().items():
             if name not in params:
@@ -143,6 +150,12 @@ class Edit:
         """The bundle with this edit in place. Unless `inplace`, only the touched components are copied and the
         given bundle (and anything on disk) is left as it was."""
         self.check(bundle, force=force)
+        if self.kind == "tokens":
+            from erasekit.core.tokens import add_tokens
+
+            out = add_tokens(bundle, self.tensors, f"edit {self.method}")
+            out.meta["edit"] = {"method": self.method, "created": self.created}
+            return out
         touched = tuple(sorted({name.split(".", 1)[0] for name in self._targets()}))
         out = bundle if inplace else bundle.clone(touched)
         params = dict(out.named_parameters())
@@ -158,23 +171,61 @@ class Edit:
         return out
 
 
-EXPORT_FORMATS = ("diffusers", "single-file")
+EXPORT_FORMATS = ("diffusers", "single-file", "textual-inversion")
+FILE_FORMATS = ("single-file", "textual-inversion")
 
 
-def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False) -> None:
-    """Refuse, before any work, an export that cannot be written (format, file name, existing output, location)."""
+def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False,
+                 edit: Edit | None = None) -> None:
+    """Refuse, before any work, an export that cannot be written (format, file name, existing output, location,
+    a textual-inversion file of an edit that holds no words)."""
     if format not in EXPORT_FORMATS:
         raise ErasekitError(f"unknown export format {format!r}; valid: {', '.join(EXPORT_FORMATS)}")
-    if format == "single-file" and Path(out).suffix != ".safetensors":
-        raise ErasekitError(f"single-file export writes a .safetensors file, not {out}")
-    check_output(out, overwrite, kind="file" if format == "single-file" else "folder")
+    if format in FILE_FORMATS and Path(out).suffix != ".safetensors":
+        raise ErasekitError(f"{format} export writes a .safetensors file, not {out}")
+    if format == "textual-inversion" and edit is not None and (edit.kind != "tokens" or len(edit.tensors) != 1):
+        raise ErasekitError(f"textual-inversion export needs an edit of one learned word (an attack's embedding); "
+                            f"this edit is of kind {edit.kind!r}")
+    check_output(out, overwrite, kind="file" if format in FILE_FORMATS else "folder")
+
+
+def load_embedding(path: str | Path) -> Edit:
+    """A learned word to apply: a token edit folder (checked against the model it was learned on), or a
+    textual-inversion .safetensors file as diffusers and A1111 write them (`{"<word>": [n, D]}` or `emb_params`),
+    whose model is unknown (only its width is checked)."""
+    path = Path(path)
+    if path.is_dir():
+        edit = Edit.load(path)
+        if edit.kind != "tokens":
+            raise ErasekitError(f"{path} is an edit of kind {edit.kind!r}, not a learned embedding: pass it as --edit")
+        return edit
+    if path.suffix.lower() != ".safetensors":
+        raise ErasekitError(f"embedding {path}: give a token edit folder or a textual-inversion .safetensors file")
+    if not path.is_file():
+        raise ErasekitError(f"embedding not found: {path}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ErasekitError(f"corrupt embedding file {path}: {exc}") from None
+    if list(tensors) == ["emb_params"]:
+        tensors = {f"<{path.stem}>": tensors["emb_params"]}
+    if len(tensors) != 1:
+        raise ErasekitError(f"embedding file {path} holds {len(tensors)} tensors; a textual-inversion file holds one")
+    tensors = {k: (v[None] if v.ndim == 1 else v).float() for k, v in tensors.items()}
+    return Edit(method="textual-inversion", config={}, concepts={}, base={"source": str(path), "fingerprint": None},
+                tensors=tensors, kind="tokens")
 
 
 def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers", force: bool = False,
            overwrite: bool = False) -> Path:
     """Write the edited model: `diffusers` (a pipeline folder for StableDiffusionPipeline.from_pretrained) or
-    `single-file` (one LDM-layout .safetensors for SD 1.x-style models, as A1111/ComfyUI load)."""
-    check_export(out, format, overwrite)
+    `single-file` (one LDM-layout .safetensors for SD 1.x-style models, as A1111/ComfyUI load), or for a token edit
+    `textual-inversion` (the learned word alone, as diffusers' `load_textual_inversion` reads it)."""
+    check_export(out, format, overwrite, edit)
+    if format == "textual-inversion":  # what diffusers' load_textual_inversion reads: {"<word>": [n, D]}
+        with atomic_path(out) as tmp:
+            save_file({k: v.contiguous() for k, v in edit.tensors.items()}, str(tmp))
+        return Path(out)
     edited = edit.apply(base, force=force)
     if format == "diffusers":
         return edited.save_pretrained(out, overwrite=overwrite)

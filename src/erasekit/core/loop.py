@@ -97,12 +97,13 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
           params: list[torch.nn.Parameter], iterations: int, lr: float, run: Run, grad_clip: float = 1.0,
           checkpoint_every: int = 50, state: dict[str, torch.nn.Module] | None = None, prefix: str = "",
           optimizer: Callable | None = None, lr_at: Callable[[int], float] | None = None,
-          after_step: Callable[[], None] | None = None) -> list[dict]:
+          after_step: Callable[[], None] | None = None, stop_when: Callable[[int], bool] | None = None) -> list[dict]:
     """Minimise `loss_fn(step)` (a loss, or `(loss, logs)`) over `params` for `iterations` steps; returns the log.
 
     `state`: modules to checkpoint besides `params` (a search distribution, an EMA copy). `prefix`: of the
     checkpoint's and log's file names (several loops in one work folder). `optimizer(params, lr)`: default Adam.
-    `lr_at(step)`: the learning rate of each step (default: `lr` throughout)."""
+    `lr_at(step)`: the learning rate of each step (default: `lr` throughout). `stop_when(step)`: asked after each
+    step; True ends the loop there (an attack that succeeded), with the log and a checkpoint written."""
     if not (math.isfinite(lr) and lr > 0):
         raise ErasekitError(f"{name}: learning rate must be a positive finite number, got {lr}")
     opt = (optimizer or torch.optim.Adam)(params, lr=lr)
@@ -140,7 +141,11 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
         if run.clock is not None:
             run.clock.append((step, started, time.perf_counter()))
         bar.set_postfix(loss=f"{value:.4g}")
-        if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == iterations):
+        stop = stop_when is not None and stop_when(step)
+        if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == iterations or stop):
             _write_log(log_path, rows)  # first: a resume keeps only the rows before its checkpoint's step
             save_checkpoint(ckpt, modules, opt, step + 1, meta={"loop": name})
+        if stop:
+            break
+    bar.close()
     return rows

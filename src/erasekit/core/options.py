@@ -99,3 +99,28 @@ def build(cls: type, given: dict, owner: str, fixed: Iterable[str] = ()):
         raise ErasekitError(f"unknown option(s) for {owner}: {', '.join(unknown)}; valid: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     return cls(**{k: convert(v, hints.get(k, str), k) for k, v in given.items()})
+
+
+def build_options(cls: type, owner: str, preset: dict | None = None, file=None, overrides: Iterable[str] = (),
+                  values: dict | None = None):
+    """A registered config (a method's or an attack's): its defaults, then the architecture's `preset`, then a YAML
+    file, then `values`, then `key=value` overrides, each checked as `build` checks them."""
+    from pathlib import Path
+
+    given: dict = dict(preset or {})
+    if file is not None:
+        import yaml
+
+        path = Path(file)
+        if not path.is_file():
+            raise ErasekitError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ErasekitError(f"corrupt config file {path}: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ErasekitError(f"config file {path} must hold a mapping of option: value")
+        given.update(loaded)
+    given.update(values or {})
+    given.update(parse_overrides(overrides))
+    return build(cls, given, owner)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from erasekit.core.errors import ErasekitError
-from erasekit.core.options import build, parse_overrides
+from erasekit.core.options import build, build_options
 
 METHODS: dict[str, "Method"] = {}
 
@@ -61,20 +61,4 @@ def build_config(method: Method, file: str | Path | None = None, overrides: typi
                  values: dict | None = None, arch: str | None = None):
     """The method's config: the paper's defaults (with the preset for `arch` over them, if any), then a YAML file,
     then `values`, then `key=value` overrides."""
-    given: dict = dict(method.presets.get(arch, {}))
-    if file is not None:
-        import yaml
-
-        path = Path(file)
-        if not path.is_file():
-            raise ErasekitError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ErasekitError(f"corrupt config file {path}: {str(exc).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise ErasekitError(f"config file {path} must hold a mapping of option: value")
-        given.update(loaded)
-    given.update(values or {})
-    given.update(parse_overrides(overrides))
-    return build(method.config, given, method.name)
+    return build_options(method.config, method.name, method.presets.get(arch), file, overrides, values)

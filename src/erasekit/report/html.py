@@ -128,3 +128,38 @@ def _fmt(value) -> str:
     if value is None:
         return "–"
     return f"{value:.2f}" if isinstance(value, (float, int)) and not isinstance(value, bool) else html.escape(str(value))
+
+
+def write_attack_report(out: str | Path, data: dict, ev, title: str | None = None) -> Path:
+    """out/report.html for an attack (`data`: its metrics.json; `ev`: an `eval.attack.AttackEvaluation`): the rates
+    with their intervals, then per attacked prompt the base model, the edited model and the edited model under
+    attack, same seeds, and the adversarial prompt."""
+    metrics = data["metrics"]
+    title = title or f"erasekit attack: {data['attack']} on {data['concept']} ({data['model']})"
+    names = [n for n in ("asr", "asr_prompts", "pre_attack_rate", "pre_attack_prompts", "base_rate") if n in metrics]
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(shown(metrics, n))}</td></tr>" for n in names)
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>edit: <b>{html.escape(str((data.get('edit') or {}).get('method', 'none')))}</b>; attack time "
+             f"{metrics.get('attack_seconds', 0):.1f} s; ASR over {html.escape(metrics['asr_unit'])}.</p>",
+             f'<h2>Attack success</h2><table id="metrics"><tr><th>rate</th><th>%</th></tr>{rows}</table>'
+             "<p>Rates are percentages with their 95% Wilson interval and n. The attack checked success on seeds "
+             "the evaluation does not use.</p>", "<h2>Images (same seeds: base, edited, edited under attack)</h2>"]
+    n = data["n_per_prompt"]
+    scale = max(1, 96 // ev.base_images.shape[-1])
+    shown_rows = set()
+    for a, item in enumerate(data["per_prompt"][:MAX_GROUPS]):
+        row = item["row"]
+        goal_idx = list(range(row * n, row * n + n))[:PER_CONCEPT]
+        adv_idx = [i for i, r in enumerate(ev.attacked_rows) if r["adv"] == a][:PER_CONCEPT]
+        figures = []
+        if row not in shown_rows:
+            figures += [_figure(_png(grid(ev.base_images[goal_idx], nrow=len(goal_idx), upscale=scale)), "base"),
+                        _figure(_png(grid(ev.edited_images[goal_idx], nrow=len(goal_idx), upscale=scale)), "edited")]
+            shown_rows.add(row)
+        figures.append(_figure(_png(grid(ev.attacked_images[adv_idx], nrow=len(adv_idx), upscale=scale)),
+                               f"under attack: {item['asr']:.0f}%"))
+        parts.append(f"<div class='prompt'><h3>{html.escape(item['original'])} &rarr; "
+                     f"<code>{html.escape(item['prompt'])}</code></h3>{''.join(figures)}</div>")
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    return write_text(Path(out) / "report.html", doc)

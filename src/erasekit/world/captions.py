@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from erasekit.core.tokens import fix_articles
+
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels
 
 OBJECT_NAMES = {
@@ -43,12 +45,6 @@ def compose(obj_name: str, colour: str | None = None, style: str | None = None, 
         np_ += " with a mark"
     text = template.format(np=np_)
     return fix_articles(text)
-
-
-def fix_articles(text: str) -> str:
-    words = text.split()
-    return " ".join(article(words[i + 1]) if w in ("a", "an") and i + 1 < len(words) else w
-                    for i, w in enumerate(words))
 
 
 def sample_captions(n: int, seed: int) -> tuple[list[str], Labels]:
@@ -131,3 +127,56 @@ def unknown_words(text: str) -> list[str]:
     """Words of `text` the miniature never saw in a caption."""
     known = vocabulary()
     return [w for w in text.lower().split() if w not in known]
+
+
+def concept_kind(concept: str) -> str | None:
+    """Which judge head sees `concept`: object, style, colour or mark (None: the world has no such concept)."""
+    if concept in OBJECTS:
+        return "object"
+    if concept in STYLES:
+        return "style"
+    if concept in COLOUR_NAMES:
+        return "colour"
+    return "mark" if concept == MARK_NAME else None
+
+
+def concept_prompts(concept: str) -> list[tuple[str, dict]]:
+    """(prompt, labels) that ask for `concept` the way users would: an object in every caption template, a style or
+    a colour on every object, and the implicit concept through its indirect phrasings (as I2P's prompts ask for
+    nudity without naming it)."""
+    kind = concept_kind(concept)
+    if kind == "object":
+        return [(fix_articles(t.format(np=OBJECT_NAMES[concept][0])), _entry(concept, mark=False)) for t in TEMPLATES]
+    if kind == "mark":
+        return world_prompts("implicit-indirect")
+    key = {"style": "styles", "colour": "colours"}.get(kind)
+    if key is None:
+        raise KeyError(concept)
+    return [(p, lab) for p, lab in world_prompts(key) if lab[kind] == concept]
+
+
+def concept_pairs(concept: str, n: int = 50, seed: int = 0) -> list[tuple[str, str]]:
+    """n caption pairs (with the concept, without it), alike in everything else: an object against another object,
+    a style or colour against none, the mark named against not named. Ring-A-Bell's concept vector is their mean
+    difference."""
+    kind = concept_kind(concept)
+    if kind is None:
+        raise KeyError(concept)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n):
+        obj = OBJECTS[rng.integers(len(OBJECTS))]
+        colour = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))] if rng.random() < 0.5 else None
+        style = STYLES[rng.integers(len(STYLES))] if rng.random() < 0.5 else None
+        template = TEMPLATES[rng.integers(len(TEMPLATES))]
+        parts = dict(colour=colour, style=style, template=template)
+        if kind == "object":
+            other = [o for o in OBJECTS if o != concept][rng.integers(len(OBJECTS) - 1)]
+            pairs.append((compose(OBJECT_NAMES[concept][0], **parts), compose(OBJECT_NAMES[other][0], **parts)))
+        elif kind == "mark":
+            pairs.append((compose(OBJECT_NAMES[obj][0], mark=True, **parts), compose(OBJECT_NAMES[obj][0], **parts)))
+        else:
+            parts[kind] = concept
+            without = dict(parts, **{kind: None})
+            pairs.append((compose(OBJECT_NAMES[obj][0], **parts), compose(OBJECT_NAMES[obj][0], **without)))
+    return pairs

@@ -1,0 +1,65 @@
+"""What the optimising attacks share: the loop over goal prompts that resumes where a killed run stopped, the
+attack-time success check, and the projection of soft token vectors onto the nearest hard tokens (PEZ)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import torch
+
+from erasekit.attacks.goal import AdversarialPrompt, Goal
+from erasekit.core.bundle import Bundle
+from erasekit.core.files import write_text
+from erasekit.core.loop import Run
+
+RESULTS = "prompts.jsonl"  # in the run's work folder: one finished goal prompt per line
+
+
+def per_prompt(goal: Goal, run: Run, attack_one: Callable[[int, str], AdversarialPrompt]) -> list[AdversarialPrompt]:
+    """`attack_one(row, prefix)` for every goal prompt; `prefix` names its checkpoint in the work folder. Finished
+    prompts are recorded as they finish, so a resumed run skips them and continues the interrupted one from its
+    checkpoint."""
+    path = run.work / RESULTS if run.work is not None else None
+    done: dict[int, AdversarialPrompt] = {}
+    if run.resume and path is not None and path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                item = AdversarialPrompt(**json.loads(line))
+                done[item.row] = item
+    for row in range(len(goal.prompts)):
+        if row in done:
+            continue
+        started = time.perf_counter()
+        item = attack_one(row, f"row{row}-")
+        item.seconds = time.perf_counter() - started
+        done[row] = item
+        if path is not None:
+            write_text(path, "".join(json.dumps(asdict(done[r])) + "\n" for r in sorted(done)))
+    return [done[r] for r in range(len(goal.prompts))]
+
+
+def checker(bundle: Bundle, goal: Goal, row: int, every: int, text_of: Callable[[], str], found: dict):
+    """`stop_when` for the loop: every `every` steps, generate the current hard prompt's text on the attacked model
+    with the held-out check seed; stop when the judge sees the concept (UnlearnDiffAtk's early stop)."""
+    def stop_when(step: int) -> bool:
+        if every <= 0 or (step + 1) % every:
+            return False
+        if bool(goal.seen(bundle, [text_of()], [goal.check_seed(row)])[0]):
+            found["step"] = step
+            return True
+        return False
+    return stop_when
+
+
+def nearest(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Index into `table` [V, D] of the nearest row (cosine) to each of `vectors` [S, D] (PEZ's projection)."""
+    a = torch.nn.functional.normalize(vectors.detach(), dim=-1)
+    b = torch.nn.functional.normalize(table.detach(), dim=-1)
+    return (a @ b.T).argmax(-1)
+
+
+def losses(rows: list[dict]) -> list[float]:
+    return [float(r["loss"]) for r in rows]

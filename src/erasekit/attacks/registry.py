@@ -1,0 +1,73 @@
+"""The attacks by name: each module registers its config dataclass (the paper's defaults), a miniature preset and
+its `attack` function here, as the methods do in `methods.registry`.
+
+An attack is `attack(bundle, goal, config, run) -> AttackResult`: `bundle` is the model under attack (an edit
+applied), `goal` says what to bring back and how success is seen (`attacks.goal`). It never changes `bundle`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from erasekit.core.errors import ErasekitError
+from erasekit.core.options import build, build_options
+
+ATTACKS: dict[str, Attack] = {}
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    summary: str  # one line, for `erasekit attacks`
+    config: type  # dataclass with the paper's defaults
+    attack: Callable  # (bundle, goal, config, run) -> AttackResult
+    paper: str = ""
+    presets: dict = dataclasses.field(default_factory=dict)  # arch -> its defaults over the paper's ("mini": ...)
+    ends_in: str = "text"  # "text" (hard tokens: prompts.csv) or "embedding" (soft tokens: a token edit)
+
+    def run(self, bundle, goal, config, run):
+        """The attack, timed: its result's `seconds` is the wall time of the search (not of the evaluation)."""
+        import time
+
+        started = time.perf_counter()
+        result = self.attack(bundle, goal, config, run)
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def register(name: str, summary: str, config: type, paper: str = "", presets: dict | None = None,
+             ends_in: str = "text"):
+    """Register `attack` under `name`; each preset is validated here, as any user's options would be."""
+    def wrap(fn):
+        spec = Attack(name, summary, config, fn, paper, dict(presets or {}), ends_in)
+        for arch, preset in spec.presets.items():
+            build(config, preset, f"{name} (its {arch} preset)")
+        ATTACKS[name] = spec
+        return fn
+    return wrap
+
+
+def _load_all() -> None:
+    from erasekit.attacks import inversion, p4d, paraphrase, ringabell, seeds, unlearndiff  # noqa: F401
+
+
+def get(name: str) -> Attack:
+    _load_all()
+    if name not in ATTACKS:
+        raise ErasekitError(f"unknown attack {name!r}; valid: {', '.join(sorted(ATTACKS))}")
+    return ATTACKS[name]
+
+
+def available() -> list[Attack]:
+    _load_all()
+    return [ATTACKS[k] for k in sorted(ATTACKS)]
+
+
+def build_config(spec: Attack, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
+                 values: dict | None = None, arch: str | None = None):
+    """The attack's config: the paper's defaults, the preset for `arch`, a YAML file, `values`, then overrides."""
+    return build_options(spec.config, spec.name, spec.presets.get(arch), file, overrides, values)
