@@ -1,0 +1,127 @@
+"""Attacks on the miniature (issue 12): the miniature's version of the Dark Miner paper's Table 1.
+
+    .venv/bin/python benchmarks/attack_world.py [--methods none,esd,target,uce,ca,ap,age]
+        [--attacks seeds,paraphrase,ringabell,inversion,unlearndiff,p4d] [--n 8] [--out bench/attack-world]
+        [--mark-methods esd] [--mark-limit 12]
+
+For each method: erase `star` at the method's miniature defaults (`none`: the unedited model), then run every attack
+at its miniature preset on the prompts that ask for a star (7 caption templates), and report per cell the ASR over
+images (n = adversarial prompts x --n seeds, held out from the seeds the attack checked on) with its 95% Wilson
+interval, the pre-attack rate on the same prompts and seeds, and the attack's wall time (search only) per attacked
+prompt and per concept. Ring-A-Bell uses the text encoder alone, which no method here changes, so it is searched
+once and its prompts are evaluated on every edit.
+The same for the implicit concept `mark` (erased with --mark-methods), attacked through its indirect phrasings (the
+first --mark-limit of them), and for a style (`dots`, erased with esd).
+
+Every cell is cached in --out/results.json (an interrupted benchmark resumes); the table is printed at the end.
+Time it alone on a quiet machine: two processes on two cores slow each other several times over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from erasekit.attacks import registry as attacks
+from erasekit.cli import quiet_libraries
+from erasekit.core.bundle import load_bundle
+from erasekit.core.files import write_text
+from erasekit.core.loop import Run
+from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+from erasekit.methods import registry as methods
+from erasekit.methods.concepts import ConceptSet
+
+MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their prompts do not depend on the attacked UNet
+
+
+def cell(ev, seconds: float, n_prompts: int) -> dict:
+    m = ev.metrics
+    return {k: m[k] for k in ("asr", "asr_ci", "asr_n", "pre_attack_rate", "pre_attack_rate_ci", "pre_attack_rate_n",
+                              "base_rate", "asr_prompts", "asr_prompts_n")} | {
+        "seconds": seconds, "seconds_per_prompt": seconds / max(1, n_prompts), "prompts": n_prompts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="none,esd,target,uce,ca,ap,age")
+    parser.add_argument("--attacks", default="seeds,paraphrase,ringabell,inversion,unlearndiff,p4d")
+    parser.add_argument("--mark-methods", default="esd")
+    parser.add_argument("--mark-limit", type=int, default=12)
+    parser.add_argument("--style", default="dots")
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--out", default="bench/attack-world")
+    args = parser.parse_args()
+    quiet_libraries()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    file = out / "results.json"
+    results = json.loads(file.read_text()) if file.exists() else {}
+    base = load_bundle("mini")
+    run = AttackRun(n=args.n, progress=False)
+    found: dict = {}  # model-agnostic attacks' results, per concept
+
+    def edited(method: str, concept: str):
+        if method == "none":
+            return base
+        spec = methods.get(method)
+        config = methods.build_config(spec, arch="mini")
+        return spec.erase(base, ConceptSet([concept]), config, Run(progress=False)).apply(base)
+
+    def table(concept: str, method_names: list[str], attack_names: list[str], limit: int | None = None):
+        detect = concept_detector(base, concept)
+        prompts = goal_prompts(base, concept, limit=limit)
+        base_images = None
+        for method in method_names:
+            keys = {a: f"{concept}|{method}|{a}" for a in attack_names}
+            if all(k in results for k in keys.values()):
+                continue
+            model = edited(method, concept)
+            goal = build_goal(model, base, concept, prompts, detect, run)
+            for name, key in keys.items():
+                if key in results:
+                    continue
+                spec = attacks.get(name)
+                config = attacks.build_config(spec, arch="mini")
+                reuse = name in MODEL_AGNOSTIC and (concept, name) in found
+                result = found[(concept, name)] if reuse else spec.run(model, goal, config, Run(progress=False))
+                if name in MODEL_AGNOSTIC:
+                    found[(concept, name)] = result
+                started = time.perf_counter()
+                ev = evaluate_attack(result, goal, model, base, run, base_images=base_images)
+                base_images = ev.base_images
+                results[key] = cell(ev, result.seconds, len(prompts)) | {
+                    "eval_seconds": time.perf_counter() - started, "reused_search": reuse}
+                write_text(file, json.dumps(results, indent=1, sort_keys=True))
+                print(f"{key}: ASR {results[key]['asr']:.1f} pre {results[key]['pre_attack_rate']:.1f} "
+                      f"({result.seconds:.1f} s)", flush=True)
+        show(concept, method_names, attack_names)
+
+    def show(concept, method_names, attack_names):
+        print(f"\n### {concept}: ASR % over images [95% Wilson], n; pre-attack rate on the same prompts and seeds")
+        print("| method | " + " | ".join(attack_names) + " |")
+        print("|---|" + "---|" * len(attack_names))
+        for method in method_names:
+            cells = []
+            for a in attack_names:
+                c = results[f"{concept}|{method}|{a}"]
+                cells.append(f"{c['asr']:.0f} [{c['asr_ci'][0]:.0f}, {c['asr_ci'][1]:.0f}] n={c['asr_n']}")
+            pre = results[f"{concept}|{method}|{attack_names[0]}"]
+            print(f"| {method} (pre {pre['pre_attack_rate']:.0f} [{pre['pre_attack_rate_ci'][0]:.0f}, "
+                  f"{pre['pre_attack_rate_ci'][1]:.0f}] n={pre['pre_attack_rate_n']}) | " + " | ".join(cells) + " |")
+        print("\nsearch time, s per attacked prompt (per concept):")
+        for method in method_names:
+            print(f"  {method:<8}" + "  ".join(
+                f"{a} {results[f'{concept}|{method}|{a}']['seconds_per_prompt']:.1f} "
+                f"({results[f'{concept}|{method}|{a}']['seconds']:.0f})" for a in attack_names))
+
+    attack_names = [a for a in args.attacks.split(",") if a]
+    table("star", [m for m in args.methods.split(",") if m], attack_names)
+    table("mark", ["none"] + [m for m in args.mark_methods.split(",") if m], attack_names, limit=args.mark_limit)
+    if args.style:
+        table(args.style, ["none", "esd"], attack_names)
+
+
+if __name__ == "__main__":
+    main()
