@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--attacks", default="seeds,paraphrase,ringabell,inversion,unlearndiff,p4d")
     parser.add_argument("--mark-methods", default="esd")
     parser.add_argument("--mark-limit", type=int, default=12)
-    parser.add_argument("--style", default="dots")
+    parser.add_argument("--style", default="dots", help="a style to attack too ('' for none)")
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--out", default="bench/attack-world")
     args = parser.parse_args()

@@ -575,33 +575,33 @@ def _write_images(folder: Path, ev) -> None:
 @main.command()
 def attacks():
     """List the attacks, their defaults (the papers') and the miniature's defaults."""
-    import dataclasses as dc
-
     from erasekit.attacks import registry
 
-    for spec in registry.available():
-        click.echo(f"{spec.name:<12}{spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
-        click.echo(f"            ends in: {'a learned word (embedding/)' if spec.ends_in == 'embedding' else 'text'}")
-        defaults = {f.name: f.default for f in dc.fields(spec.config)}
-        click.echo("            defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
-        for arch, preset in spec.presets.items():
-            click.echo(f"            {'miniature' if arch == 'mini' else arch}: "
-                       + " ".join(f"{k}={_show(v)}" for k, v in preset.items()))
+    _list(registry.available(), 12, lambda spec: "ends in: " + (
+        "a learned word (embedding/)" if spec.ends_in == "embedding" else "text"))
 
 
 @main.command()
 def methods():
     """List the erasure methods, their defaults (the paper's) and the miniature's defaults."""
-    import dataclasses as dc
-
     from erasekit.methods import registry
 
-    for spec in registry.available():
-        click.echo(f"{spec.name:<8}{spec.summary}  [{spec.paper}]")
+    _list(registry.available(), 8)
+
+
+def _list(specs, width: int, extra=None) -> None:
+    """Registered methods or attacks: name and summary, then the paper's defaults and each preset."""
+    import dataclasses as dc
+
+    pad = " " * width
+    for spec in specs:
+        click.echo(f"{spec.name:<{width}}{spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
+        if extra is not None:
+            click.echo(pad + extra(spec))
         defaults = {f.name: f.default for f in dc.fields(spec.config)}
-        click.echo("        defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
+        click.echo(pad + "defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
         for arch, preset in spec.presets.items():
-            click.echo(f"        {'miniature' if arch == 'mini' else arch}: "
+            click.echo(f"{pad}{'miniature' if arch == 'mini' else arch}: "
                        + " ".join(f"{k}={_show(v)}" for k, v in preset.items()))
 
 

@@ -13,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from erasekit.core.errors import ErasekitError
-from erasekit.core.options import build, build_options
-
-ATTACKS: dict[str, Attack] = {}
+from erasekit.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,9 +41,7 @@ def register(name: str, summary: str, config: type, paper: str = "", presets: di
     """Register `attack` under `name`; each preset is validated here, as any user's options would be."""
     def wrap(fn):
         spec = Attack(name, summary, config, fn, paper, dict(presets or {}), ends_in)
-        for arch, preset in spec.presets.items():
-            build(config, preset, f"{name} (its {arch} preset)")
-        ATTACKS[name] = spec
+        REGISTRY.add(spec)
         return fn
     return wrap
 
@@ -55,19 +50,19 @@ def _load_all() -> None:
     from erasekit.attacks import inversion, p4d, paraphrase, ringabell, seeds, unlearndiff  # noqa: F401
 
 
-def get(name: str) -> Attack:
-    _load_all()
-    if name not in ATTACKS:
-        raise ErasekitError(f"unknown attack {name!r}; valid: {', '.join(sorted(ATTACKS))}")
-    return ATTACKS[name]
+def get(name: str):
+    return REGISTRY.get(name)
 
 
-def available() -> list[Attack]:
-    _load_all()
-    return [ATTACKS[k] for k in sorted(ATTACKS)]
+def available() -> list:
+    return REGISTRY.available()
 
 
 def build_config(spec: Attack, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
                  values: dict | None = None, arch: str | None = None):
     """The attack's config: the paper's defaults, the preset for `arch`, a YAML file, `values`, then overrides."""
-    return build_options(spec.config, spec.name, spec.presets.get(arch), file, overrides, values)
+    return REGISTRY.config(spec, file, overrides, values, arch)
+
+
+REGISTRY = Registry("attack", _load_all)
+ATTACKS = REGISTRY.items

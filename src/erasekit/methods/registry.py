@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from erasekit.core.errors import ErasekitError
-from erasekit.core.options import build, build_options
-
-METHODS: dict[str, "Method"] = {}
+from erasekit.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,9 +31,7 @@ def register(name: str, summary: str, config: type, paper: str = "", presets: di
     """Register `erase` under `name`. Each preset is validated here, as any user's options would be."""
     def wrap(fn):
         method = Method(name, summary, config, fn, paper, dict(presets or {}), scorer)
-        for arch, preset in method.presets.items():
-            build(config, preset, f"{name} (its {arch} preset)")
-        METHODS[name] = method
+        REGISTRY.add(method)
         return fn
     return wrap
 
@@ -45,20 +40,20 @@ def _load_all() -> None:
     from erasekit.methods import age, ap, ca, esd, target, uce  # noqa: F401  (registration happens on import)
 
 
-def get(name: str) -> Method:
-    _load_all()
-    if name not in METHODS:
-        raise ErasekitError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+def get(name: str):
+    return REGISTRY.get(name)
 
 
-def available() -> list[Method]:
-    _load_all()
-    return [METHODS[k] for k in sorted(METHODS)]
+def available() -> list:
+    return REGISTRY.available()
 
 
 def build_config(method: Method, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
                  values: dict | None = None, arch: str | None = None):
     """The method's config: the paper's defaults (with the preset for `arch` over them, if any), then a YAML file,
     then `values`, then `key=value` overrides."""
-    return build_options(method.config, method.name, method.presets.get(arch), file, overrides, values)
+    return REGISTRY.config(method, file, overrides, values, arch)
+
+
+REGISTRY = Registry("method", _load_all)
+METHODS = REGISTRY.items
