@@ -6,26 +6,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from test_user_facing import assert_one_line_error as one_line_error
+from test_user_facing import run as run_cli
 
 from erasekit.attacks import registry
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
-from erasekit.cli import main
 from erasekit.core import tokens as T
 from erasekit.core.bundle import load_bundle
 from erasekit.core.edit import Edit, export, load_embedding
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
-
-
-def run_cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, message):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("erasekit: error: ") and message in lines[0], result.output
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ applied), `goal` says what to bring back and how success is seen (`attacks.goal`
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from erasekit.core.registry import Registry
 
@@ -47,22 +45,17 @@ def register(name: str, summary: str, config: type, paper: str = "", presets: di
 
 
 def _load_all() -> None:
-    from erasekit.attacks import inversion, p4d, paraphrase, ringabell, seeds, unlearndiff  # noqa: F401
-
-
-def get(name: str):
-    return REGISTRY.get(name)
-
-
-def available() -> list:
-    return REGISTRY.available()
-
-
-def build_config(spec: Attack, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
-                 values: dict | None = None, arch: str | None = None):
-    """The attack's config: the paper's defaults, the preset for `arch`, a YAML file, `values`, then overrides."""
-    return REGISTRY.config(spec, file, overrides, values, arch)
+    from erasekit.attacks import (  # noqa: F401
+        inversion,
+        p4d,
+        paraphrase,
+        ringabell,
+        seeds,
+        unlearndiff,
+    )
 
 
 REGISTRY = Registry("attack", _load_all)
 ATTACKS = REGISTRY.items
+get, available = REGISTRY.get, REGISTRY.available
+build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, arch=None)

@@ -7,9 +7,7 @@ YAML file and `key=value` overrides into the method's config dataclass, refusing
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from erasekit.core.registry import Registry
@@ -40,20 +38,7 @@ def _load_all() -> None:
     from erasekit.methods import age, ap, ca, esd, target, uce  # noqa: F401  (registration happens on import)
 
 
-def get(name: str):
-    return REGISTRY.get(name)
-
-
-def available() -> list:
-    return REGISTRY.available()
-
-
-def build_config(method: Method, file: str | Path | None = None, overrides: typing.Iterable[str] = (),
-                 values: dict | None = None, arch: str | None = None):
-    """The method's config: the paper's defaults (with the preset for `arch` over them, if any), then a YAML file,
-    then `values`, then `key=value` overrides."""
-    return REGISTRY.config(method, file, overrides, values, arch)
-
-
 REGISTRY = Registry("method", _load_all)
 METHODS = REGISTRY.items
+get, available = REGISTRY.get, REGISTRY.available
+build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, arch=None)
