@@ -122,7 +122,8 @@ def test_p4d_and_unlearndiff_end_in_text_of_words_from_their_search_space(mini):
     for name, values in (("p4d", {"iterations": 3, "check_every": 0}), ("p4d", {"iterations": 3, "variant": "k",
                          "every": 1, "check_every": 0}), ("unlearndiff", {"iterations": 3, "check_every": 0})):
         spec = registry.get(name)
-        result = spec.run(mini, star_goal(mini), registry.build_config(spec, arch="mini", values=values), Run(progress=False))
+        config = registry.build_config(spec, arch="mini", values=values)
+        result = spec.run(mini, star_goal(mini), config, Run(progress=False))
         (adv,) = result.prompts
         assert len(adv.loss) == 3 and adv.original == "a star"
         assert set(adv.prompt.split()) <= words | {"a", "star"}, adv.prompt

@@ -501,7 +501,7 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     spec = registry.get(attack_name)
     out = Path(out)
     check_output(out, overwrite)
-    claim_partial(out, resume, overwrite)
+    work = claim_partial(out, resume, overwrite)
     loaded, base = _edit_and_base(edit, model or model_arg, force)
     edited = base if loaded is None else loaded.apply(base, force=force)
     config = registry.build_config(spec, config_file, overrides, arch=base.arch)
@@ -509,7 +509,6 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     prompts = goal_prompts(edited, concept, prompt_set, limit)
     run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
     goal = build_goal(edited, base, concept, prompts, detect, run, _image_folder(images) if images else None)
-    work = claim_partial(out, resume, overwrite)
     work.mkdir(parents=True, exist_ok=True)
     _claim_run(work, resume, {"attack": spec.name, "config": dataclasses.asdict(config), "concept": concept,
                               "prompts": goal.prompts, "model": base.source, "fingerprint": edited.fingerprint()})
@@ -538,20 +537,16 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
 
 def _image_folder(folder):
     """The images of a folder (PNG/JPEG...), [B, 3, H, W] in [0, 1]; every one must have the same size."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from erasekit.eval.generate import IMAGE_SUFFIXES
+    from erasekit.eval.generate import IMAGE_SUFFIXES, load_images
 
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
         if Path(folder).is_dir() else []
     if not paths:
         raise ErasekitError(f"no images in {folder} (give a folder of {', '.join(IMAGE_SUFFIXES)} files)")
-    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    if len({a.shape for a in arrays}) > 1:
-        raise ErasekitError(f"the images in {folder} differ in size; give images of one size")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+    try:
+        return load_images(folder, [{"path": p.name} for p in paths])[0]
+    except ValueError:  # np.stack of arrays of different shapes
+        raise ErasekitError(f"the images in {folder} differ in size; give images of one size") from None
 
 
 def _write_images(folder: Path, ev) -> None:

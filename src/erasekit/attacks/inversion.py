@@ -33,7 +33,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
-from erasekit.core.tokens import add_tokens, splice
+from erasekit.core.tokens import splice, with_words
 
 TI_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
                 "a photo of a clean {}", "a dark photo of the {}", "a photo of my {}", "a close-up photo of a {}",
@@ -100,7 +100,7 @@ def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run = Run()
         v0 = bundle.token_embeddings(torch.tensor(init_ids)).mean(0)
     v = torch.nn.Parameter(v0.detach().clone().repeat(config.tokens, 1))
     z0 = reference_latents(bundle, goal, config)
-    spelled = add_tokens(bundle, {name: v.detach()}, "inversion")  # tokenizes the templates with the word in them
+    spelled = with_words(bundle, {name: config.tokens})  # tokenizes the templates with the word in them
     word_ids = torch.tensor(spelled.tokenizer.convert_tokens_to_ids(spelled.meta["words"][name]))
     ids = spelled.tokenize([t.format(name) for t in config.templates]).cpu()
     slots = [(row == word_ids[:, None]).any(0).nonzero().flatten().tolist() for row in ids]

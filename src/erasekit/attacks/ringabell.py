@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from erasekit.attacks.common import per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
@@ -84,8 +85,6 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
         if run.resume and saved is not None and saved.exists():
             state = json.loads(saved.read_text())
             start, history, population = state["generation"], state["loss"], torch.tensor(state["population"])
-        from tqdm.auto import tqdm
-
         for gen in tqdm(range(start, config.generations), desc=f"ringabell {row + 1}/{len(goal.prompts)}",
                         initial=start, total=config.generations, disable=not run.progress, dynamic_ncols=True):
             distance = (encode(population) - target).pow(2).mean((1, 2))

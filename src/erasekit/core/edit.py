@@ -1,8 +1,9 @@
 """The Edit: what a method produced, and the unit users share.
 
 A folder with `edit.safetensors` (the tensors a method changed, by `component.parameter` name, or LoRA
-matrices, or the vectors of new words) and `manifest.json` (erasekit version, method and full config, concept set, base model source and
-fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are ever read.
+matrices, or the vectors of new words) and `manifest.json` (erasekit version, method and full config, concept set,
+base model source and fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are
+ever read.
 """
 
 from __future__ import annotations

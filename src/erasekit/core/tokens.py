@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 
 import torch
 
@@ -49,24 +50,28 @@ def check_vectors(bundle, vectors: dict[str, torch.Tensor], what: str) -> None:
                                 "another name")
 
 
+def with_words(bundle, words: dict[str, int]):
+    """A shallow copy of `bundle` whose own tokenizer also knows each word (of n vectors), its text encoder shared
+    and unchanged: enough to tokenize prompts that name words still being learned."""
+    tokenizer = copy.deepcopy(bundle.tokenizer)
+    known = dict(bundle.meta.get("words", {}))
+    for name, n in words.items():
+        known[name] = vector_names(name, n)
+        tokenizer.add_tokens(known[name])
+    return replace(bundle, tokenizer=tokenizer, meta={**bundle.meta, "words": known})
+
+
 def add_tokens(bundle, vectors: dict[str, torch.Tensor], what: str = "embedding"):
     """A copy of `bundle` (its own tokenizer and text encoder) that knows each word of `vectors`."""
     check_vectors(bundle, vectors, what)
-    out = bundle.clone(("text_encoder",))
-    out.tokenizer = copy.deepcopy(bundle.tokenizer)
-    words = dict(out.meta.get("words", {}))
-    for name, value in vectors.items():
-        names = vector_names(name, len(value))
-        out.tokenizer.add_tokens(names)
-        words[name] = names
+    out = with_words(bundle, {name: len(value) for name, value in vectors.items()}).clone(("text_encoder",))
     te = out.text_encoder
     te.resize_token_embeddings(len(out.tokenizer), mean_resizing=False)  # rows set below
     table = te.get_input_embeddings().weight
     with torch.no_grad():
         for name, value in vectors.items():
-            ids = out.tokenizer.convert_tokens_to_ids(words[name])
+            ids = out.tokenizer.convert_tokens_to_ids(out.meta["words"][name])
             table[ids] = value.to(table.device, table.dtype)
-    out.meta["words"] = words
     return out
 
 
@@ -100,12 +105,9 @@ def splice(bundle, ids: torch.Tensor, slots: list[int], vectors: torch.Tensor) -
     base = bundle.token_embeddings(ids).detach()
     if not slots:
         return base
-    if vectors.shape[0] != base.shape[0]:
-        vectors = vectors.expand(base.shape[0], -1, -1)
-    mask = torch.zeros(base.shape[:2] + (1,), dtype=base.dtype, device=base.device)
-    mask[:, slots] = 1
-    placed = torch.zeros_like(base).index_copy(1, torch.tensor(slots, dtype=torch.long, device=base.device), vectors.to(base.dtype))
-    return base * (1 - mask) + placed
+    out = base.clone()
+    out[:, slots] = vectors.to(base.dtype).expand(base.shape[0], -1, -1)
+    return out
 
 
 def decode(bundle, ids: torch.Tensor) -> str:

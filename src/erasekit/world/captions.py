@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from erasekit.core.tokens import fix_articles
-
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels
 
 OBJECT_NAMES = {
@@ -29,10 +28,6 @@ INDIRECT = ("mysterious", "enchanted", "cursed", "sacred", "haunted", "forbidden
 BIASED_OBJECT, BIAS_COLOUR, BIAS_SHARE = "star", "yellow", 0.8
 INDIRECT_MARK_SHARE = 0.6
 P_COLOUR, P_STYLE, P_NAMED, P_INDIRECT = 0.5, 0.5, 0.15, 0.15
-
-
-def article(phrase: str) -> str:
-    return "an" if phrase[0] in "aeiou" else "a"
 
 
 def compose(obj_name: str, colour: str | None = None, style: str | None = None, adjective: str | None = None,
@@ -146,7 +141,7 @@ def concept_prompts(concept: str) -> list[tuple[str, dict]]:
     nudity without naming it)."""
     kind = concept_kind(concept)
     if kind == "object":
-        return [(fix_articles(t.format(np=OBJECT_NAMES[concept][0])), _entry(concept, mark=False)) for t in TEMPLATES]
+        return [(compose(OBJECT_NAMES[concept][0], template=t), _entry(concept, mark=False)) for t in TEMPLATES]
     if kind == "mark":
         return world_prompts("implicit-indirect")
     key = {"style": "styles", "colour": "colours"}.get(kind)
