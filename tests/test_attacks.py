@@ -166,7 +166,9 @@ def test_a_killed_per_prompt_attack_resumes_to_the_same_prompts(mini, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         spec.run(mini, goal, config, Run(work=tmp_path / "cut", progress=False))
     monkeypatch.setattr(loop, "save_checkpoint", real)
-    resumed = spec.run(mini, goal, config, Run(work=tmp_path / "cut", resume=True, progress=False))
+    clock: list = []
+    resumed = spec.run(mini, goal, config, Run(work=tmp_path / "cut", resume=True, progress=False, clock=clock))
+    assert [step for step, _, _ in clock] == [2, 3]  # prompt 1 is read back, prompt 2 continues from its checkpoint
     assert [p.prompt for p in resumed.prompts] == [p.prompt for p in whole.prompts]
     for a, b in zip(resumed.prompts, whole.prompts):
         assert a.loss == pytest.approx(b.loss, rel=1e-5)
