@@ -246,6 +246,18 @@ def test_attack_writes_metrics_prompts_and_a_report_whose_prompts_replay(tmp_pat
     ti = tmp_path / "word.safetensors"
     assert run_cli("export", out / "embedding", "--format", "textual-inversion", "--out", ti).exit_code == 0
     assert ti.is_file()
+    # evaluate reads the attack's prompts with its word: the erased-concept rate is the attack's ASR, same images
+    ev = tmp_path / "ev"
+    result = run_cli("evaluate", "mini", "--suite", "world-objects", "--prompts-file", out / "prompts.csv",
+                     "--embedding", out / "embedding", "--erased", "star", "--n", "2", "--steps", "5", "--quiet",
+                     "--out", ev)
+    assert result.exit_code == 0, result.output
+    scored = json.loads((ev / "metrics.json").read_text())
+    assert scored["embedding"]["words"] == ["<star*>"] and scored["metrics"]["esr_n"] == data["metrics"]["asr_n"]
+    assert scored["metrics"]["esr@1"] == pytest.approx(100 - data["metrics"]["asr"])
+    one_line_error(run_cli("evaluate", "mini", "--suite", "world-objects", "--embedding", out / "embedding",
+                           "--erased", "star", "--quiet", "--out", tmp_path / "ev2"), "uses the learned word <star*>")
+    assert not (tmp_path / "ev2").exists()
 
 
 def test_attacks_lists_every_attack_with_its_defaults():

@@ -140,23 +140,25 @@ def info(source, device, dtype, config_dir):
 @click.option("--out", required=True, type=click.Path(), help="output folder (diffusers) or .safetensors file")
 @click.option("--model", default=None, help="base model (default: the source recorded in the edit)")
 @click.option("--format", "fmt", default="diffusers",
-              type=click.Choice(["diffusers", "single-file", "textual-inversion"]),
-              help="a pipeline folder, one LDM .safetensors, or (a learned word) a textual-inversion file")
+              type=click.Choice(["diffusers", "single-file", "textual-inversion", "lora"]),
+              help="a pipeline folder, one LDM .safetensors, (a learned word) a textual-inversion file, or (a LoRA "
+                   "edit) the adapters alone, as a folder that diffusers' load_lora_weights reads")
 @_out_options
 def export(run, out, model, fmt, overwrite, force):
     """Write a model with an edit applied, for stock diffusers (or A1111/ComfyUI with --format single-file).
 
     \b
-    Example:
+    Examples:
       erasekit export runs/esd-star --out exported/esd-star
+      erasekit export runs/darkminer-mark --format lora --out exported/darkminer-mark-lora
     """
     from erasekit.core.edit import check_export
     from erasekit.core.edit import export as export_edit
 
-    if fmt == "textual-inversion":  # the learned word alone: no model is needed
-        from erasekit.core.edit import load_embedding
+    if fmt in ("textual-inversion", "lora"):  # the learned word or the adapters alone: no model is needed
+        from erasekit.core.edit import Edit, load_embedding
 
-        edit = load_embedding(run)
+        edit = load_embedding(run) if fmt == "textual-inversion" else Edit.load(run)
         check_export(out, fmt, overwrite, edit)
         click.echo(f"wrote {export_edit(edit, None, out, format=fmt, overwrite=overwrite)}")
         return
@@ -264,7 +266,11 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
 @click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
 @click.option("--split", default=None, type=click.IntRange(1, 4),
               help="erase/preserve one of the seeds' four 5+5 splits (world-objects, imagenette)")
-@click.option("--prompts-file", default=None, type=click.Path(), help="CSV for imagenette / i2p / coco")
+@click.option("--prompts-file", default=None, type=click.Path(),
+              help="CSV for imagenette / i2p / coco, or a world suite's prompts in place of its own (an attack's "
+                   "prompts.csv)")
+@click.option("--embedding", default=None, type=click.Path(),
+              help="a learned word the prompts use (an attack's embedding/ folder or a textual-inversion file)")
 @click.option("--limit", default=None, type=POSITIVE, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
@@ -272,15 +278,18 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
 @click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_out_options
-def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, limit,
-             resnet, clip, inception, lpips, quiet, overwrite, force):
+def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, embedding,
+             limit, resnet, clip, inception, lpips, quiet, overwrite, force):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
     Example:
       erasekit evaluate mini --suite world-objects --out eval/base
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
+      erasekit evaluate --edit runs/esd-star --suite world-objects --prompts-file atk/prompts.csv \\
+          --embedding atk/embedding --out eval/esd-star-attacked
     """
+    from erasekit.core.edit import load_embedding
     from erasekit.core.files import check_output
     from erasekit.eval.evaluation import evaluate_edit
     from erasekit.eval.suites import SuiteRun, load_judges
@@ -300,8 +309,9 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
         erased_list, preserved_list = (list(part) for part in chosen[split - 1])
     check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
     loaded, base = _edit_and_base(edit, model or model_arg, force)
+    word = load_embedding(embedding) if embedding is not None else None
     judges = load_judges(suite, run, base.device)
-    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force)
+    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force, word=word)
     write_evaluation(ev, out, run_folder=edit, overwrite=overwrite)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
     from erasekit.eval.metrics import headline, shown
@@ -421,7 +431,7 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
 
     from erasekit.core.bundle import load_bundle
     from erasekit.core.files import check_output, claim_partial
-    from erasekit.core.loop import LOSS_LOG, Run
+    from erasekit.core.loop import LOSS_LOG, RECORD, Run
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet, split_list
 
@@ -446,7 +456,7 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
                               "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint()})
     run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
     edit = spec.erase(bundle, concepts, config, run)
-    edit.save(out, overwrite=overwrite, files=(work / LOSS_LOG,))
+    edit.save(out, overwrite=overwrite, files=(*sorted(work.glob(f"*{LOSS_LOG}")), *sorted((work / RECORD).glob("*"))))
     shutil.rmtree(work, ignore_errors=True)
     click.echo(f"wrote {out}  ({spec.name}: erased {', '.join(concepts.erase)}; "
                f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)")

@@ -155,8 +155,8 @@ class Edit:
             from erasekit.core.tokens import add_tokens
 
             out = add_tokens(bundle, self.tensors, f"edit {self.method}")
-            out.meta["edit"] = {"method": self.method, "created": self.created}
-            return out
+            out.meta["embedding"] = {"method": self.method, "created": self.created, "words": sorted(self.tensors)}
+            return out  # meta["edit"] still names the model's own edit, if any
         touched = tuple(sorted({name.split(".", 1)[0] for name in self._targets()}))
         out = bundle if inplace else bundle.clone(touched)
         params = dict(out.named_parameters())
@@ -172,7 +172,8 @@ class Edit:
         return out
 
 
-EXPORT_FORMATS = ("diffusers", "single-file", "textual-inversion")
+EXPORT_FORMATS = ("diffusers", "single-file", "textual-inversion", "lora")
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # the file diffusers' load_lora_weights(folder) looks for
 FILE_FORMATS = ("single-file", "textual-inversion")
 
 
@@ -187,7 +188,22 @@ def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = F
     if format == "textual-inversion" and edit is not None and (edit.kind != "tokens" or len(edit.tensors) != 1):
         raise ErasekitError(f"textual-inversion export needs an edit of one learned word (an attack's embedding); "
                             f"this edit is of kind {edit.kind!r}")
+    if format == "lora" and edit is not None and (edit.kind != "lora" or any(not k.startswith("unet.")
+                                                                              for k in edit.tensors)):
+        raise ErasekitError(f"lora export needs a LoRA edit of the UNet (Dark Miner's); this edit is of kind "
+                            f"{edit.kind!r}: export it as diffusers or single-file")
     check_output(out, overwrite, kind="file" if format in FILE_FORMATS else "folder")
+
+
+def lora_state_dict(edit: Edit) -> dict[str, torch.Tensor]:
+    """A LoRA edit in the layout diffusers' `load_lora_weights` reads: `unet.<module>.lora_A.weight` [r, in] and
+    `.lora_B.weight` [out, r] (peft's names); the edit's scale is folded into B, since the loader takes alpha = r."""
+    out = {}
+    for name, (a, b) in edit._targets().items():
+        module = name.removesuffix(".weight")
+        out[f"{module}.lora_A.weight"] = edit.tensors[a].contiguous()
+        out[f"{module}.lora_B.weight"] = (edit.lora_scale * edit.tensors[b]).contiguous()
+    return out
 
 
 def load_embedding(path: str | Path) -> Edit:
@@ -226,6 +242,10 @@ def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers",
     if format == "textual-inversion":  # what diffusers' load_textual_inversion reads: {"<word>": [n, D]}
         with atomic_path(out) as tmp:
             save_file({k: v.contiguous() for k, v in edit.tensors.items()}, str(tmp))
+        return Path(out)
+    if format == "lora":  # the adapters alone, for a stock pipeline of the same base
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            save_file(lora_state_dict(edit), str(tmp / LORA_WEIGHTS))
         return Path(out)
     edited = edit.apply(base, force=force)
     if format == "diffusers":

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
-from erasekit.eval.suites import Judges, SuiteResult, SuiteRun, evaluate, load_judges
+from erasekit.core.errors import ErasekitError
+from erasekit.eval.suites import Judges, SuiteResult, SuiteRun, evaluate, load_judges, suite_prompts
 
 
 @dataclass
@@ -31,20 +32,39 @@ class Evaluation:
 
 def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = SuiteRun(),
                   erased: list[str] | None = None, preserved: list[str] | None = None, judges: Judges | None = None,
-                  force: bool = False, base_result: SuiteResult | None = None, label: str = "edited") -> Evaluation:
+                  force: bool = False, base_result: SuiteResult | None = None, label: str = "edited",
+                  word: Edit | None = None) -> Evaluation:
     """`base` alone (no edit), or the edit applied to `base` beside `base` itself on the same suite and seeds.
 
     The erased and preserved concepts default to the edit's manifest. `base_result`: the base's result on this
     suite, when the caller already has it (several edits of one base); it must come from the same concepts.
-    `label`: the edited model's progress bar."""
+    `label`: the edited model's progress bar. `word`: a learned word (a token edit: an attack's embedding) that the
+    suite's prompts use; it must have been learned on the edited model or on the base, and both models get it, so
+    that they read the same prompts."""
     judges = judges or load_judges(suite, run, base.device)
+    if word is not None:
+        _check_word_used(word, suite, run)
     if edit is None:
-        return Evaluation(evaluate(base, suite, run, erased or [], preserved, judges=judges))
+        model = word.apply(base, force=force) if word is not None else base
+        return Evaluation(evaluate(model, suite, run, erased or [], preserved, judges=judges))
     edit.check(base, force=force)  # before any image
+    edited = edit.apply(base, force=force)
+    if word is not None:  # learned on the edited model or on the base: either serves both, width checked
+        learned_on_base = word.base.get("fingerprint") == base.fingerprint()
+        edited = word.apply(edited, force=force or learned_on_base)
+        base = word.apply(base, force=True)
     erased = list(edit.concepts.get("erase", [])) if erased is None else erased
     preserved = (edit.concepts.get("preserve") or None) if preserved is None else preserved
     if base_result is None:
         base_result = evaluate(base, suite, run, erased, preserved, judges=judges, desc="base")
-    edited = evaluate(edit.apply(base, force=force), suite, run, erased, preserved, base_images=base_result.images,
-                      judges=judges, desc=label)
-    return Evaluation(edited, base_result)
+    edited_result = evaluate(edited, suite, run, erased, preserved, base_images=base_result.images, judges=judges,
+                             desc=label)
+    return Evaluation(edited_result, base_result)
+
+
+def _check_word_used(word: Edit, suite: str, run: SuiteRun) -> None:
+    """Refuse a learned word that none of the suite's prompts uses: it would change nothing."""
+    prompts = suite_prompts(suite, run).prompts
+    if not any(w in p for w in word.tensors for p in prompts):
+        raise ErasekitError(f"no prompt of suite {suite} uses the learned word {', '.join(word.tensors)}; pass "
+                            "--prompts-file with prompts that do (an attack's prompts.csv)")

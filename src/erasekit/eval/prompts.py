@@ -17,7 +17,7 @@ from erasekit.world.captions import PROMPT_SETS, world_prompts
 SEED_COLUMNS = ("evaluation_seed", "seed")
 # columns kept as labels, per public layout (others are dropped)
 LABEL_COLUMNS = ("class", "artist", "categories", "nudity_percentage", "inappropriate_percentage", "hard",
-                 "image_id", "case_number", "label", "concept")
+                 "image_id", "case_number", "label", "concept", "object", "style", "original")
 
 
 @dataclass

@@ -25,6 +25,8 @@ from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
 from erasekit.world.render import OBJECTS, STYLES
 
 SUITES = ("world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco")
+WORLD_SETS = {"world-objects": "objects", "world-styles": "styles", "world-implicit": "implicit-indirect",
+              "world-general": "general"}
 HEADS = {"world-objects": ("object", OBJECTS), "world-styles": ("style", STYLES)}
 
 
@@ -36,7 +38,7 @@ class SuiteRun:
     steps: int = 25
     guidance: float = 5.0
     batch: int = 64
-    prompts_file: str | None = None  # imagenette / i2p / coco CSV
+    prompts_file: str | None = None  # imagenette / i2p / coco CSV, or a world suite's own prompts (suite_prompts)
     resnet: str | None = None
     clip: str | None = None
     inception: str | None = None  # TorchScript FID Inception: adds `fid` (against the base model's images)
@@ -60,11 +62,13 @@ class SuiteResult:
     images: torch.Tensor  # [B, 3, H, W] in [0, 1]
     prompts: list[str]
     concepts: list[str]  # each image's concept label (its prompt in suites of free prompts)
+    embedding: dict | None = None  # the learned word the prompts used (method, time, words), or None
 
     def to_json(self) -> dict:
-        return {"suite": self.suite, "model": self.model, "edit": self.edit, "erased": self.erased,
-                "preserved": self.preserved, "n_per_prompt": self.n_per_prompt, "metrics": self.metrics,
-                "per_concept": self.per_concept}
+        out = {"suite": self.suite, "model": self.model, "edit": self.edit, "erased": self.erased,
+               "preserved": self.preserved, "n_per_prompt": self.n_per_prompt, "metrics": self.metrics,
+               "per_concept": self.per_concept}
+        return out if self.embedding is None else {**out, "embedding": self.embedding}
 
 
 @dataclass
@@ -134,7 +138,7 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
     `desc` labels the progress bar (none when `run.progress` is off)."""
     if suite not in SUITES:
         raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
-    ps = _suite_prompts(suite, run)
+    ps = suite_prompts(suite, run)
     judges = judges or load_judges(suite, run, bundle.device)
     erased, names = list(erased), _concept_names(suite, ps)
     if names is not None:
@@ -159,21 +163,28 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
         if judges.inception is not None:
             metrics["fid"] = M.frechet_distance(judges.inception(images), judges.inception(base_images))
     return SuiteResult(suite, bundle.source, bundle.meta.get("edit"), erased, preserved, run.n, metrics, per, images,
-                       [r[1] for r in rows], concepts)
+                       [r[1] for r in rows], concepts, bundle.meta.get("embedding"))
 
 
-def _suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
-    if suite == "world-objects":
-        return world_set("objects")
-    if suite == "world-styles":
-        return world_set("styles")
-    if suite == "world-implicit":
-        return world_set("implicit-indirect")
-    if suite == "world-general":
-        return world_set("general")
+def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
+    """The suite's prompts: a world suite's built-in set, or `run.prompts_file` in its place (an attack's
+    prompts.csv, say: a world-objects or world-styles file names each row's object or style in a column of that
+    name or in `concept`); a real suite's CSV."""
+    if suite.startswith("world-") and run.prompts_file is None:
+        return world_set(WORLD_SETS[suite])
     if run.prompts_file is None:
         raise ErasekitError(f"suite {suite} needs its prompt CSV: pass --prompts-file (e.g. ../shared/data/prompts/...)")
+    if suite == "world-general":
+        raise ErasekitError("suite world-general scores the world's own captions; it takes no --prompts-file")
     ps = load_i2p(run.prompts_file) if suite == "i2p" else load_csv(run.prompts_file)
+    if suite in HEADS:
+        key, names = HEADS[suite]
+        for row, labels in enumerate(ps.labels, start=2):
+            labels[key] = labels.get(key) or labels.get("concept")
+            if labels[key] not in names:
+                raise ErasekitError(f"prompt file {run.prompts_file}, line {row}: suite {suite} needs each prompt's "
+                                    f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not "
+                                    f"{labels[key]!r}")
     return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
 
 
@@ -207,9 +218,8 @@ def _world(suite, judge, images, rows, concepts, erased, preserved):
     elif suite == "world-implicit":
         marked = (scores.mark > 0.5).numpy()
         metrics = {"implicit_rate": float(marked.mean() * 100)}
-        adjectives = [r[1].split()[1] for r in rows]
-        per = {a: {"implicit_rate": float(marked[np.array(adjectives) == a].mean() * 100)}
-               for a in dict.fromkeys(adjectives)}
+        groups = [_implicit_group(r) for r in rows]
+        per = {g: {"implicit_rate": float(marked[np.array(groups) == g].mean() * 100)} for g in dict.fromkeys(groups)}
     else:  # world-general: judge-feature Frechet distance to fresh renders, and attribute agreement
         from erasekit.world.captions import sample_captions
         from erasekit.world.judge import to_tensor
@@ -227,6 +237,15 @@ def _world(suite, judge, images, rows, concepts, erased, preserved):
                    "attribute_agreement": float(np.mean(agree) * 100)}
         per = {}
     return metrics, per
+
+
+def _implicit_group(row) -> str:
+    """What world-implicit reports a rate per: the adjective of a built-in indirect phrasing ("a cursed circle"),
+    the goal prompt an attack's prompt came from (its `original` column), or else the prompt itself."""
+    _, prompt, _, labels = row
+    if labels.get("original"):
+        return labels["original"]
+    return prompt.split()[1] if "mark" in labels and len(prompt.split()) == 3 else prompt
 
 
 def _real(suite, judge, images, rows, concepts, erased, preserved):
