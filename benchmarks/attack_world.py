@@ -13,7 +13,8 @@ once and its prompts are evaluated on every edit.
 The same for the implicit concept `mark` (erased with --mark-methods), attacked through its indirect phrasings (the
 first --mark-limit of them), and for a style (`dots`, erased with esd).
 
-Every cell is cached in --out/results.json (an interrupted benchmark resumes); the table is printed at the end.
+Every cell is cached in --out/results.json, and every edit in --out/edits/ (an interrupted benchmark resumes, and
+benchmarks/darkminer_world.py adds its rows to the same cache); the table is printed at the end.
 Time it alone on a quiet machine: two processes on two cores slow each other several times over.
 """
 
@@ -28,6 +29,7 @@ from erasekit.attacks import registry as attacks
 from erasekit.cli import quiet_libraries
 from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
+from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
 from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
 from erasekit.methods import registry as methods
@@ -43,62 +45,71 @@ def cell(ev, seconds: float, n_prompts: int) -> dict:
         "seconds": seconds, "seconds_per_prompt": seconds / max(1, n_prompts), "prompts": n_prompts}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default="none,esd,target,uce,ca,ap,age")
-    parser.add_argument("--attacks", default="seeds,paraphrase,ringabell,inversion,unlearndiff,p4d")
-    parser.add_argument("--mark-methods", default="esd")
-    parser.add_argument("--mark-limit", type=int, default=12)
-    parser.add_argument("--style", default="dots", help="a style to attack too ('' for none)")
-    parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--out", default="bench/attack-world")
-    args = parser.parse_args()
-    quiet_libraries()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    file = out / "results.json"
-    results = json.loads(file.read_text()) if file.exists() else {}
-    base = load_bundle("mini")
-    run = AttackRun(n=args.n, progress=False)
-    found: dict = {}  # model-agnostic attacks' results, per concept
+class AttackTable:
+    """Cells concept|method|attack of the table, cached in `out`/results.json; the edits in `out`/edits/."""
 
-    def edited(method: str, concept: str):
-        if method == "none":
-            return base
+    def __init__(self, base, out: Path, n: int = 8):
+        self.base, self.out, self.run = base, out, AttackRun(n=n, progress=False)
+        out.mkdir(parents=True, exist_ok=True)
+        self.file = out / "results.json"
+        self.results = json.loads(self.file.read_text()) if self.file.exists() else {}
+        self.found: dict = {}  # model-agnostic attacks' results, per concept
+
+    def edit(self, method: str, concept: str) -> tuple[Edit, float]:
+        """The method's miniature-default erasure of `concept` (made once, then read from edits/), and the seconds
+        it took to make."""
+        folder = self.out / "edits" / f"{concept}-{method}"
+        if (folder / "manifest.json").exists():
+            edit = Edit.load(folder)
+            return edit, edit.metrics["seconds"]
         spec = methods.get(method)
         config = methods.build_config(spec, arch="mini")
-        return spec.erase(base, ConceptSet([concept]), config, Run(progress=False)).apply(base)
+        concepts = ConceptSet([concept])
+        scorer = None
+        if spec.scorer is not None and spec.scorer(config):
+            from erasekit.eval.judges import build_scorer
 
-    def table(concept: str, method_names: list[str], attack_names: list[str], limit: int | None = None):
-        detect = concept_detector(base, concept)
-        prompts = goal_prompts(base, concept, limit=limit)
+            scorer = build_scorer(spec.scorer(config), self.base, config, concepts)
+        work = self.out / "edits" / f"{concept}-{method}.partial"
+        started = time.perf_counter()
+        edit = spec.erase(self.base, concepts, config, Run(work=work, resume=True, progress=False, scorer=scorer))
+        edit.metrics["seconds"] = time.perf_counter() - started  # of this process: a resumed run's last part
+        edit.save(folder, files=tuple(sorted((work / "record").glob("*"))))
+        return edit, edit.metrics["seconds"]
+
+    def model(self, method: str, concept: str):
+        return self.base if method == "none" else self.edit(method, concept)[0].apply(self.base)
+
+    def fill(self, concept: str, method_names: list[str], attack_names: list[str], limit: int | None = None):
+        detect = concept_detector(self.base, concept)
+        prompts = goal_prompts(self.base, concept, limit=limit)
         base_images = None
         for method in method_names:
             keys = {a: f"{concept}|{method}|{a}" for a in attack_names}
-            if all(k in results for k in keys.values()):
+            if all(k in self.results for k in keys.values()):
                 continue
-            model = edited(method, concept)
-            goal = build_goal(model, base, concept, prompts, detect, run)
+            model = self.model(method, concept)
+            goal = build_goal(model, self.base, concept, prompts, detect, self.run)
             for name, key in keys.items():
-                if key in results:
+                if key in self.results:
                     continue
                 spec = attacks.get(name)
                 config = attacks.build_config(spec, arch="mini")
-                reuse = name in MODEL_AGNOSTIC and (concept, name) in found
-                result = found[(concept, name)] if reuse else spec.run(model, goal, config, Run(progress=False))
+                reuse = name in MODEL_AGNOSTIC and (concept, name) in self.found
+                result = self.found[(concept, name)] if reuse else spec.run(model, goal, config, Run(progress=False))
                 if name in MODEL_AGNOSTIC:
-                    found[(concept, name)] = result
+                    self.found[(concept, name)] = result
                 started = time.perf_counter()
-                ev = evaluate_attack(result, goal, model, base, run, base_images=base_images)
+                ev = evaluate_attack(result, goal, model, self.base, self.run, base_images=base_images)
                 base_images = ev.base_images
-                results[key] = cell(ev, result.seconds, len(prompts)) | {
+                self.results[key] = cell(ev, result.seconds, len(prompts)) | {
                     "eval_seconds": time.perf_counter() - started, "reused_search": reuse}
-                write_text(file, json.dumps(results, indent=1, sort_keys=True))
-                print(f"{key}: ASR {results[key]['asr']:.1f} pre {results[key]['pre_attack_rate']:.1f} "
+                write_text(self.file, json.dumps(self.results, indent=1, sort_keys=True))
+                print(f"{key}: ASR {self.results[key]['asr']:.1f} pre {self.results[key]['pre_attack_rate']:.1f} "
                       f"({result.seconds:.1f} s)", flush=True)
-        show(concept, method_names, attack_names)
 
-    def show(concept, method_names, attack_names):
+    def show(self, concept: str, method_names: list[str], attack_names: list[str]) -> None:
+        results = self.results
         print(f"\n### {concept}: ASR % over images [95% Wilson], n; pre-attack rate on the same prompts and seeds")
         print("| method | " + " | ".join(attack_names) + " |")
         print("|---|" + "---|" * len(attack_names))
@@ -112,15 +123,31 @@ def main() -> None:
                   f"{pre['pre_attack_rate_ci'][1]:.0f}] n={pre['pre_attack_rate_n']}) | " + " | ".join(cells) + " |")
         print("\nsearch time, s per attacked prompt (per concept):")
         for method in method_names:
-            print(f"  {method:<8}" + "  ".join(
+            print(f"  {method:<10}" + "  ".join(
                 f"{a} {results[f'{concept}|{method}|{a}']['seconds_per_prompt']:.1f} "
                 f"({results[f'{concept}|{method}|{a}']['seconds']:.0f})" for a in attack_names))
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="none,esd,target,uce,ca,ap,age")
+    parser.add_argument("--attacks", default="seeds,paraphrase,ringabell,inversion,unlearndiff,p4d")
+    parser.add_argument("--mark-methods", default="esd")
+    parser.add_argument("--mark-limit", type=int, default=12)
+    parser.add_argument("--style", default="dots", help="a style to attack too ('' for none)")
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--out", default="bench/attack-world")
+    args = parser.parse_args()
+    quiet_libraries()
+    table = AttackTable(load_bundle("mini"), Path(args.out), n=args.n)
     attack_names = [a for a in args.attacks.split(",") if a]
-    table("star", [m for m in args.methods.split(",") if m], attack_names)
-    table("mark", ["none"] + [m for m in args.mark_methods.split(",") if m], attack_names, limit=args.mark_limit)
+    rows = [("star", [m for m in args.methods.split(",") if m], None),
+            ("mark", ["none"] + [m for m in args.mark_methods.split(",") if m], args.mark_limit)]
     if args.style:
-        table(args.style, ["none", "esd"], attack_names)
+        rows.append((args.style, ["none", "esd"], None))
+    for concept, method_names, limit in rows:
+        table.fill(concept, method_names, attack_names, limit=limit)
+        table.show(concept, method_names, attack_names)
 
 
 if __name__ == "__main__":
