@@ -33,6 +33,7 @@ from erasekit.core.files import write_text
 from erasekit.core.seeding import step_seed
 
 CHECKPOINT, LOSS_LOG = "checkpoint", "loss.csv"
+RECORD = "record"  # a folder of the work folder that a method fills with what its run folder keeps (Dark Miner)
 
 
 @dataclass

@@ -47,9 +47,21 @@ def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None =
     return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
 
 
+def image_encoder(bundle, clip: str | Path | None = None):
+    """images -> [B, F] image features (Dark Miner's Enc in Eq. 6, run.scorer): CLIP's image encoder, as the paper
+    uses; on the miniature the world judge's penultimate features (it has no CLIP)."""
+    from erasekit.world import native
+
+    if native.owns(bundle):
+        return native.image_features()
+    judge = ClipJudge(clip, device=bundle.device)
+    return judge.image_embeds
+
+
 SCORERS = {  # what a method's registration may ask for (Method.scorer), built from the run's inputs
     "attributes": lambda bundle, config, concepts, clip: attribute_scorer(bundle, config.attributes,
                                                                             concepts.erase[0], clip),
+    "image-features": lambda bundle, config, concepts, clip: image_encoder(bundle, clip),
 }
 
 

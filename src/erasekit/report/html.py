@@ -17,7 +17,7 @@ from erasekit.core.loop import LOSS_LOG
 from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.generate import grid
 from erasekit.eval.metrics import headline, shown
-from erasekit.report.plots import concept_bars, loss_curve, search_curve
+from erasekit.report.plots import concept_bars, loops_curve, loss_curve, mined_grid, search_curve
 
 PER_CONCEPT = 8  # images shown per concept (or prompt)
 MAX_GROUPS = 24  # concepts or prompts shown
@@ -120,6 +120,11 @@ def write_evaluation(ev: Evaluation, out: str | Path, run_folder: str | Path | N
             plots.append(("training loss", tmp / "loss.png"))
         if run_folder is not None and search_curve(Path(run_folder) / LOSS_LOG, tmp / "search.png"):
             plots.append(("the searched concept over iterations (AP/AGE)", tmp / "search.png"))
+        if run_folder is not None and loops_curve(run_folder, tmp / "loops.png"):
+            plots.append(("Dark Miner: s(c) of each loop's mined embedding, and τ", tmp / "loops.png"))
+        if run_folder is not None and mined_grid(run_folder, tmp / "mined.png"):
+            plots.append(("Dark Miner: each loop's mined embedding, before (left) and after (right) its "
+                          "circumvention, same seeds", tmp / "mined.png"))
         write_report(tmp, ev, extra_plots=plots, title=title)
     return Path(out)
 

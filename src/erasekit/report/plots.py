@@ -63,6 +63,64 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
     return Path(out_png)
 
 
+def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
+    """Dark Miner's verification score s(c) of each loop's mined embedding (Eq. 6) with its threshold τ; None if
+    the run has no loops record."""
+    import json
+
+    loops_json, manifest = Path(run_folder) / "loops.json", Path(run_folder) / "manifest.json"
+    if not loops_json.is_file():
+        return None
+    rows = json.loads(loops_json.read_text())
+    tau = json.loads(manifest.read_text()).get("config", {}).get("tau") if manifest.is_file() else None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([r["loop"] for r in rows], [r["s"] for r in rows], marker="o", lw=1, label="s(c)")
+    if tau is not None:
+        ax.axhline(tau, color="red", lw=1, ls="--", label=f"τ = {tau}")
+    ax.set_xlabel("loop")
+    ax.set_ylabel("s(c), Eq. 6")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) -> Path | None:
+    """One row per loop: the images of its mined embedding c before its circumvention, then after (same seeds);
+    None if the run kept no such images."""
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    path = Path(run_folder) / "images.safetensors"
+    if not path.is_file():
+        return None
+    images = load_file(str(path))
+    loops = sorted({k.split(".")[0] for k in images})
+    if not loops:
+        return None
+    rows = []
+    for loop in loops:
+        before = images.get(f"{loop}.before")
+        after = images.get(f"{loop}.after", before * 0)  # black: the loop that ended the run circumvented nothing
+        strip = [im.permute(1, 2, 0).numpy() for im in (*before, *after)]
+        gap = np.full((strip[0].shape[0], 4, 3), 255, dtype=np.uint8)
+        half = len(before)
+        rows.append(np.concatenate(strip[:half] + [gap] + strip[half:], axis=1))
+    grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], axis=0)
+    image = Image.fromarray(grid).resize((grid.shape[1] * upscale, grid.shape[0] * upscale), Image.NEAREST)
+    with atomic_path(out_png) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(out_png)
+
+
 def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Path:
     """The concept graph as a heat map: one row per edit, one column per affected concept, δ in each cell."""
     import matplotlib

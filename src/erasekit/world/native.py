@@ -26,6 +26,14 @@ def check_concepts(texts) -> None:
                                 f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
 
 
+def image_features():
+    """images -> [B, F]: the world judge's penultimate features (the miniature's image encoder)."""
+    from erasekit.world.judge import WorldJudge
+
+    judge = WorldJudge.load()
+    return lambda images: judge.score(images).features
+
+
 def colour_scorer(attributes):
     """images -> [B, 8]: the world judge's colour probabilities, the attributes' colours first and then every
     other colour, so that an image of a colour that is none of the attributes (orange, between red and yellow)
