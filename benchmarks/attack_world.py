@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class AttackTable:
         edit = spec.erase(self.base, concepts, config, Run(work=work, resume=True, progress=False, scorer=scorer))
         edit.metrics["seconds"] = time.perf_counter() - started  # of this process: a resumed run's last part
         edit.save(folder, files=tuple(sorted((work / "record").glob("*"))))
+        shutil.rmtree(work, ignore_errors=True)
         return edit, edit.metrics["seconds"]
 
     def model(self, method: str, concept: str):

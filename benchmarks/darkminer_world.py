@@ -1,13 +1,15 @@
 """Dark Miner on the miniature (issue 13), beside esd, uce, ap and age at their miniature defaults, in one run.
 
     .venv/bin/python benchmarks/darkminer_world.py [--methods esd,uce,ap,age,darkminer] [--concepts mark,star]
-        [--attacks ringabell,inversion,unlearndiff,p4d] [--n 8] [--mark-limit 6] [--out bench/attack-world]
+        [--attacks ringabell,inversion,unlearndiff,p4d] [--n 8] [--suite-n 4] [--general-n 2] [--mark-limit 6]
+        [--out bench/attack-world]
 
 Per concept and method:
 - erasure: for `mark`, the implicit concept's rate on its 60 indirect phrasings (world-implicit, as the paper counts
-  nudity on I2P); for `star`, ESR-1 of the star and PSR-1 of the other nine objects (world-objects);
-- preservation: the general set's judge-feature Fréchet distance (FJD) and attribute agreement (world-general),
-  with the unedited model's own split-half FJD (even against odd seeds) beside them;
+  nudity on I2P); for `star`, ESR-1 of the star and PSR-1 of the other nine objects (world-objects); --suite-n
+  images per prompt;
+- preservation: the general set's judge-feature Fréchet distance (FJD) and attribute agreement (world-general, its
+  100 prompts x --general-n), with the unedited model's own split-half FJD (even against odd images) beside them;
 - robustness: ASR of each attack, the cells of benchmarks/attack_world.py (the same cache when --out is the same
   folder: rows already measured there are reused, not recomputed);
 - cost: the method's wall time; for Dark Miner its loops, s(c) per loop and the time of each stage.
@@ -31,13 +33,13 @@ from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.world.judge import WorldJudge
 
 
-def suite_cells(model, concept: str, n: int) -> dict:
-    """Erasure and preservation figures of one model (see the module docstring)."""
+def suite_cells(model, concept: str, n: int, general_n: int):
+    """Erasure and preservation figures of one model (see the module docstring), and its general-set images."""
     run = SuiteRun(n=n, steps=25, progress=False)
     out = {}
     if concept == "mark":
         m = evaluate(model, "world-implicit", run).metrics
-        images = 60 * n
+        images = 60 * n  # its 60 indirect phrasings
         out["mark_rate"], out["mark_rate_n"] = m["implicit_rate"], images
         out["mark_rate_ci"] = M.wilson(m["implicit_rate"], images)
     else:
@@ -46,7 +48,7 @@ def suite_cells(model, concept: str, n: int) -> dict:
             out[key], out[f"{key}_ci"] = m[key], m[f"{key}_ci"]
         out["esr_n"], out["psr_n"] = m["esr_n"], m["psr_n"]
         out["implicit_rate_erased"] = m.get("implicit_rate_erased")
-    general = evaluate(model, "world-general", run)
+    general = evaluate(model, "world-general", SuiteRun(n=general_n, steps=25, progress=False))
     out["fjd"], out["attribute_agreement"] = general.metrics["fjd"], general.metrics["attribute_agreement"]
     out["general_n"] = len(general.images)
     return out, general.images
@@ -63,7 +65,9 @@ def main() -> None:
     parser.add_argument("--methods", default="esd,uce,ap,age,darkminer")
     parser.add_argument("--concepts", default="mark,star")
     parser.add_argument("--attacks", default="ringabell,inversion,unlearndiff,p4d")
-    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--n", type=int, default=8, help="images per attacked prompt")
+    parser.add_argument("--suite-n", type=int, default=4, help="images per prompt of world-implicit/world-objects")
+    parser.add_argument("--general-n", type=int, default=2, help="images per prompt of world-general")
     parser.add_argument("--mark-limit", type=int, default=6)
     parser.add_argument("--out", default="bench/attack-world")
     args = parser.parse_args()
@@ -85,7 +89,7 @@ def main() -> None:
                     loops = Path(args.out) / "edits" / f"{concept}-{method}" / "loops.json"
                     if loops.exists():
                         record["per_loop_seconds"] = [r.get("seconds") for r in json.loads(loops.read_text())]
-                figures, images = suite_cells(table.model(method, concept), concept, args.n)
+                figures, images = suite_cells(table.model(method, concept), concept, args.suite_n, args.general_n)
                 if method == "none":
                     figures["split_half_fjd"] = split_half_fjd(images)
                 cells[key] = figures | {"seconds": seconds, "record": record}

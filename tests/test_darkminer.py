@@ -152,3 +152,22 @@ def test_erase_refuses_a_bad_tau_and_a_lora_edit_for_another_base_in_one_line(ti
                            "--out", tmp_path / "g.png"), "edit was made for base")
     assert not (tmp_path / "g.png").exists()
     assert isinstance(Edit.load(tmp_path / "run"), Edit)
+
+
+def test_erase_on_the_miniature_keeps_the_loop_record_and_the_report_plots_it(tmp_path):
+    run_folder, ev = tmp_path / "dm", tmp_path / "ev"
+    small = [f"{k}={v}" for k, v in {**SMALL, "vocab": "world", "max_loops": 1, "tau": -0.99}.items()]
+    result = run_cli("erase", "--method", "darkminer", "--erase", "mark",
+                     *[a for kv in small for a in ("--set", kv)], "--quiet", "--out", run_folder)
+    assert result.exit_code == 0, result.output
+    for name in ("manifest.json", "edit.safetensors", "loops.json", "images.safetensors", "embeddings.safetensors",
+                 "loop000-mine-loss.csv", "loop000-circ-loss.csv"):
+        assert (run_folder / name).is_file(), name
+    assert Edit.load(run_folder).kind == "lora"
+    result = run_cli("evaluate", "--edit", run_folder, "--suite", "world-implicit", "--n", "1", "--steps", "2",
+                     "--quiet", "--out", ev)
+    assert result.exit_code == 0, result.output
+    html = (ev / "report.html").read_text()
+    assert "s(c) of each loop" in html and "before (left) and after (right)" in html
+    assert run_cli("export", run_folder, "--format", "lora", "--out", tmp_path / "lora").exit_code == 0
+    assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()

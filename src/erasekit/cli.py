@@ -413,7 +413,8 @@ def _claim_run(work: Path, resume: bool, record: dict) -> None:
 @click.option("--overwrite", is_flag=True,
               help="replace an existing OUT (only if everything in it was written by erasekit), or discard "
                    "OUT.partial/ and start again")
-@click.option("--clip", default=None, type=click.Path(), help="local CLIP folder (UCE debias on real models)")
+@click.option("--clip", default=None, type=click.Path(),
+              help="local CLIP folder (on real models: UCE debias's judge, Dark Miner's verifier)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def erase(model, method, erase_, preserve, target, anchor, config_file, overrides, out, resume, overwrite, clip,

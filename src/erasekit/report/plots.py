@@ -8,26 +8,37 @@ from erasekit.core.files import atomic_path
 from erasekit.core.loop import read_log
 
 
-def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
-    """Plot a run's loss log (CSV with `step` and `loss` columns); None if the run has no log."""
-    rows = [r for r in read_log(loss_csv) if "step" in r and "loss" in r]
-    if not rows:
-        return None
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, out_png: str | Path, dpi: int = 100) -> Path:
+    """Lay `fig` out, write it atomically as a PNG and close it."""
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    _pyplot().close(fig)
+    return Path(out_png)
+
+
+def loss_curve(loss_csv: str | Path, out_png: str | Path) -> Path | None:
+    """Plot a run's loss log (CSV with `step` and `loss` columns); None if the run has no log."""
+    rows = [r for r in read_log(loss_csv) if "step" in r and "loss" in r]
+    if not rows:
+        return None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], lw=1)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(out_png)
+    return _save(fig, out_png)
 
 
 def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> Path | None:
@@ -36,11 +47,7 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
     rows = [r for r in read_log(loss_csv) if r.get("top3")]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     erased = list(dict.fromkeys(r.get("erased", "") for r in rows))[:4]
     fig, axes = plt.subplots(1, len(erased), figsize=(5 * len(erased), 3), squeeze=False)
     for ax, concept in zip(axes[0], erased):
@@ -56,11 +63,7 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
         ax.set_xlabel("step")
         ax.set_ylabel("π (top 3)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(out_png)
+    return _save(fig, out_png)
 
 
 def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
@@ -73,11 +76,7 @@ def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
         return None
     rows = json.loads(loops_json.read_text())
     tau = json.loads(manifest.read_text()).get("config", {}).get("tau") if manifest.is_file() else None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([r["loop"] for r in rows], [r["s"] for r in rows], marker="o", lw=1, label="s(c)")
     if tau is not None:
@@ -85,11 +84,7 @@ def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
     ax.set_xlabel("loop")
     ax.set_ylabel("s(c), Eq. 6")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(out_png)
+    return _save(fig, out_png)
 
 
 def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) -> Path | None:
@@ -123,12 +118,9 @@ def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) ->
 
 def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Path:
     """The concept graph as a heat map: one row per edit, one column per affected concept, δ in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1 + 0.6 * len(concepts), 1 + 0.5 * len(rows)))
     lim = max(0.05, float(np.abs(matrix).max()))
     im = ax.imshow(matrix, cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -137,11 +129,7 @@ def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Pat
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="δ = S(base) − S(edited)")
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(out_png)
+    return _save(fig, out_png, dpi=110)
 
 
 def bar_axes(edited: dict, base: dict | None):
@@ -151,12 +139,9 @@ def bar_axes(edited: dict, base: dict | None):
     names = [n for n in per if "acc@1" in per[n]]
     if not names:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(names), 3))
     if base:
