@@ -145,6 +145,9 @@ def test_erase_refuses_a_bad_tau_and_a_lora_edit_for_another_base_in_one_line(ti
     one_line_error(run_cli("erase", "--method", "darkminer", "--erase", "star", "--set", "tau=1.5", "--quiet",
                            "--out", out), "tau must lie in (-1, 1)")
     assert not out.exists() and not (tmp_path / "dm.partial").exists()
+    one_line_error(run_cli("erase", "--model", "tiny", "--method", "darkminer", "--erase", "cat", "--quiet",
+                           "--out", out), "CLIP weights not found")  # SD's verifier: CLIP's image encoder
+    assert not out.exists() and not (tmp_path / "dm.partial").exists()
     edit = registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1),
                                            Run(progress=False, scorer=pixels))
     edit.save(tmp_path / "run")

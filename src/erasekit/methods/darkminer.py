@@ -101,7 +101,7 @@ class DarkMinerConfig(Checked):
         check_choice(self.mine_optimizer, OPTIMIZERS, "mining optimizer")
 
 
-MINI = {"max_loops": 24, "pool_size": 32, "tokens": 8, "mine_iterations": 60, "mine_decay_at": 40,
+MINI = {"max_loops": 48, "pool_size": 32, "tokens": 8, "mine_iterations": 60, "mine_decay_at": 40,
         "circ_iterations": 100, "circ_decay_at": 80, "circ_lr": 1.0, "circ_batch": 4, "circ_images": 8,
         "steps": 10, "guidance": 5.0, "vocab": "world", "checkpoint_every": 20}
 
