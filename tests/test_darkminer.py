@@ -174,3 +174,10 @@ def test_erase_on_the_miniature_keeps_the_loop_record_and_the_report_plots_it(tm
     assert "s(c) of each loop" in html and "before (left) and after (right)" in html
     assert run_cli("export", run_folder, "--format", "lora", "--out", tmp_path / "lora").exit_code == 0
     assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_methods_lists_dark_miner_with_its_defaults_and_preset():
+    result = run_cli("methods")
+    assert result.exit_code == 0
+    assert "\ndarkminer  Dark Miner" in "\n" + result.output  # the name column is wider than the longest name
+    assert "tau=0.2" in result.output and "max_loops=48" in result.output

@@ -596,9 +596,12 @@ def methods():
 
 
 def _list(specs, width: int, extra=None) -> None:
-    """Registered methods or attacks: name and summary, then the paper's defaults and each preset."""
+    """Registered methods or attacks: name and summary, then the paper's defaults and each preset. The name column
+    is at least `width` wide, and wider than the longest name."""
     import dataclasses as dc
 
+    specs = list(specs)
+    width = max(width, max((len(s.name) for s in specs), default=0) + 2)
     pad = " " * width
     for spec in specs:
         click.echo(f"{spec.name:<{width}}{spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
