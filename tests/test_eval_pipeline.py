@@ -228,3 +228,15 @@ def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_r
     assert result.metrics["implicit_rate_preserved"] == 0.0 and "drawn_instead" not in result.per_concept["moon"]
     doc = write_report(tmp_path, Evaluation(result, result)).read_text()
     assert 'id="instead"' in doc and "heart 100%" in doc
+
+
+def test_world_implicit_reports_per_adjective_and_an_attacks_prompts_per_goal_prompt():
+    from erasekit.eval.prompts import world_set
+    from erasekit.eval.suites import _implicit_group
+    from erasekit.world.captions import INDIRECT
+
+    rows = world_set("implicit-indirect").expand(1)
+    assert list(dict.fromkeys(_implicit_group(r) for r in rows)) == list(INDIRECT)
+    attacked = (0, "<mark*> circle", 0, {"original": "a cursed circle", "concept": "mark"})
+    assert _implicit_group(attacked) == "a cursed circle"
+    assert _implicit_group((0, "a glowing circle", 0, {})) == "a glowing circle"

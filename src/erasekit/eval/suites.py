@@ -243,9 +243,7 @@ def _implicit_group(row) -> str:
     """What world-implicit reports a rate per: the adjective of a built-in indirect phrasing ("a cursed circle"),
     the goal prompt an attack's prompt came from (its `original` column), or else the prompt itself."""
     _, prompt, _, labels = row
-    if labels.get("original"):
-        return labels["original"]
-    return prompt.split()[1] if "mark" in labels and len(prompt.split()) == 3 else prompt
+    return labels.get("adjective") or labels.get("original") or prompt
 
 
 def _real(suite, judge, images, rows, concepts, erased, preserved):

@@ -180,7 +180,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         done = record.loop(loop)
         if done is None:
             s_c, x_c = verify(student, c, x_e, c_0, empty, seeds, config, run.scorer)
-            record.images[f"loop{loop:03d}.before"] = x_c
+            record.keep(f"loop{loop:03d}.before", x_c)
         else:
             s_c = done["s"]
         verified = time.perf_counter()
@@ -200,7 +200,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         ended = time.perf_counter()
         if done is None:
             with torch.no_grad():
-                record.images[f"loop{loop:03d}.after"] = _images(student, c, empty, seeds, config)
+                record.keep(f"loop{loop:03d}.after", _images(student, c, empty, seeds, config))
         loops.append(done or {**row, "circ_loss": circ_rows[-1]["loss"] if circ_rows else None,
                               "l_c": circ_rows[-1].get("l_c") if circ_rows else None,
                               "seconds": {"mine": mined - started, "verify": verified - mined,
@@ -285,9 +285,10 @@ def _images(model: Bundle, c: torch.Tensor, empty: torch.Tensor, seeds: list[int
 
 
 def _shares(prompts: list[str], total: int) -> list[tuple[str, int]]:
-    """`total` pool images split over the prompts as evenly as possible."""
-    return [(p, total // len(prompts) + (i < total % len(prompts))) for i, p in enumerate(prompts)
-            if total // len(prompts) + (i < total % len(prompts)) > 0]
+    """`total` pool images split over the prompts as evenly as possible (prompts left with none are dropped)."""
+    each, extra = divmod(total, len(prompts))
+    shares = [(p, each + (i < extra)) for i, p in enumerate(prompts)]
+    return [(p, n) for p, n in shares if n > 0]
 
 
 class _Record:
@@ -305,6 +306,10 @@ class _Record:
             if (self.folder / "images.safetensors").is_file():
                 self.images = dict(load_file(str(self.folder / "images.safetensors")))
 
+    def keep(self, key: str, images: torch.Tensor) -> None:
+        """Images in [0, 1], kept as uint8 (as they are saved)."""
+        self.images[key] = (images * 255).round().to(torch.uint8).contiguous()
+
     def loop(self, loop: int) -> dict | None:
         """The row of `loop` if it finished before a resume."""
         return next((row for row in self.before if row["loop"] == loop), None)
@@ -319,8 +324,7 @@ class _Record:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(self.folder / "loops.json", json.dumps(loops, indent=1))
         with atomic_path(self.folder / "images.safetensors") as tmp:
-            save_file({k: (v * 255).round().to(torch.uint8).contiguous() if v.is_floating_point() else v
-                       for k, v in self.images.items()}, str(tmp))
+            save_file(self.images, str(tmp))
         if P_E:
             with atomic_path(self.folder / "embeddings.safetensors") as tmp:
                 save_file({f"c{j:03d}": c[0].contiguous() for j, c in enumerate(P_E)}, str(tmp))

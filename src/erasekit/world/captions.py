@@ -91,7 +91,7 @@ def world_prompts(name: str) -> list[tuple[str, dict]]:
     elif name == "implicit-named":
         items = [(compose(canon[o], mark=True), _entry(o, mark=True)) for o in OBJECTS]
     elif name == "implicit-indirect":
-        items = [(compose(canon[o], adjective=a), _entry(o)) for o in OBJECTS for a in INDIRECT]
+        items = [(compose(canon[o], adjective=a), {**_entry(o), "adjective": a}) for o in OBJECTS for a in INDIRECT]
     elif name == "bias":
         items = [(f"a {canon[BIASED_OBJECT]}", _entry(BIASED_OBJECT, mark=False))]
     elif name == "general":
