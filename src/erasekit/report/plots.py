@@ -88,11 +88,12 @@ def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
 
 
 def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) -> Path | None:
-    """One row per loop: the images of its mined embedding c before its circumvention, then after (same seeds);
-    None if the run kept no such images."""
-    import numpy as np
-    from PIL import Image
+    """One row per loop: the images of its mined embedding c before its circumvention, a white tile, then after
+    (same seeds); None if the run kept no such images."""
+    import torch
     from safetensors.torch import load_file
+
+    from erasekit.eval.generate import grid, save_image
 
     path = Path(run_folder) / "images.safetensors"
     if not path.is_file():
@@ -101,19 +102,13 @@ def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) ->
     loops = sorted({k.split(".")[0] for k in images})
     if not loops:
         return None
-    rows = []
+    tiles = []
     for loop in loops:
-        before = images.get(f"{loop}.before")
-        after = images.get(f"{loop}.after", before * 0)  # black: the loop that ended the run circumvented nothing
-        strip = [im.permute(1, 2, 0).numpy() for im in (*before, *after)]
-        gap = np.full((strip[0].shape[0], 4, 3), 255, dtype=np.uint8)
-        half = len(before)
-        rows.append(np.concatenate(strip[:half] + [gap] + strip[half:], axis=1))
-    grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], axis=0)
-    image = Image.fromarray(grid).resize((grid.shape[1] * upscale, grid.shape[0] * upscale), Image.NEAREST)
-    with atomic_path(out_png) as tmp:
-        image.save(tmp, format="PNG")
-    return Path(out_png)
+        before = images[f"{loop}.before"].float() / 255
+        # black after: the loop that ended the run circumvented nothing
+        after = images[f"{loop}.after"].float() / 255 if f"{loop}.after" in images else before * 0
+        tiles += [before, torch.ones_like(before[:1]), after]
+    return save_image(grid(torch.cat(tiles), nrow=2 * len(before) + 1, upscale=upscale), out_png)
 
 
 def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Path:
