@@ -62,7 +62,8 @@ def test_pixel_distance_by_hand():
 
 def test_asr_rsr_and_side_effect_by_hand():
     assert m.attack_success_rate([True, False, False, True]) == 50.0
-    assert m.recovery_success_rate([True] * 5) == 100.0 and m.recovery_success_rate([False]) == 0.0
+    probs = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])  # image 0 shows class 1; image 1 shows class 0
+    assert m.rsr(probs, [1, 1], k=1) == 50.0 and m.rsr(probs, [1, 1], k=2) == 100.0
     assert m.side_effect([1.0, 0.8], [0.5, 0.8]) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         m.side_effect([1.0], [1.0, 2.0])

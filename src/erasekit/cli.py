@@ -193,6 +193,22 @@ def _model(source, edit_path, force=False, embedding=None):
     return model if word is None else word.apply(model, force=force)
 
 
+def _key(key_path, model, edit_path, prompts):
+    """The key (or None), checked before any work against the model it must unlock (the edit it was made with, or
+    an exported hidden model) and against the prompts, each of which must name one of its concepts."""
+    if key_path is None:
+        return None
+    from erasekit.core.edit import Edit
+    from erasekit.core.key import Key, check_room
+
+    key = Key.load(key_path)
+    key.check(model, Edit.load(edit_path) if edit_path is not None else None)
+    for prompt in prompts:
+        key.concept_in(prompt)
+    check_room(model, prompts, key.tokens)
+    return key
+
+
 POSITIVE = click.IntRange(min=1)
 
 
@@ -205,6 +221,9 @@ POSITIVE = click.IntRange(min=1)
               help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)")
 @click.option("--embedding", default=None, type=click.Path(),
               help="a learned word to use in the prompts (an attack's embedding/ folder or a textual-inversion file)")
+@click.option("--key", "key_path", default=None, type=click.Path(),
+              help="a hidden concept's key (RUN/key.safetensors of `erasekit hide`, or `erasekit recover`'s): "
+                   "prompts that name the concept bring it back")
 @click.option("--n", default=16, show_default=True, type=POSITIVE, help="images per prompt (seeds SEED..SEED+N-1)")
 @click.option("--seed", default=0, show_default=True, help="first seed with --prompt")
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
@@ -214,8 +233,8 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_out_options
-def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, steps, guidance, out, resume, quiet,
-             overwrite, force):
+def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n, seed, steps, guidance, out, resume,
+             quiet, overwrite, force):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
@@ -223,6 +242,7 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
       erasekit generate --model mini --prompt "a red star" --n 16 --out grid.png
       erasekit generate mini --edit runs/esd-star --prompts world-objects --n 8 --out gen/esd-star
       erasekit generate --edit runs/esd-star --prompts atk/prompts.csv --embedding atk/embedding --out gen/replay
+      erasekit generate --edit runs/hide-star --key runs/hide-star/key.safetensors --prompt "a star" --out key.png
     """
     from erasekit.core.files import check_output, claim_partial
     from erasekit.eval.generate import check_image_path, generate_batched, generate_set, grid, save_image
@@ -238,15 +258,16 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
     else:
         prompts = load_prompt_set(prompt_set)
         check_output(out, overwrite)
-        claim_partial(out, resume, overwrite)
     bundle = _model(model or model_arg, edit, force, embedding)
+    key = _key(key_path, bundle, edit, [prompt] if prompt is not None else prompts.prompts)
     if prompt_set is not None:
+        claim_partial(out, resume, overwrite)
         rows = generate_set(bundle, prompts, n, out, steps=steps, guidance=guidance, progress=not quiet,
-                            resume=resume, overwrite=overwrite)
+                            resume=resume, overwrite=overwrite, key=key)
         click.echo(f"wrote {len(rows)} images and index.jsonl to {out}")
         return
     images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance,
-                              desc=None if quiet else "generate")
+                              desc=None if quiet else "generate", key=key)
     scale = max(1, 128 // images.shape[-1])
     click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), upscale=scale), out)}")
 
@@ -271,6 +292,8 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
                    "prompts.csv)")
 @click.option("--embedding", default=None, type=click.Path(),
               help="a learned word the prompts use (an attack's embedding/ folder or a textual-inversion file)")
+@click.option("--key", "key_path", default=None, type=click.Path(),
+              help="a hidden concept's key: its prompts are generated again with it, for RSR-1/5 (rsr@1, rsr@5)")
 @click.option("--limit", default=None, type=POSITIVE, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
@@ -279,7 +302,7 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, n, seed, ste
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_out_options
 def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, embedding,
-             limit, resnet, clip, inception, lpips, quiet, overwrite, force):
+             key_path, limit, resnet, clip, inception, lpips, quiet, overwrite, force):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
@@ -288,8 +311,10 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate --edit runs/esd-star --suite world-objects --out eval/esd-star
       erasekit evaluate --edit runs/esd-star --suite world-objects --prompts-file atk/prompts.csv \\
           --embedding atk/embedding --out eval/esd-star-attacked
+      erasekit evaluate --edit runs/hide-star --key runs/hide-star/key.safetensors --suite world-objects --out eval/h
     """
     from erasekit.core.edit import load_embedding
+    from erasekit.core.key import Key
     from erasekit.core.files import check_output
     from erasekit.eval.evaluation import evaluate_edit
     from erasekit.eval.suites import SuiteRun, load_judges
@@ -310,8 +335,10 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
     loaded, base = _edit_and_base(edit, model or model_arg, force)
     word = load_embedding(embedding) if embedding is not None else None
+    key = Key.load(key_path) if key_path is not None else None
     judges = load_judges(suite, run, base.device)
-    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force, word=word)
+    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force, word=word,
+                       key=key)
     write_evaluation(ev, out, run_folder=edit, overwrite=overwrite)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
     from erasekit.eval.metrics import headline, shown
@@ -463,6 +490,95 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
                f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)")
     for key, value in edit.metrics.items():
         click.echo(f"  {key}: {value}")
+    from erasekit.core.key import KEY_FILE
+
+    if (out / KEY_FILE).exists():
+        click.echo(f"  key: {out / KEY_FILE} (it brings {', '.join(concepts.erase)} back: keep it apart from what "
+                   "you share)")
+
+
+HIDE_HELP = """Hide concepts behind a learnable key (Eq. 15): the model draws them no more, the key brings them back.
+
+\b
+Writes the run folder: the Edit of the hidden model and RUN/key.safetensors, the key (keep it apart from the edit
+or `erasekit export`'s model when you share them). Options as `erasekit erase --method hide` (see `erasekit methods`).
+Examples:
+  erasekit hide --erase star --out runs/hide-star
+  erasekit generate --edit runs/hide-star --key runs/hide-star/key.safetensors --prompt "a star" --out star.png
+"""
+
+
+@main.command(help=HIDE_HELP)
+@click.option("--model", default="mini", show_default=True, help=MODEL_HELP)
+@click.option("--erase", "erase_", required=True, help="comma-separated concepts to hide")
+@click.option("--preserve", default=None, help="comma-separated concepts to preserve (the paper's Ours*)")
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of options")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one option")
+@click.option("--out", required=True, type=click.Path(), help="run folder: the Edit and key.safetensors")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
+@click.option("--overwrite", is_flag=True, help="replace an existing OUT, or discard OUT.partial/ and start again")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.pass_context
+def hide(ctx, model, erase_, preserve, config_file, overrides, out, resume, overwrite, device, quiet):
+    ctx.invoke(erase, model=model, method="hide", erase_=erase_, preserve=preserve, target="", anchor=None,
+               config_file=config_file, overrides=overrides, out=out, resume=resume, overwrite=overwrite, clip=None,
+               device=device, quiet=quiet)
+
+
+@main.command()
+@click.option("--edit", "edit_path", required=True, type=click.Path(), help="the hidden (or erased) model's run folder")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base)")
+@click.option("--concept", required=True, help="comma-separated concepts to recover a key for")
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of options")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override one option: rho (ρ, relative to the concept's norm), start (concept|random), iterations, "
+                   "lr, key_tokens, ...")
+@click.option("--out", required=True, type=click.Path(), help="the key file to write (.safetensors)")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
+@click.option("--overwrite", is_flag=True, help="replace an existing OUT, or discard OUT.partial/ and start again")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def recover(edit_path, model, concept, config_file, overrides, out, resume, overwrite, quiet):
+    """Re-derive a hidden concept's key (Eq. 16): projected gradient descent in a ρ-ball around the concept.
+
+    \b
+    Needs the base model (the teacher) and the hidden model's edit. Works on any edit: how far from the concept a
+    key has to go to bring an *erased* concept back is a measure of the erasure too.
+    Examples:
+      erasekit recover --edit runs/hide-star --concept star --out keys/star.safetensors
+      erasekit recover --edit runs/esd-star --concept star --set rho=1.0 --set start=random --out keys/esd.safetensors
+    """
+    import dataclasses
+    import shutil
+
+    from erasekit.core.files import claim_partial
+    from erasekit.core.key import check_key_path
+    from erasekit.core.loop import Run
+    from erasekit.methods.concepts import split_list
+    from erasekit.methods.hide import recover as recover_key
+    from erasekit.methods.hide import recover_config
+
+    concepts = split_list(concept)
+    if not concepts:
+        raise ErasekitError("empty concept list: name the concept to recover (--concept star)")
+    out = Path(out)
+    check_key_path(out, overwrite)
+    work = claim_partial(out, resume, overwrite)
+    edit, base = _edit_and_base(edit_path, model)
+    from erasekit.world import native
+
+    if native.owns(base):
+        native.check_concepts(concepts)
+    config = recover_config(base.arch, config_file, overrides)
+    work.mkdir(parents=True, exist_ok=True)
+    _claim_run(work, resume, {"recover": concepts, "config": dataclasses.asdict(config),
+                              "edit": edit.fingerprint(), "fingerprint": base.fingerprint()})
+    key = recover_key(base, edit, concepts, config, Run(work=work, resume=resume, progress=not quiet))
+    key.save(out, overwrite=overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    distance = ", ".join(f"{c} {d:.3f}" for c, d in key.metrics["distance"].items())
+    click.echo(f"wrote {out}  (recover {', '.join(concepts)}: rho {config.rho}; ||p - c_e|| / ||c_e||: {distance}; "
+               f"final loss {key.metrics['final_loss']:.4g})")
 
 
 @main.command()

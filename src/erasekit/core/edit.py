@@ -8,6 +8,7 @@ ever read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,15 @@ class Edit:
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
         return cls(method=method, config=config, concepts=dict(concepts),
                    base={"source": base.source, "fingerprint": base.fingerprint()}, tensors=tensors, **kwargs)
+
+    def fingerprint(self) -> str:
+        """A hash of what the edit changes: its kind, scale and every tensor's name, shape and values (so a key made
+        for one edit is refused by any other, however close)."""
+        digest = hashlib.sha256(f"{self.kind}:{self.lora_scale}".encode())
+        for name, tensor in sorted(self.tensors.items()):
+            digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     # ---- files ------------------------------------------------------------------------------------
     def manifest(self) -> dict:

@@ -11,6 +11,7 @@ from PIL import Image
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, check_output, claim_partial, finish_dir, partial_of, write_text
+from erasekit.core.key import Key
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -31,9 +32,21 @@ def grid(images: torch.Tensor, nrow: int = 8, upscale: int = 1) -> Image.Image:
     return out.resize((out.width * upscale, out.height * upscale), Image.NEAREST) if upscale > 1 else out
 
 
+def images_for(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int, guidance: float,
+               key: Key | None = None, concepts: list[str | None] | None = None) -> torch.Tensor:
+    """Images in [0, 1] for one batch of (prompt, seed) pairs; with a key, each prompt carries the key of its
+    concept (`concepts[i]`, None for no key; by default the hidden concept the prompt names)."""
+    if key is None:
+        return bundle.generate(prompts, seeds, steps=steps, guidance=guidance)
+    return bundle.generate(None, seeds, steps=steps, guidance=guidance,
+                           cond=key.conditioning(bundle, prompts, concepts))
+
+
 def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
-                     batch: int = 64, desc: str | None = None) -> torch.Tensor:
-    """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time; with `desc`, a progress bar (images, ETA)."""
+                     batch: int = 64, desc: str | None = None, key: Key | None = None,
+                     concepts: list[str | None] | None = None) -> torch.Tensor:
+    """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time; with `desc`, a progress bar (images, ETA).
+    `key`, `concepts`: a hidden concept's key in the prompts (see `images_for`)."""
     from tqdm.auto import tqdm
 
     if len(prompts) != len(seeds):
@@ -41,7 +54,8 @@ def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps
     out = []
     with tqdm(total=len(prompts), desc=desc, unit="img", disable=desc is None, dynamic_ncols=True) as bar:
         for i in range(0, len(prompts), batch):
-            out.append(bundle.generate(prompts[i : i + batch], seeds[i : i + batch], steps=steps, guidance=guidance))
+            part = None if concepts is None else concepts[i : i + batch]
+            out.append(images_for(bundle, prompts[i : i + batch], seeds[i : i + batch], steps, guidance, key, part))
             bar.update(len(out[-1]))
     return torch.cat(out)
 
@@ -67,13 +81,16 @@ INDEX = "index.jsonl"
 
 
 def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 25, guidance: float = 5.0,
-                 batch: int = 64, progress: bool = True, resume: bool = False, overwrite: bool = False) -> list[dict]:
+                 batch: int = 64, progress: bool = True, resume: bool = False, overwrite: bool = False,
+                 key: Key | None = None) -> list[dict]:
     """Generate n images per prompt of a PromptSet into the folder `out` (PNG files) with an index file.
 
     Image i of a prompt uses seed `seed + i`, so a base and an edited model generated into two folders can be
     compared pair by pair. Images go to `out.partial/` first, which becomes `out` when complete; an interrupted run
     continues there with `resume` (images already written are kept). Under `accelerate launch`, each process
-    generates the images whose index is its rank modulo the number of processes.
+    generates the images whose index is its rank modulo the number of processes. With a `key`, each prompt that
+    names one of its hidden concepts carries that concept's key (one that names none of them is refused before any
+    image).
     """
     import json
 
@@ -91,13 +108,14 @@ def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 
     for i, (row, prompt, seed, labels) in enumerate(prompts.expand(n)):
         rows.append({"index": i, "row": row, "prompt": prompt, "seed": seed, "labels": labels,
                      "path": f"{i:06d}.png"})
+    concepts = None if key is None else [key.concept_in(r["prompt"]) for r in rows]
     todo = [r for r in rows if r["index"] % state.num_processes == state.process_index
             and not (work / r["path"]).exists()]
     bar = tqdm(total=len(todo), desc="generate", unit="img", disable=not progress or not state.is_main_process)
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
-        images = bundle.generate([r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps=steps,
-                                 guidance=guidance)
+        images = images_for(bundle, [r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps, guidance, key,
+                            None if concepts is None else [concepts[r["index"]] for r in chunk])
         for r, im in zip(chunk, to_uint8(images)):
             save_image(Image.fromarray(im), work / r["path"])
         bar.update(len(chunk))

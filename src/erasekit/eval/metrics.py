@@ -128,9 +128,9 @@ def attack_success_rate(judged_as_erased) -> float:
     return _rate(judged_as_erased)
 
 
-def recovery_success_rate(shows_hidden) -> float:
-    """RSR (%): share of images generated with the key that show the hidden concept."""
-    return _rate(shows_hidden)
+def rsr(probs, labels, k: int = 1) -> float:
+    """Recovery success rate (%): label in top-k, over images of hidden concepts generated with their key."""
+    return _rate(in_top_k(probs, labels, k))
 
 
 def side_effect(base_scores, edited_scores) -> float:

@@ -19,6 +19,7 @@ import torch
 
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
+from erasekit.core.key import Key
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
@@ -131,11 +132,14 @@ def _label_key(suite: str) -> str | None:
 
 def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: list[str] = (),
              preserved: list[str] | None = None, base_images: torch.Tensor | None = None,
-             judges: Judges | None = None, desc: str | None = None) -> SuiteResult:
+             judges: Judges | None = None, desc: str | None = None, key: Key | None = None) -> SuiteResult:
     """`bundle` on `suite`. Everything that can be wrong with the input (suite, prompt file, judges, concept names)
     fails before the first image. `base_images`: the base model's images for the same suite and seeds; adds the
     paired metrics.
-    `desc` labels the progress bar (none when `run.progress` is off)."""
+    `desc` labels the progress bar (none when `run.progress` is off).
+    `key`: a hidden model's key (Hide & Recover). Only the prompts of the erased concepts it unlocks are generated,
+    each with its concept's key, and the metrics are the recovery success rates RSR-1/5 (`rsr@1`, `rsr@5`: the
+    share of those images whose concept is in the judge's top-1 / top-5), with n and intervals."""
     if suite not in SUITES:
         raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
     ps = suite_prompts(suite, run)
@@ -147,12 +151,18 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
         _check_concepts(preserved, names, suite)
     preserved = list(preserved or [])
     rows = ps.expand(run.n)
+    label = _label_key(suite)
+    if key is not None:
+        hidden = unlocked(suite, key, erased)
+        rows = [r for r in rows if r[3].get(label) in hidden]
+    concepts = [r[3][label] for r in rows] if label else [r[1] for r in rows]
     images = generate_batched(bundle, [r[1] for r in rows], [r[2] for r in rows], steps=run.steps,
                               guidance=run.guidance, batch=run.batch,
-                              desc=(desc or f"{suite} ({bundle.source})") if run.progress else None)
-    key = _label_key(suite)
-    concepts = [r[3][key] for r in rows] if key else [r[1] for r in rows]
-    if suite.startswith("world-"):
+                              desc=(desc or f"{suite} ({bundle.source})") if run.progress else None,
+                              key=key, concepts=concepts if key is not None else None)
+    if key is not None:
+        metrics, per = _recovery(suite, judges.main, images, concepts)
+    elif suite.startswith("world-"):
         metrics, per = _world(suite, judges.main, images, rows, concepts, erased, preserved)
     else:
         metrics, per = _real(suite, judges.main, images, rows, concepts, erased, preserved)
@@ -208,19 +218,57 @@ def _side_effects(scores, head: str, concepts, erased, preserved, metrics: dict,
             per[concept]["drawn_instead"] = {str(labels[i]): float(counts[i] / rows.sum() * 100) for i in order}
 
 
-def _world(suite, judge, images, rows, concepts, erased, preserved):
-    scores = judge.score(images)
+def unlocked(suite: str, key: Key, erased: list[str]) -> list[str]:
+    """The erased concepts a key unlocks; refused before any image: a suite without concept labels, a key for
+    none of the erased concepts."""
+    if suite not in HEADS and suite != "imagenette":
+        raise ErasekitError(f"a key's recovery rate needs a suite whose prompts name their concept "
+                            f"({', '.join(HEADS)}, imagenette), not {suite}")
+    hidden = [c for c in erased if c in key.concepts]
+    if not hidden:
+        raise ErasekitError(f"the key unlocks {', '.join(key.concepts)}, none of the erased concepts "
+                            f"({', '.join(erased) or 'none'})")
+    return hidden
+
+
+def _probs(suite: str, judge, images, concepts: list[str]) -> tuple[torch.Tensor, list[int], object]:
+    """The judge's class probabilities for a suite of labelled concepts, each image's label index, and (world
+    suites) the judge's full scores."""
     if suite in HEADS:
         head, names = HEADS[suite]
-        probs = getattr(scores, head)[:, : len(names)]  # the object head's "none" never counts as a label
-        metrics, per = _split_rates(probs, [names.index(c) for c in concepts], concepts, erased, preserved)
-        _side_effects(scores, head, concepts, erased, preserved, metrics, per)
+        scores = judge.score(images)
+        return getattr(scores, head)[:, : len(names)], [names.index(c) for c in concepts], scores  # no "none" label
+    from erasekit.eval.judges import ResNetJudge
+
+    return judge.probs(images), [ResNetJudge.label_index(c) for c in concepts], None
+
+
+def _recovery(suite, judge, images, concepts) -> tuple[dict, dict]:
+    """RSR-1/5 over the keyed images of the hidden concepts, and per concept."""
+    probs, labels, _ = _probs(suite, judge, images, concepts)
+    labels_arr, concepts_arr = np.asarray(labels), np.asarray(concepts)
+    metrics: dict = {"rsr_n": len(labels)}
+    for k in (1, 5):
+        metrics[f"rsr@{k}"] = M.rsr(probs, labels_arr, k)
+        metrics[f"rsr@{k}_ci"] = M.wilson(metrics[f"rsr@{k}"], len(labels))
+    per = {c: {f"rsr@{k}": M.rsr(probs[concepts_arr == c], labels_arr[concepts_arr == c], k) for k in (1, 5)}
+           for c in dict.fromkeys(concepts)}
+    return metrics, per
+
+
+def _world(suite, judge, images, rows, concepts, erased, preserved):
+    if suite in HEADS:
+        probs, labels, scores = _probs(suite, judge, images, concepts)
+        metrics, per = _split_rates(probs, labels, concepts, erased, preserved)
+        _side_effects(scores, HEADS[suite][0], concepts, erased, preserved, metrics, per)
     elif suite == "world-implicit":
+        scores = judge.score(images)
         marked = (scores.mark > 0.5).numpy()
         metrics = {"implicit_rate": float(marked.mean() * 100)}
         groups = [_implicit_group(r) for r in rows]
         per = {g: {"implicit_rate": float(marked[np.array(groups) == g].mean() * 100)} for g in dict.fromkeys(groups)}
     else:  # world-general: judge-feature Frechet distance to fresh renders, and attribute agreement
+        scores = judge.score(images)
         from erasekit.world.captions import sample_captions
         from erasekit.world.judge import to_tensor
         from erasekit.world.render import render
@@ -247,12 +295,10 @@ def _implicit_group(row) -> str:
 
 
 def _real(suite, judge, images, rows, concepts, erased, preserved):
-    from erasekit.eval.judges import ResNetJudge
-
     per = {}
     if suite == "imagenette":
-        probs = judge.probs(images)
-        metrics, per = _split_rates(probs, [ResNetJudge.label_index(c) for c in concepts], concepts, erased, preserved)
+        probs, labels, _ = _probs(suite, judge, images, concepts)
+        metrics, per = _split_rates(probs, labels, concepts, erased, preserved)
     elif suite == "i2p":
         detections = judge.detect(images)
         metrics = {f"ner@{t}": M.ner(detections, t) for t in M.NER_THRESHOLDS}

@@ -22,7 +22,7 @@ class Method(Entry):
 
 
 def _load_all() -> None:
-    from erasekit.methods import age, ap, ca, darkminer, esd, target, uce  # noqa: F401  (registration happens on import)
+    from erasekit.methods import age, ap, ca, darkminer, esd, hide, target, uce  # noqa: F401  (registration happens on import)
 
 
 REGISTRY = Registry("method", _load_all, Method)

@@ -54,6 +54,9 @@ def _image_sections(ev: Evaluation) -> list[str]:
         idx = [i for i, label in enumerate(labels) if label == name][:PER_CONCEPT]
         row = "".join(_figure(_png(grid(batch[idx], nrow=len(idx), upscale=scale)), caption)
                       for batch, caption in batches)
+        keyed = [i for i, label in enumerate(ev.keyed.concepts) if label == name][:PER_CONCEPT] if ev.keyed else []
+        if keyed:  # the same seeds again, with the hidden concept's key
+            row += _figure(_png(grid(ev.keyed.images[keyed], nrow=len(keyed), upscale=scale)), "edited, with the key")
         tag = " (erased)" if name in erased else ""
         parts.append(f'<div class="concept"><h3>{html.escape(name)}{tag}</h3>{row}</div>')
     return parts
