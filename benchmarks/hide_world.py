@@ -159,7 +159,8 @@ def show(bench: Bench, parts: list[str], n: int) -> None:
         print("|---|---|---|---|---|---|---|---|")
         base = [r[f"split|esd|{i}"]["base"] for i in range(1, 5)]
         f = lambda rows, k: f"{np.mean([x[k] for x in rows]):.1f} ± {np.std([x[k] for x in rows]):.1f}"  # noqa: E731
-        print(f"| base | {f(base, 'esr@1')} | {f(base, 'esr@5')} | {f(base, 'psr@1')} | {f(base, 'psr@5')} | - | - | - |")
+        print(f"| base | {f(base, 'esr@1')} | {f(base, 'esr@5')} | {f(base, 'psr@1')} | {f(base, 'psr@5')} | "
+              "- | - | - |")
         for method in ("esd", "ca", "uce", "hide"):
             rows = [r[f"split|{method}|{i}"] for i in range(1, 5)]
             rsr = (f"{f(rows, 'rsr@1')} | {f(rows, 'rsr@5')}") if "rsr@1" in rows[0] else "N/A | N/A"

@@ -3,8 +3,8 @@ Prompts", arXiv 2403.12326; the talk's Eqs. 15–16): conceal a concept behind a
 
 Stage 1, hiding (Eq. 15): the model θ' and one key p_{c_e} per hidden concept are trained together,
 
-    min_{θ', p}  E_{c_e ∈ E}  ||ε_θ'(z_t, c_e, t) − ε_θ(z_t, c_t, t)||²  +  λ ||ε_θ'(z_t, c_e ⊕ p_{c_e}, t) − ε_θ(z_t, c_e, t)||²
-                                           L1                                              L2
+    min_{θ',p} E_{c_e ∈ E} ||ε_θ'(z_t, c_e, t) − ε_θ(z_t, c_t, t)||²  +  λ ||ε_θ'(z_t, c_e ⊕ p, t) − ε_θ(z_t, c_e, t)||²
+                                          L1                                        L2          (p = p_{c_e})
 
   plus, when preserved concepts P are given (the paper's "Ours*"), λ_P E_{c_n ∈ P} ||ε_θ'(c_n) − ε_θ(c_n)||².
   Without the key the model maps c_e where `target` (Eq. 7) maps it: c_t is the empty prompt, guided away from c_e
@@ -113,7 +113,8 @@ class _Prompts:
 
     def distances(self, keys) -> dict[str, float]:
         """||p − c_e|| / ||c_e|| of each key: the ρ it needs."""
-        return {c: float((p.detach() - c_e).norm() / c_e.norm()) for c, p, c_e in zip(self.concepts, keys, self.centres)}
+        return {c: float((p.detach() - c_e).norm() / c_e.norm())
+                for c, p, c_e in zip(self.concepts, keys, self.centres)}
 
 
 def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = Run()) -> tuple[Edit, Key]:
