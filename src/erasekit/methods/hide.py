@@ -156,9 +156,9 @@ def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = R
     rows = train("hide", loss_fn, [*params.values(), *keys], config.iterations, config.lr, run, config.grad_clip,
                  config.checkpoint_every, optimizer=adam)
     edit = finish("hide", teacher, params, config, concepts.as_dict(), rows)
-    edit.metrics["key_distance"] = hidden.distances(keys)
+    edit.metrics["key_distance"] = hidden.distances(keys)  # the student is the hidden model: no need to apply the edit
     key = Key({c: p.detach() for c, p in zip(hidden.concepts, keys)}, edit=edit.fingerprint(),
-              model=edit.apply(teacher).fingerprint(), base=edit.base, method="hide", config=asdict(config),
+              model=model.fingerprint(), base=edit.base, method="hide", config=asdict(config),
               metrics={"distance": edit.metrics["key_distance"]})
     return edit, key
 
