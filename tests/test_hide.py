@@ -178,7 +178,8 @@ def test_generate_and_evaluate_take_the_key(hidden_star, tmp_path):
     grid = tmp_path / "star.png"
     result = run_cli("generate", "--edit", hidden_star, "--key", key, "--prompt", "a red star", "--n", 2, "--steps", 5,
                      "--out", grid, "--quiet")
-    assert result.exit_code == 0, result.output and grid.exists()
+    assert result.exit_code == 0, result.output
+    assert grid.exists()
     out = tmp_path / "eval"
     result = run_cli("evaluate", "--edit", hidden_star, "--key", key, "--suite", "world-objects", "--n", 2,
                      "--steps", 5, "--out", out, "--quiet")
