@@ -98,15 +98,16 @@ def single(bench: Bench, n: int) -> dict:
 def rho_curve(bench: Bench, n: int) -> dict:
     out = {}
     for method in ("hide", "esd"):
-        edit, _, _ = bench.erase(method, ConceptSet(["star"])) if not all(
-            f"rho|{method}|{r}" in bench.results for r in RHOS) else (None, None, None)
+        todo = [rho for rho in RHOS if f"rho|{method}|{rho}" not in bench.results]
+        edit = bench.erase(method, ConceptSet(["star"]))[0] if todo else None  # one edit for every ρ
+        hidden = edit.apply(bench.base) if todo else None
         for rho in RHOS:
-            def run(edit=edit, rho=rho):
+            def run(edit=edit, hidden=hidden, rho=rho):
                 config = recover_config("mini", values={"rho": rho, "start": "random"})
                 started = time.perf_counter()
                 key = recover(bench.base, edit, ["star"], config, Run(progress=False))
                 seconds = time.perf_counter() - started
-                keyed = evaluate(edit.apply(bench.base), "world-objects", SuiteRun(n=n, progress=False), ["star"],
+                keyed = evaluate(hidden, "world-objects", SuiteRun(n=n, progress=False), ["star"],
                                  judges=bench.judges, key=key)  # the star's prompts alone, with the key
                 return {**keyed.metrics, "distance": key.metrics["distance"]["star"], "seconds": seconds}
             out[f"{method}|{rho}"] = bench.cached(f"rho|{method}|{rho}", run)
