@@ -395,6 +395,39 @@ def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, fo
         click.echo(f"  {name} (erases {', '.join(what)}): most hurt kept concept {concept} (delta {value:.3f})")
 
 
+@main.command()
+@click.argument("spec", required=False, type=click.Path())
+@click.option("--out", default=None, type=click.Path(), help="the bench folder: cells, edits, table.csv/md, report.html")
+@click.option("--shard", default=None, metavar="I/N", help="compute only every N-th row, from the I-th (1 <= I <= N)")
+@click.option("--collect", "collect_dir", default=None, type=click.Path(),
+              help="write the tables of a bench folder from its cells and its shards' (no SPEC)")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def bench(spec, out, shard, collect_dir, quiet):
+    """Methods x concepts x attacks from a YAML spec, into one table (cached per cell: a rerun computes only what
+    is missing).
+
+    \b
+    Examples:
+      erasekit bench benchmarks/specs/smoke.yaml --out bench/smoke
+      erasekit bench benchmarks/specs/smoke.yaml --out bench/smoke --shard 1/2   # and 2/2, anywhere
+      erasekit bench --collect bench/smoke
+    """
+    from erasekit import bench as runner
+
+    if collect_dir is not None:
+        if spec is not None or shard is not None:
+            raise ErasekitError("bench --collect DIR takes no SPEC and no --shard")
+        written = runner.collect(collect_dir, progress=not quiet)
+    else:
+        if spec is None or out is None:
+            raise ErasekitError("bench needs a SPEC file and --out DIR (or --collect DIR)")
+        written = runner.run(spec, out, shard, progress=not quiet)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if written:
+        click.echo(Path(written[1]).read_text(encoding="utf-8"))
+
+
 def _unique_names(names: list[str]) -> list[str]:
     """Row names for edits: their folder names, numbered where two are the same."""
     seen: dict[str, int] = {}

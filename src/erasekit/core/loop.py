@@ -41,13 +41,17 @@ class Run:
     """Where and how a loop runs. `work`: folder for checkpoints and loss.csv (None: nothing is written).
     `scorer`: what a method that judges images needs (UCE debias), given by the caller: methods never import eval.
     `clock`: when a list, every training step appends (step, start, end) in `time.perf_counter()` seconds (how
-    benchmarks separate the loop from the setup)."""
+    benchmarks separate the loop from the setup).
+    `until(step, params)`: asked after each step of a method that trains weights (every method whose config has
+    `iterations`) with its trained parameters {UNet parameter name: tensor}; True ends training there, so that
+    `iterations` becomes a maximum (the bench's budget to a target ESR)."""
 
     work: Path | None = None
     resume: bool = False
     progress: bool = True
     scorer: Callable | None = None
     clock: list | None = None
+    until: Callable[[int, dict], bool] | None = None
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:

@@ -44,13 +44,44 @@ def images_for(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int,
 
 def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
                      batch: int = 64, desc: str | None = None, key: Key | None = None,
-                     concepts: list[str | None] | None = None) -> torch.Tensor:
+                     concepts: list[str | None] | None = None, split: bool = True) -> torch.Tensor:
     """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time; with `desc`, a progress bar (images, ETA).
-    `key`, `concepts`: a hidden concept's key in the prompts (see `images_for`)."""
-    from tqdm.auto import tqdm
-
+    `key`, `concepts`: a hidden concept's key in the prompts (see `images_for`).
+    Under `accelerate launch` with several processes (`split`), each process generates every n-th image and all
+    of them get the whole batch back, in order: every process must make the same call. `split=False`: this process
+    alone generates all of it."""
     if len(prompts) != len(seeds):
         raise ErasekitError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    state = process_state() if split else None
+    if state is None:
+        return _generate(bundle, prompts, seeds, steps, guidance, batch, desc, key, concepts)
+    from accelerate.utils import gather_object
+
+    mine = list(range(state.process_index, len(prompts), state.num_processes))
+    part = _generate(bundle, [prompts[i] for i in mine], [seeds[i] for i in mine], steps, guidance, batch,
+                     desc if state.is_main_process else None, key,
+                     None if concepts is None else [concepts[i] for i in mine]) if mine else []
+    out = [None] * len(prompts)
+    for index, image in gather_object([(i, im.cpu()) for i, im in zip(mine, part)]):
+        out[index] = image
+    return torch.stack(out)
+
+
+def process_state():
+    """accelerate's process state when this is one of several processes, else None (no state is created)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state if state.num_processes > 1 else None
+
+
+def _generate(bundle, prompts, seeds, steps, guidance, batch, desc, key, concepts) -> torch.Tensor:
+    from tqdm.auto import tqdm
+
     out = []
     with tqdm(total=len(prompts), desc=desc, unit="img", disable=desc is None, dynamic_ncols=True) as bar:
         for i in range(0, len(prompts), batch):

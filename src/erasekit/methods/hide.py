@@ -40,7 +40,7 @@ from erasekit.core.options import at_least, build_options, check_choice
 from erasekit.core.targets import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
-from erasekit.methods.loop import LoopConfig, finish, student
+from erasekit.methods.loop import LoopConfig, finish, stop_rule, student
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_away, predictions
 
@@ -154,7 +154,7 @@ def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = R
                                  {"params": list(keys), "lr": config.key_lr}])
 
     rows = train("hide", loss_fn, [*params.values(), *keys], config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, optimizer=adam)
+                 config.checkpoint_every, optimizer=adam, stop_when=stop_rule(run, params))
     edit = finish("hide", teacher, params, config, concepts.as_dict(), rows)
     edit.metrics["key_distance"] = hidden.distances(keys)  # the student is the hidden model: no need to apply the edit
     key = Key({c: p.detach() for c, p in zip(hidden.concepts, keys)}, edit=edit.fingerprint(),

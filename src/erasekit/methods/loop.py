@@ -50,9 +50,15 @@ def student(bundle: Bundle, group: str) -> tuple[Bundle, dict[str, torch.nn.Para
 
 def fit(name: str, loss_fn: Callable, params: dict[str, torch.nn.Parameter], config: LoopConfig, run: Run,
         state: dict[str, torch.nn.Module] | None = None) -> list[dict]:
-    """Train `params` on `loss_fn` with the method's loop options; returns the loss log's rows."""
+    """Train `params` on `loss_fn` with the method's loop options; returns the loss log's rows. `run.until`, when
+    given, can end training before `config.iterations`."""
     return train(name, loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state=state)
+                 config.checkpoint_every, state=state, stop_when=stop_rule(run, params))
+
+
+def stop_rule(run: Run, params: dict[str, torch.nn.Parameter]) -> Callable[[int], bool] | None:
+    """The loop's `stop_when` from `run.until` (None without one)."""
+    return None if run.until is None else (lambda step: bool(run.until(step, params)))
 
 
 def changed_tensors(params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
@@ -62,7 +68,9 @@ def changed_tensors(params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Te
 
 def finish(method: str, bundle: Bundle, params: dict[str, torch.nn.Parameter], config, concepts: dict,
            rows: list[dict]) -> Edit:
-    """The Edit of a fine-tuning run: the trained parameters, and the last loss among its metrics."""
+    """The Edit of a fine-tuning run: the trained parameters, the last loss and the iterations it ran (fewer than
+    `config.iterations` when `run.until` ended it) among its metrics."""
     edit = Edit.from_changes(bundle, changed_tensors(params), method, config, concepts)
     edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
+    edit.metrics["iterations_run"] = int(rows[-1]["step"]) + 1 if rows else 0
     return edit

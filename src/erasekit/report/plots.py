@@ -168,3 +168,48 @@ def concept_bars(edited: dict, base: dict | None):
     ax.figure.savefig(buf, format="png", dpi=100)
     plt.close(ax.figure)
     return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (higher is better on each), ordered by x."""
+    front = [i for i, (x, y) in enumerate(points)
+             if not any(a >= x and b >= y and (a, b) != (x, y) for a, b in points)]
+    return sorted(front, key=lambda i: points[i])
+
+
+def pareto_scatter(points: list[tuple[str, float, float]], out_png: str | Path, x_label: str = "ESR-1 (%)",
+                   y_label: str = "PSR-1 (%)") -> Path:
+    """Each (label, x, y) as a point, the Pareto front (both higher is better) as a line through its points."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    xy = [(x, y) for _, x, y in points]
+    front = pareto_front(xy)
+    ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=25, color="#4477aa")
+    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--", color="#cc3311", label="Pareto front")
+    for label, x, y in points:
+        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(fontsize=8)
+    return _save(fig, out_png)
+
+
+def asr_bars(bars: dict[str, list[tuple[str, float, float, float]]], out_png: str | Path) -> Path:
+    """One panel per attack: a bar per model, ASR (%) with its 95% interval as the error bar.
+    `bars`: attack -> [(model label, asr, low, high)]."""
+    import numpy as np
+
+    plt = _pyplot()
+    names = list(bars)
+    width = max(len(v) for v in bars.values())
+    fig, axes = plt.subplots(1, len(names), figsize=(1 + (0.5 * width + 0.8) * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        labels = [b[0] for b in bars[name]]
+        asr = np.array([b[1] for b in bars[name]])
+        err = np.array([[b[1] - b[2] for b in bars[name]], [b[3] - b[1] for b in bars[name]]])
+        ax.bar(range(len(labels)), asr, yerr=err, capsize=3, color="#ee7733")
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_title(name)
+    axes[0][0].set_ylabel("ASR (%), 95% interval")
+    return _save(fig, out_png)

@@ -1,0 +1,325 @@
+"""Computing a bench's cells: for each row of the spec (this shard's rows), the erasure (trained to its budget when
+it has one), the erasure suite, the general suite and every attack, each cached as a cell (`bench/cells.py`).
+
+Generation inside a cell goes through `eval.generate.generate_batched`, which splits its images over the processes
+of an `accelerate launch` as `generate` does; under several processes only the main one trains and writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from erasekit.bench.cells import Cells, cell_key
+from erasekit.bench.spec import NONE, Budget, Row, Spec
+from erasekit.core.bundle import Bundle
+from erasekit.core.edit import Edit
+from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import RECORD, Run
+from erasekit.eval.generate import generate_batched, grid, save_image
+from erasekit.methods.concepts import ConceptSet
+
+SUITE_OF = {"object": "world-objects", "style": "world-styles", "mark": "world-implicit"}
+CHECK_SEED = 20_000  # the budget's checks use seeds no suite or attack uses
+GRID_CONCEPTS, GRID_SEEDS = 4, 8  # a suite cell keeps the images of its first concepts (erased first), same seeds
+
+
+@dataclass
+class Context:
+    spec: Spec
+    base: Bundle
+    cells: Cells
+    progress: bool = True
+    fingerprint: str = ""
+    found: dict = field(default_factory=dict)  # model-agnostic attacks' searches, per (concept, attack)
+    state: object = None  # accelerate's PartialState under a launch of several processes, else None
+
+    def __post_init__(self):
+        self.fingerprint = self.fingerprint or self.base.fingerprint()
+
+    @property
+    def main(self) -> bool:
+        return self.state is None or self.state.is_main_process
+
+    def sync(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def kind_of(row_erase: tuple[str, ...]) -> str:
+    """The kind of a row's concepts (object, style or mark), one per row; refused when the world has none."""
+    from erasekit.world.captions import concept_kind
+
+    kinds = {concept_kind(c) for c in row_erase}
+    if None in kinds or "colour" in kinds:
+        bad = [c for c in row_erase if concept_kind(c) in (None, "colour")]
+        raise ErasekitError(f"bench: the world judge cannot score the erasure of {', '.join(bad)}: erase objects, "
+                            "a style or 'mark'")
+    if len(kinds) > 1:
+        raise ErasekitError(f"bench: a row erases one kind of concept; {', '.join(row_erase)} mixes "
+                            f"{', '.join(sorted(kinds))}")
+    return kinds.pop()
+
+
+def check_rows(ctx: Context, rows: list[Row]) -> None:
+    """Everything about the rows that can be wrong, before any work: the model, every concept, every config."""
+    from erasekit.world import native
+
+    if not native.owns(ctx.base):
+        raise ErasekitError(f"bench: {ctx.spec.model} is not the miniature; the bench's suites are scored by the world "
+                            "judge (on real models run `erasekit evaluate` and `erasekit attack` per edit)")
+    for row in rows:
+        kind_of(row.erase)
+        if row.method.name != NONE:
+            erasure_config(ctx, row)
+
+
+def concept_set(row: Row) -> ConceptSet:
+    from erasekit.world.render import OBJECTS, STYLES
+
+    preserve = row.method.preserve
+    if preserve == "kept":
+        pool = {"object": OBJECTS, "style": STYLES}.get(kind_of(row.erase), ())
+        preserve = tuple(c for c in pool if c not in row.erase)
+    return ConceptSet(list(row.erase), list(preserve))
+
+
+def erasure_config(ctx: Context, row: Row):
+    from erasekit.methods import registry
+
+    spec = registry.get(row.method.name)
+    values = dict(row.method.values)
+    if row.method.budget is not None:
+        values["iterations"] = row.method.budget.max
+    return registry.build_config(spec, values=values, arch=ctx.base.arch)
+
+
+def erasure_key(ctx: Context, row: Row) -> str:
+    if row.method.name == NONE:
+        return cell_key("base", base=ctx.fingerprint)
+    budget = row.method.budget.as_dict() if row.method.budget else None
+    return cell_key("erase", base=ctx.fingerprint, method=row.method.name,
+                    config=asdict(erasure_config(ctx, row)), concepts=concept_set(row).as_dict(), budget=budget)
+
+
+def _check_images(ctx: Context, concept: str, n: int) -> tuple[list[str], list[int]]:
+    """The budget's held-out check: n images of the prompts that ask for `concept`, on seeds no suite uses."""
+    from erasekit.world.captions import concept_prompts
+
+    prompts = [p for p, _ in concept_prompts(concept)]
+    return [prompts[i % len(prompts)] for i in range(n)], [CHECK_SEED + i for i in range(n)]
+
+
+def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: list):
+    """`Run.until` for a budget: every `budget.every` iterations (and at the last), ESR-1 of the erased concepts on
+    held-out seeds (the world judge's top-1, or the mark head for `mark`); True once it reaches `budget.esr`."""
+    from erasekit.eval.attack import concept_detector
+
+    run = ctx.spec.erasure
+    probe = ctx.base.clone(("unet",))
+    weights = dict(probe.unet.named_parameters())
+    detectors = {c: concept_detector(ctx.base, c) for c in row.erase}
+    inputs = {c: _check_images(ctx, c, budget.n) for c in row.erase}
+
+    def until(step: int, params: dict) -> bool:
+        if (step + 1) % budget.every and step + 1 != budget.max:
+            return False
+        started = time.perf_counter()
+        with torch.no_grad():
+            for name, p in params.items():
+                weights[name].copy_(p.detach())
+            seen = [detectors[c](generate_batched(probe, *inputs[c], steps=run.get("steps", 25),
+                                                  guidance=run.get("guidance", 5.0), split=False)).bool().numpy()
+                    for c in row.erase]
+        esr = float(100 - np.concatenate(seen).mean() * 100)
+        checks.append([step + 1, round(esr, 4)])
+        clock.append(time.perf_counter() - started)
+        return esr >= budget.esr
+
+    return until
+
+
+def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
+    """The row's model and its erasure cell; the edit is trained once (resuming a killed run), then read back."""
+    if row.method.name == NONE:
+        return ctx.base, {"method": NONE}
+    folder, cell = ctx.cells.edit_dir(key), ctx.cells.get(key)
+    if cell is not None and (folder / "manifest.json").exists():
+        return Edit.load(folder).apply(ctx.base), cell
+    if not ctx.main:  # the main process trains; the others read its edit
+        ctx.sync()
+        return Edit.load(folder).apply(ctx.base), ctx.cells.get(key)
+    from erasekit.methods import registry
+
+    spec = registry.get(row.method.name)
+    config, concepts = erasure_config(ctx, row), concept_set(row)
+    scorer = None
+    if spec.scorer is not None and spec.scorer(config):
+        from erasekit.eval.judges import build_scorer
+
+        scorer = build_scorer(spec.scorer(config), ctx.base, config, concepts)
+    checks, clock = [], []
+    budget = row.method.budget
+    until = budget_rule(ctx, row, budget, checks, clock) if budget else None
+    work = folder.with_name(folder.name + ".partial")
+    started = time.perf_counter()
+    edit = spec.erase(ctx.base, concepts, config,
+                      Run(work=work, resume=True, progress=ctx.progress, scorer=scorer, until=until))
+    seconds = time.perf_counter() - started
+    if folder.exists():  # an edit without its cell: a run killed between the two
+        shutil.rmtree(folder)
+    edit.save(folder, files=tuple(sorted((work / RECORD).glob("*"))))
+    shutil.rmtree(work, ignore_errors=True)
+    iterations = edit.metrics.get("iterations_run", getattr(config, "iterations", None))
+    cell = {"method": row.method.name, "label": row.method.label, "config": asdict(config),
+            "concepts": concepts.as_dict(), "iterations": iterations, "seconds": seconds,
+            "check_seconds": float(sum(clock)), "budget": budget.as_dict() if budget else None, "checks": checks,
+            "reached": bool(checks and checks[-1][1] >= budget.esr) if budget else None}
+    cell = ctx.cells.put(key, cell)
+    ctx.sync()
+    return edit.apply(ctx.base), cell
+
+
+def _suite_run(settings: dict, progress: bool):
+    from erasekit.eval.suites import SuiteRun
+
+    return SuiteRun(n=int(settings["n"]), steps=int(settings.get("steps", 25)),
+                    guidance=float(settings.get("guidance", 5.0)), progress=progress)
+
+
+def suite_key(ctx: Context, row: Row, ekey: str) -> str:
+    return cell_key("suite", erasure=ekey, suite=SUITE_OF[kind_of(row.erase)], run=ctx.spec.erasure,
+                    erased=list(row.erase))
+
+
+def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
+    from erasekit.eval.suites import evaluate
+
+    suite = SUITE_OF[kind_of(row.erase)]
+    erased = [] if suite == "world-implicit" else list(row.erase)
+    result = evaluate(model, suite, _suite_run(ctx.spec.erasure, ctx.progress), erased=erased,
+                      desc=f"{row.label}: {suite}")
+    order = list(dict.fromkeys(result.concepts))
+    order = ([c for c in order if c in erased] + [c for c in order if c not in erased])[:GRID_CONCEPTS]
+    idx = [i for c in order for i in [j for j, label in enumerate(result.concepts) if label == c][:GRID_SEEDS]]
+    if ctx.main:
+        save_image(grid(result.images[idx], nrow=min(GRID_SEEDS, len(idx))), ctx.cells.path(key, ".png"))
+    return ctx.cells.put(key, {"suite": suite, "metrics": result.metrics, "per_concept": result.per_concept,
+                               "n_images": len(result.concepts), "grid": order})
+
+
+def general_key(ctx: Context, ekey: str, base: bool) -> str:
+    run = dict(ctx.spec.general)
+    if base:
+        run["n"] = 2 * run["n"]  # two halves: seeds A (as every edit's) and B (the reference)
+    return cell_key("general", erasure=ekey, run=run)
+
+
+def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
+    """World-general on `model`: attribute agreement, and each image's judge features (KID and FJD are computed
+    when the table is made, against the base model's second half)."""
+    from safetensors.torch import save_file
+
+    from erasekit.core.files import atomic_path
+    from erasekit.eval.suites import evaluate
+    from erasekit.world.judge import WorldJudge
+
+    settings = dict(ctx.spec.general, n=2 * ctx.spec.general["n"] if base else ctx.spec.general["n"])
+    result = evaluate(model, "world-general", _suite_run(settings, ctx.progress), desc=f"{model.source}: general")
+    features = WorldJudge.load().score(result.images).features.float().contiguous()
+    if ctx.main:
+        with atomic_path(ctx.cells.path(key, ".safetensors")) as tmp:
+            save_file({"features": features}, str(tmp))
+    return ctx.cells.put(key, {"attribute_agreement": result.metrics["attribute_agreement"],
+                               "n_per_prompt": settings["n"], "n_images": len(features)})
+
+
+def attack_config(ctx: Context, name: str):
+    from erasekit.attacks import registry as attacks
+
+    return attacks.build_config(attacks.get(name), values=dict(ctx.spec.attacks.get("set") or {}).get(name),
+                                arch=ctx.base.arch)
+
+
+def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
+    a = ctx.spec.attacks
+    return cell_key("attack", erasure=ekey, attack=name, config=asdict(attack_config(ctx, name)), concept=concept,
+                    n=a["n"], limit=a["limit"])
+
+
+def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str]) -> None:
+    from erasekit.attacks import registry as attacks
+    from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+
+    a = ctx.spec.attacks
+    run = AttackRun(n=int(a["n"]), progress=ctx.progress)
+    for concept in row.erase:
+        mine = [(name, attack_key(ctx, ekey, name, concept)) for name in a["names"]]
+        mine = [(name, key) for name, key in mine if key in todo]
+        if not mine:
+            continue
+        prompts = goal_prompts(ctx.base, concept, limit=a["limit"])
+        goal = build_goal(model, ctx.base, concept, prompts, concept_detector(ctx.base, concept), run)
+        base_images = None
+        for name, key in mine:
+            spec, config = attacks.get(name), attack_config(ctx, name)
+            found = (concept, name, repr(config))
+            agnostic = name in MODEL_AGNOSTIC
+            if agnostic and found in ctx.found:
+                result = ctx.found[found]
+            else:
+                result = spec.run(model, goal, config, Run(progress=ctx.progress))
+                if agnostic:
+                    ctx.found[found] = result
+            ev = evaluate_attack(result, goal, model, ctx.base, run, base_images=base_images)
+            base_images = ev.base_images
+            m = ev.metrics
+            ctx.cells.put(key, {"attack": name, "concept": concept, "prompts": len(prompts),
+                                "seconds": result.seconds, **{k: m[k] for k in ATTACK_FIGURES}})
+
+
+MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their search never looks at the UNet, which methods change
+ATTACK_FIGURES = ("asr", "asr_ci", "asr_n", "pre_attack_rate", "pre_attack_rate_ci", "pre_attack_rate_n", "base_rate",
+                  "base_rate_ci", "base_rate_n", "asr_prompts", "asr_prompts_n")
+
+
+def row_keys(ctx: Context, row: Row) -> dict:
+    """Every cell key of a row: what the table reads."""
+    ekey = erasure_key(ctx, row)
+    keys = {"erasure": ekey, "suite": suite_key(ctx, row, ekey)}
+    if ctx.spec.general:
+        keys["general"] = general_key(ctx, ekey, row.method.name == NONE)
+    if ctx.spec.attacks:
+        keys["attacks"] = {(n, c): attack_key(ctx, ekey, n, c) for n in ctx.spec.attacks["names"] for c in row.erase}
+    return keys
+
+
+def missing(ctx: Context, keys: dict) -> list[str]:
+    flat = [keys["suite"], keys.get("general"), *keys.get("attacks", {}).values()]
+    if keys["erasure"].startswith("erase-"):
+        flat.append(keys["erasure"])
+    return [k for k in flat if k and ctx.cells.get(k) is None]
+
+
+def run_row(ctx: Context, row: Row) -> bool:
+    """Compute what is missing of one row; False when it was all there. Every process of a launch decides what
+    is missing before any of them writes, then they compute it together."""
+    keys = row_keys(ctx, row)
+    ctx.sync()
+    todo = set(missing(ctx, keys))
+    ctx.sync()
+    if not todo:
+        return False
+    model, _ = erasure(ctx, row, keys["erasure"])
+    if keys["suite"] in todo:
+        suite_cell(ctx, row, model, keys["suite"])
+    if keys.get("general") in todo:
+        general_cell(ctx, model, keys["general"], row.method.name == NONE)
+    if "attacks" in keys:
+        attack_cells(ctx, row, model, keys["erasure"], todo)
+    return True
