@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from erasekit.bench.cells import CELLS, Cells
-from erasekit.bench.run import Context, check_rows, run_row
+from erasekit.bench.compute import Context, check_rows, run_row
 from erasekit.bench.spec import NONE, Spec, load_spec, parse_spec
 from erasekit.bench.table import display, graph, records, split_summary, to_csv, to_markdown
 from erasekit.core.errors import ErasekitError
@@ -62,7 +62,7 @@ def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progre
     rows = spec.rows()
     check_rows(ctx, rows)
     if ctx.main:
-        write_text(out / SPEC_FILE, spec.text)
+        _write_spec(out / SPEC_FILE, spec.text)
     mine = [row for index, row in enumerate(rows) if index % n == i - 1]
     done = 0
     for row in mine:
@@ -74,6 +74,17 @@ def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progre
               f"shard has finished: erasekit bench --collect {out}")
         return []
     return write_outputs(ctx, rows) if ctx.main else []
+
+
+def _write_spec(path: Path, text: str) -> None:
+    """The spec beside the cells; shards started together write the same text, each through its own temporary."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".spec.", suffix=".tmp", delete=False,
+                                     encoding="utf-8") as f:
+        f.write(text)
+    Path(f.name).replace(path)
 
 
 def collect(folder: str | Path, progress: bool = True) -> list[Path]:

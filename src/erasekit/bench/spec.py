@@ -13,7 +13,7 @@ any work, and expanded into the table's rows (one per method and concept set; th
     suites:
       erasure: {n: 8}                 # ESR/PSR (objects, styles) or the mark's rate, chosen by the concept
       general: {n: 8}                 # KID and FJD to the base model's images on other seeds; attribute agreement
-    attacks: {names: [ringabell, inversion], n: 8, limit: null}
+    attacks: {names: [ringabell, inversion], n: 8, limit: null, set: {inversion: {steps: 200}}}
     graph: false                      # δ of every object per row (the concept graph), from the erasure suite
 
 `budget`: train until ESR-1 >= `esr` on the erased concepts' prompts, judged every `every` iterations on `n`
@@ -34,7 +34,7 @@ TOP = ("name", "model", "methods", "budget", "concepts", "suites", "attacks", "g
 METHOD_KEYS = ("name", "label", "set", "preserve", "budget")
 BUDGET_KEYS = ("esr", "every", "max", "n")
 SUITE_KEYS = {"erasure": ("n", "steps", "guidance"), "general": ("n", "steps", "guidance")}
-ATTACK_KEYS = ("names", "n", "limit", "set")
+ATTACK_KEYS = ("names", "n", "limit", "steps", "guidance", "set")
 NONE = "none"  # the unedited model's rows
 
 
@@ -116,10 +116,10 @@ def _budget(value, where: str) -> Budget | None:
     if value is None:
         return None
     raw = _mapping(value, where, BUDGET_KEYS)
-    budget = Budget(**{k: _positive(v, f"{where}.{k}", float if k == "esr" else int) for k, v in raw.items()})
-    if budget.esr > 100:
-        raise ErasekitError(f"bench spec: {where}.esr is a rate in percent (0-100], got {budget.esr}")
-    return budget
+    esr = raw.pop("esr", Budget.esr)
+    if not isinstance(esr, (int, float)) or isinstance(esr, bool) or not 0 <= esr <= 100:
+        raise ErasekitError(f"bench spec: {where}.esr is a rate in percent (0-100), got {esr!r}")
+    return Budget(esr=float(esr), **{k: _positive(v, f"{where}.{k}") for k, v in raw.items()})
 
 
 def _method(entry, default_budget: Budget | None, where: str) -> MethodSpec:
@@ -202,7 +202,8 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             _positive(v, f"{where}.{k}", float if k == "guidance" else int)
     attacks = None
     if raw.get("attacks"):
-        attacks = {"n": 8, "limit": None, "set": {}, **_mapping(raw["attacks"], "attacks", ATTACK_KEYS)}
+        attacks = {"n": 8, "limit": None, "steps": 25, "guidance": 5.0, "set": {},
+                   **_mapping(raw["attacks"], "attacks", ATTACK_KEYS)}
         names = attacks.get("names")
         if not isinstance(names, list) or not names:
             raise ErasekitError("bench spec: attacks.names must be a non-empty list")
@@ -211,6 +212,11 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         for name in names:
             attack_registry.get(str(name))  # unknown attacks fail here, with the valid names
         _positive(attacks["n"], "attacks.n")
+        _positive(attacks["steps"], "attacks.steps")
+        _positive(attacks["guidance"], "attacks.guidance", float)
+        bad = [k for k in attacks["set"] or {} if k not in names]
+        if bad:
+            raise ErasekitError(f"bench spec: attacks.set names attacks the spec does not run: {', '.join(bad)}")
         if attacks["limit"] is not None:
             _positive(attacks["limit"], "attacks.limit")
     return Spec(str(raw.get("name") or Path(source).stem), str(raw.get("model") or "mini"), methods, concepts,

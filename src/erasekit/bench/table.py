@@ -15,7 +15,7 @@ import io
 import numpy as np
 
 from erasekit.bench.cells import Cells
-from erasekit.bench.run import Context, kind_of, missing, row_keys
+from erasekit.bench.compute import Context, kind_of, missing, row_keys
 from erasekit.bench.spec import NONE, Row
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M

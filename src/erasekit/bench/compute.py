@@ -249,7 +249,7 @@ def attack_config(ctx: Context, name: str):
 def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
     a = ctx.spec.attacks
     return cell_key("attack", erasure=ekey, attack=name, config=asdict(attack_config(ctx, name)), concept=concept,
-                    n=a["n"], limit=a["limit"])
+                    n=a["n"], limit=a["limit"], steps=a["steps"], guidance=a["guidance"])
 
 
 def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str]) -> None:
@@ -257,7 +257,7 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
     from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
 
     a = ctx.spec.attacks
-    run = AttackRun(n=int(a["n"]), progress=ctx.progress)
+    run = AttackRun(n=int(a["n"]), steps=int(a["steps"]), guidance=float(a["guidance"]), progress=ctx.progress)
     for concept in row.erase:
         mine = [(name, attack_key(ctx, ekey, name, concept)) for name in a["names"]]
         mine = [(name, key) for name, key in mine if key in todo]
