@@ -261,3 +261,43 @@ def test_spec_rows_and_splits():
     assert [r.method.label for r in rows][:5] == ["none"] * 5 and len(rows) == 15
     assert [r.concept for r in rows[:5]] == ["split1", "split2", "split3", "split4", "star"]
     assert all(len(r.erase) == 5 for r in rows[:4])
+
+
+def test_generation_is_split_over_the_processes_of_an_accelerate_launch(tiny_folder, tmp_path):
+    """Each of two processes (torchrun, as `accelerate launch` starts them) generates every other image; both get
+    the whole batch, equal to one process's."""
+    import json
+    import os
+    import sys
+
+    script = tmp_path / "gen.py"
+    script.write_text(f"""
+import json, sys
+import torch
+from safetensors.torch import save_file
+from erasekit.core.bundle import load_bundle
+from erasekit.eval import generate
+
+bundle = load_bundle({str(tiny_folder)!r})
+made = []
+real = generate._generate
+generate._generate = lambda b, prompts, *a: made.append(len(prompts)) or real(b, prompts, *a)
+images = generate.generate_batched(bundle, ["a star", "a moon"] * 3, list(range(6)), steps=2, batch=2)
+state = generate.process_state()
+save_file({{"images": images.contiguous()}}, sys.argv[1] + f"/images{{state.process_index}}.safetensors")
+json.dump({{"processes": state.num_processes, "made": made}}, open(sys.argv[1] + f"/made{{state.process_index}}.json", "w"))
+""")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    from erasekit.core.bundle import load_bundle
+    from erasekit.eval.generate import generate_batched
+
+    alone = generate_batched(load_bundle(tiny_folder), ["a star", "a moon"] * 3, list(range(6)), steps=2, batch=2)
+    for rank in (0, 1):
+        made = json.loads((tmp_path / f"made{rank}.json").read_text())
+        assert made == {"processes": 2, "made": [3]}  # its half of the six images, no more
+        assert torch.allclose(load_file(str(tmp_path / f"images{rank}.safetensors"))["images"], alone, atol=1e-5)

@@ -13,6 +13,7 @@ ALLOWED = {  # layer -> the layers it may import
     "methods": {"core", "attacks", "methods"},  # never eval or world: scorers and vocabularies are handed in
     "eval": {"core", "world", "attacks", "methods", "eval"},
     "report": {"core", "world", "attacks", "methods", "eval", "report"},
+    "bench": {"core", "world", "attacks", "methods", "eval", "report", "bench"},  # beside the CLI, never importing it
 }
 
 

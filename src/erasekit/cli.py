@@ -397,7 +397,7 @@ def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, fo
 
 @main.command()
 @click.argument("spec", required=False, type=click.Path())
-@click.option("--out", default=None, type=click.Path(), help="the bench folder: cells, edits, table.csv/md, report.html")
+@click.option("--out", default=None, type=click.Path(), help="the bench folder: cells, edits, tables, report.html")
 @click.option("--shard", default=None, metavar="I/N", help="compute only every N-th row, from the I-th (1 <= I <= N)")
 @click.option("--collect", "collect_dir", default=None, type=click.Path(),
               help="write the tables of a bench folder from its cells and its shards' (no SPEC)")

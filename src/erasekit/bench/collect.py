@@ -66,9 +66,10 @@ def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progre
     mine = [row for index, row in enumerate(rows) if index % n == i - 1]
     done = 0
     for row in mine:
-        done += run_row(ctx, row)
+        computed = run_row(ctx, row)
+        done += computed
         if ctx.main and progress:
-            print(f"bench {spec.name}: {row.label} done", flush=True)
+            print(f"bench {spec.name}: {row.label}: {'computed' if computed else 'every cell cached'}", flush=True)
     if n > 1:
         print(f"bench {spec.name}: shard {i}/{n} finished ({done} of its {len(mine)} rows computed now); when every "
               f"shard has finished: erasekit bench --collect {out}")

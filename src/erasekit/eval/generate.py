@@ -75,7 +75,7 @@ def process_state():
         return None
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
     return state if state.num_processes > 1 else None
 
 
