@@ -32,11 +32,12 @@ from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
-from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+from erasekit.eval.attack import (MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack,
+                                  goal_prompts)
+from erasekit.eval.judges import method_scorer
 from erasekit.methods import registry as methods
 from erasekit.methods.concepts import ConceptSet
 
-MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their prompts do not depend on the attacked UNet
 
 
 def cell(ev, seconds: float, n_prompts: int) -> dict:
@@ -66,11 +67,7 @@ class AttackTable:
         spec = methods.get(method)
         config = methods.build_config(spec, arch="mini")
         concepts = ConceptSet([concept])
-        scorer = None
-        if spec.scorer is not None and spec.scorer(config):
-            from erasekit.eval.judges import build_scorer
-
-            scorer = build_scorer(spec.scorer(config), self.base, config, concepts)
+        scorer = method_scorer(spec, self.base, config, concepts)
         work = self.out / "edits" / f"{concept}-{method}.partial"
         started = time.perf_counter()
         edit = spec.erase(self.base, concepts, config, Run(work=work, resume=True, progress=False, scorer=scorer))

@@ -507,11 +507,9 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     if native.owns(bundle):
         native.check_concepts(concepts.erase + concepts.preserve + [concepts.target, concepts.anchor])
     config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
-    scorer = None
-    if spec.scorer is not None and spec.scorer(config):
-        from erasekit.eval.judges import build_scorer
+    from erasekit.eval.judges import method_scorer
 
-        scorer = build_scorer(spec.scorer(config), bundle, config, concepts, clip)
+    scorer = method_scorer(spec, bundle, config, concepts, clip)
     work.mkdir(parents=True, exist_ok=True)
     _claim_run(work, resume, {"method": spec.name, "config": dataclasses.asdict(config),
                               "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint()})

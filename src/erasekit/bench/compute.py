@@ -157,11 +157,9 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
 
     spec = registry.get(row.method.name)
     config, concepts = erasure_config(ctx, row), concept_set(row)
-    scorer = None
-    if spec.scorer is not None and spec.scorer(config):
-        from erasekit.eval.judges import build_scorer
+    from erasekit.eval.judges import method_scorer
 
-        scorer = build_scorer(spec.scorer(config), ctx.base, config, concepts)
+    scorer = method_scorer(spec, ctx.base, config, concepts)
     checks, clock = [], []
     budget = row.method.budget
     until = budget_rule(ctx, row, budget, checks, clock) if budget else None
@@ -253,7 +251,8 @@ def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
 
 def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str]) -> None:
     from erasekit.attacks import registry as attacks
-    from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+    from erasekit.eval.attack import (MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack,
+                                      goal_prompts)
 
     a = ctx.spec.attacks
     run = AttackRun(n=int(a["n"]), steps=int(a["steps"]), guidance=float(a["guidance"]), progress=ctx.progress)
@@ -282,7 +281,6 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
                                 "seconds": result.seconds, **{k: m[k] for k in ATTACK_FIGURES}})
 
 
-MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their search never looks at the UNet, which methods change
 ATTACK_FIGURES = ("asr", "asr_ci", "asr_n", "pre_attack_rate", "pre_attack_rate_ci", "pre_attack_rate_n", "base_rate",
                   "base_rate_ci", "base_rate_n", "asr_prompts", "asr_prompts_n")
 

@@ -72,6 +72,12 @@ def build_scorer(kind: str, bundle, config, concepts, clip=None):
     return SCORERS[kind](bundle, config, concepts, clip)
 
 
+def method_scorer(method, bundle, config, concepts, clip=None):
+    """The scorer a registered method's run needs with this config (`Method.scorer`), or None."""
+    kind = method.scorer(config) if method.scorer is not None else None
+    return build_scorer(kind, bundle, config, concepts, clip) if kind else None
+
+
 def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Path:
     if path is None or not Path(path).is_dir() or not (Path(path) / "config.json").exists():
         raise ErasekitError(
