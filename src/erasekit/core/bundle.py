@@ -21,6 +21,7 @@ from erasekit.core import ldm
 from erasekit.core.assets import CONFIGS, clip_tokenizer, mini_path
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir
+from erasekit.core.sampler import CALL_FILE, SAFE_PIPELINE, Sampling, safety_guidance
 from erasekit.core.seeding import make_generator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -39,6 +40,7 @@ class Bundle:
     source: str
     arch: str
     meta: dict = field(default_factory=dict)
+    sampling: Sampling | None = None  # a sampler edit (negative prompt, SLD) that `sample` applies
 
     @property
     def device(self) -> torch.device:  # the first parameter's: diffusers' unet.device walks every module (~1 ms)
@@ -185,6 +187,8 @@ class Bundle:
                uncond: torch.Tensor | None = None, latents: torch.Tensor | None = None,
                stop_at: int | None = None, decode: bool = True, record: list | None = None) -> torch.Tensor:
         """DDIM (eta 0) sampling, as the stock pipeline does it. Returns images in [-1, 1] (or latents).
+        The bundle's `sampling` (a sampler edit) applies: its negative prompt is the default `uncond`, its safety
+        concept adds SLD's guidance (core/sampler.py), both only under classifier-free guidance (guidance > 1).
 
         `stop_at` ends after that many steps and returns the latent z_t there (ESD's partial trajectory).
         `record`: a list that receives (t, z_t) for every step, the latent the UNet saw at timestep t.
@@ -193,14 +197,25 @@ class Bundle:
         scheduler.set_timesteps(steps, device=self.device)
         z = self.initial_noise(seeds) if latents is None else latents
         z = z * scheduler.init_noise_sigma
+        s = self.sampling
         if uncond is None and guidance > 1.0:
-            uncond = self.encode_prompts([""] * cond.shape[0])
+            uncond = self.encode_prompts([s.negative_prompt if s else ""] * cond.shape[0])
+        safety = self.encode_prompts([s.safety_concept]).expand(cond.shape[0], -1, -1) \
+            if s is not None and s.safety and guidance > 1.0 else None
+        momentum = None
         for i, t in enumerate(scheduler.timesteps):
             if stop_at is not None and i >= stop_at:
                 break
             if record is not None:
                 record.append((int(t), z))
-            out = self.guided_output(z, t, cond, uncond if guidance > 1.0 else None, guidance)
+            if safety is None:
+                out = self.guided_output(z, t, cond, uncond if guidance > 1.0 else None, guidance)
+            else:  # SLD: ε(∅), ε(c_p) and ε(S) in one batch, as StableDiffusionPipelineSafe evaluates them
+                t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(3 * z.shape[0])
+                out_u, out_c, out_s = self.model_output(torch.cat([z, z, z]), t_b,
+                                                        torch.cat([uncond, cond, safety])).chunk(3)
+                g, momentum = safety_guidance(out_u, out_c, out_s, momentum, i, s)
+                out = out_u + guidance * g
             z = scheduler.step(out, t, z).prev_sample
         if stop_at is not None or not decode:
             return z
@@ -231,18 +246,30 @@ class Bundle:
 
     # ---- saving -----------------------------------------------------------------------------------
     def to_pipeline(self):
-        """A stock diffusers StableDiffusionPipeline over these components (no safety checker)."""
-        from diffusers import StableDiffusionPipeline
+        """A stock diffusers pipeline over these components (no safety checker): StableDiffusionPipeline, or
+        StableDiffusionPipelineSafe with its safety concept set when the bundle samples with SLD."""
+        import diffusers
 
-        return StableDiffusionPipeline(
-            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
-            scheduler=self.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-        )
+        safe = self.sampling is not None and bool(self.sampling.safety_concept)
+        cls = getattr(diffusers, SAFE_PIPELINE if safe else "StableDiffusionPipeline")
+        pipe = cls(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+                   scheduler=self.scheduler, safety_checker=None, feature_extractor=None,
+                   requires_safety_checker=False)
+        if safe:
+            pipe.safety_concept = self.sampling.safety_concept
+        return pipe
 
     def save_pretrained(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write a complete diffusers pipeline folder (to a temporary name, renamed when complete)."""
+        """Write a complete diffusers pipeline folder (to a temporary name, renamed when complete). A bundle with a
+        sampler edit also writes `sampler.json`: the pipeline class, its safety concept and the keyword arguments
+        a stock pipeline call needs to sample the same way (erasekit's loader reads it back)."""
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            self.to_pipeline().save_pretrained(tmp, safe_serialization=True)
+            pipe = self.to_pipeline()
+            pipe.save_pretrained(tmp, safe_serialization=True)
+            if self.sampling is not None:
+                call = {"pipeline": type(pipe).__name__, "safety_concept": self.sampling.safety_concept,
+                        "call": self.sampling.call_kwargs(), "sampling": self.sampling.as_dict()}
+                (tmp / CALL_FILE).write_text(json.dumps(call, indent=2, sort_keys=True))
         return Path(out)
 
 
@@ -268,7 +295,7 @@ def _check_pipeline_folder(path: Path) -> None:
     index = path / "model_index.json"
     if index.exists():
         cls = json.loads(index.read_text()).get("_class_name", "?")
-        if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
+        if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", SAFE_PIPELINE):
             raise ErasekitError(f"unsupported architecture: {cls} in {path} (erasekit supports SD 1.x/2.x pipelines)")
     for sub, name in [("unet", "config.json"), ("vae", "config.json"), ("text_encoder", "config.json")]:
         if not (path / sub / name).exists():
@@ -276,6 +303,17 @@ def _check_pipeline_folder(path: Path) -> None:
     unet_cls = json.loads((path / "unet" / "config.json").read_text()).get("_class_name")
     if unet_cls != "UNet2DConditionModel":
         raise ErasekitError(f"unsupported architecture: UNet class {unet_cls} in {path}")
+
+
+def _folder_sampling(path: Path) -> Sampling | None:
+    """The sampler edit an exported folder carries in `sampler.json` (None without one)."""
+    file = path / CALL_FILE
+    if not file.is_file():
+        return None
+    try:
+        return Sampling.from_dict(json.loads(file.read_text())["sampling"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ErasekitError(f"corrupt {file}: {exc}") from None
 
 
 def _load_folder(path: str, hub: bool):
@@ -365,6 +403,7 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
             "a diffusers folder, or a .safetensors/.ckpt file)"
         )
     tokenizer, text_encoder, unet, vae, scheduler = parts
+    sampling = _folder_sampling(path) if arch == "diffusers" else None
     if prediction_type and arch not in ("custom", "sd1", "sd2"):
         scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
     for module in (text_encoder, unet, vae):
@@ -372,4 +411,4 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
         if module.dtype != torch_dtype:
             module.to(dtype=torch_dtype)
         module.eval().requires_grad_(False)
-    return Bundle(tokenizer, text_encoder, unet, vae, scheduler, source=source, arch=arch)
+    return Bundle(tokenizer, text_encoder, unet, vae, scheduler, source=source, arch=arch, sampling=sampling)

@@ -1,7 +1,7 @@
 """The Edit: what a method produced, and the unit users share.
 
 A folder with `edit.safetensors` (the tensors a method changed, by `component.parameter` name, or LoRA
-matrices, or the vectors of new words) and `manifest.json` (erasekit version, method and full config, concept set,
+matrices, or the vectors of new words; empty for a sampler edit, whose settings are in the manifest) and `manifest.json` (erasekit version, method and full config, concept set,
 base model source and fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are
 ever read.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,10 +23,11 @@ from erasekit import __version__
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, atomic_path, check_output
+from erasekit.core.sampler import Sampling
 
 MANIFEST = "manifest.json"
 TENSORS = "edit.safetensors"
-KINDS = ("weights", "lora", "tokens")
+KINDS = ("weights", "lora", "tokens", "sampler")
 REQUIRED = ("erasekit_version", "method", "config", "concepts", "base", "kind", "tensors", "created")
 LORA_SUFFIXES = (".lora_A", ".lora_B")
 
@@ -34,7 +35,8 @@ LORA_SUFFIXES = (".lora_A", ".lora_B")
 @dataclass
 class Edit:
     """New values of changed parameters (kind "weights"), low-rank deltas W += scale * B @ A (kind "lora"), or new
-    words for the text encoder (kind "tokens": {"<word>": [n, D]}, what textual inversion and CCE learn)."""
+    words for the text encoder (kind "tokens": {"<word>": [n, D]}, what textual inversion and CCE learn), or a
+    change to sampling alone (kind "sampler": no tensor; `sampling` holds core.sampler.Sampling's settings)."""
 
     method: str
     config: dict
@@ -43,6 +45,7 @@ class Edit:
     tensors: dict[str, torch.Tensor]
     kind: str = "weights"
     lora_scale: float = 1.0
+    sampling: dict = field(default_factory=dict)  # kind "sampler": the negative prompt / SLD settings
     metrics: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     erasekit_version: str = __version__
@@ -50,6 +53,10 @@ class Edit:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ErasekitError(f"unknown edit kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        if (self.kind == "sampler") != bool(self.sampling):
+            raise ErasekitError("a sampler edit (and only a sampler edit) carries sampling settings")
+        if self.kind == "sampler":
+            Sampling.from_dict(self.sampling)  # refuses unknown or invalid settings
 
     @classmethod
     def from_changes(cls, base: Bundle, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict,
@@ -63,7 +70,7 @@ class Edit:
     def fingerprint(self) -> str:
         """A hash of what the edit changes: its kind, scale and every tensor's name, shape and values (so a key made
         for one edit is refused by any other, however close)."""
-        digest = hashlib.sha256(f"{self.kind}:{self.lora_scale}".encode())
+        digest = hashlib.sha256(f"{self.kind}:{self.lora_scale}:{json.dumps(self.sampling, sort_keys=True)}".encode())
         for name, tensor in sorted(self.tensors.items()):
             digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -75,7 +82,7 @@ class Edit:
             "erasekit_version": self.erasekit_version, "method": self.method, "config": self.config,
             "concepts": self.concepts, "base": self.base, "kind": self.kind, "lora_scale": self.lora_scale,
             "tensors": {k: list(v.shape) for k, v in sorted(self.tensors.items())},
-            "created": self.created, "metrics": self.metrics,
+            "created": self.created, "metrics": self.metrics, **({"sampling": self.sampling} if self.sampling else {}),
         }
 
     def save(self, out: str | Path, overwrite: bool = False, files: tuple[Path, ...] = ()) -> Path:
@@ -118,12 +125,13 @@ class Edit:
             raise ErasekitError(f"edit {path}: {TENSORS} does not hold the tensors {MANIFEST} lists (e.g. {diff})")
         known = {k: manifest[k] for k in REQUIRED if k != "tensors"}
         return cls(tensors=tensors, metrics=manifest.get("metrics", {}),
-                   lora_scale=float(manifest.get("lora_scale", 1.0)), **known)
+                   lora_scale=float(manifest.get("lora_scale", 1.0)), sampling=manifest.get("sampling") or {},
+                   **known)
 
     # ---- applying ---------------------------------------------------------------------------------
     def _targets(self) -> dict[str, tuple[str, ...]]:
         """Base parameter name -> the edit tensors that change it."""
-        if self.kind == "tokens":
+        if self.kind in ("tokens", "sampler"):
             return {}
         if self.kind == "weights":
             return {k: (k,) for k in self.tensors}
@@ -161,6 +169,10 @@ class Edit:
         """The bundle with this edit in place. Unless `inplace`, only the touched components are copied and the
         given bundle (and anything on disk) is left as it was."""
         self.check(bundle, force=force)
+        if self.kind == "sampler":  # no weight changes: the bundle samples differently (core/sampler.py)
+            out = replace(bundle, sampling=Sampling.from_dict(self.sampling), meta=dict(bundle.meta))
+            out.meta["edit"] = {"method": self.method, "created": self.created}
+            return out
         if self.kind == "tokens":
             from erasekit.core.tokens import add_tokens
 
@@ -202,6 +214,9 @@ def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = F
                                                                               for k in edit.tensors)):
         raise ErasekitError(f"lora export needs a LoRA edit of the UNet (Dark Miner's); this edit is of kind "
                             f"{edit.kind!r}: export it as diffusers or single-file")
+    if format == "single-file" and edit is not None and edit.kind == "sampler":
+        raise ErasekitError("a sampler edit changes how images are sampled, which a checkpoint file cannot hold: "
+                            "export it as diffusers (a StableDiffusionPipelineSafe folder with sampler.json)")
     check_output(out, overwrite, kind="file" if format in FILE_FORMATS else "folder")
 
 

@@ -23,7 +23,11 @@ def at_least(low, default):
 
 
 def convert(value, kind, key: str):
-    """`value` (a string from the command line, or a YAML scalar/list) as the field type `kind`."""
+    """`value` (a string from the command line, or a YAML scalar/list) as the field type `kind` (`X | None`: None
+    for None or "none", else an X)."""
+    args = typing.get_args(kind)
+    if type(None) in args and len(args) == 2:
+        return None if value is None or str(value).lower() == "none" else convert(value, args[0], key)
     if kind in (bool, "bool"):
         if isinstance(value, bool):
             return value

@@ -22,7 +22,9 @@ class Method(Entry):
 
 
 def _load_all() -> None:
-    from erasekit.methods import age, ap, ca, darkminer, esd, hide, target, uce  # noqa: F401  (registration happens on import)
+    from erasekit.methods import (  # noqa: F401  (registration happens on import)
+        age, ap, ca, darkminer, esd, hide, sld, target, uce,
+    )
 
 
 REGISTRY = Registry("method", _load_all, Method)
