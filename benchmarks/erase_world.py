@@ -38,7 +38,7 @@ from erasekit.core.bundle import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run, read_log
 from erasekit.eval.graph import concept_graph, save_graph
-from erasekit.eval.judges import attribute_scorer, world_judge
+from erasekit.eval.judges import attribute_scorer, method_scorer, world_judge
 from erasekit.eval.metrics import splits_for
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
@@ -68,8 +68,9 @@ class Bench:
     def erase(self, method: str, concepts: ConceptSet, **values):
         spec = registry.get(method)
         config = registry.build_config(spec, values=values, arch="mini")
+        scorer = method_scorer(spec, self.base, config, concepts)
         start = time.perf_counter()
-        edit = spec.erase(self.base, concepts, config, Run(progress=False))
+        edit = spec.erase(self.base, concepts, config, Run(progress=False, scorer=scorer))
         return edit.apply(self.base), time.perf_counter() - start, edit
 
     def objects(self, bundle, erased):

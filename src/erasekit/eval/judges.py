@@ -62,6 +62,7 @@ SCORERS = {  # what a method's registration may ask for (Method.scorer), built f
     "attributes": lambda bundle, config, concepts, clip: attribute_scorer(bundle, config.attributes,
                                                                             concepts.erase[0], clip),
     "image-features": lambda bundle, config, concepts, clip: image_encoder(bundle, clip),
+    "segmented-images": lambda bundle, config, concepts, clip: segmented_images(bundle),
 }
 
 
@@ -76,6 +77,18 @@ def method_scorer(method, bundle, config, concepts, clip=None):
     """The scorer a registered method's run needs with this config (`Method.scorer`), or None."""
     kind = method.scorer(config) if method.scorer is not None else None
     return build_scorer(kind, bundle, config, concepts, clip) if kind else None
+
+
+def segmented_images(bundle):
+    """(concept, n, seed) -> (images in [-1, 1], object masks): MACE's segmented training images (run.scorer). The
+    miniature renders them with exact masks; on SD they come from Grounded-SAM, which erasekit does not ship."""
+    from erasekit.world import native
+
+    if native.owns(bundle):
+        return native.segmented_images()
+    raise ErasekitError("segmentation masks for MACE exist on the miniature only (erasekit ships no Grounded-SAM): "
+                        "run MACE with --set masks='' (attention over the whole image, the official "
+                        "use_gsam_mask: false)")
 
 
 def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Path:

@@ -49,11 +49,11 @@ def student(bundle: Bundle, group: str) -> tuple[Bundle, dict[str, torch.nn.Para
 
 
 def fit(name: str, loss_fn: Callable, params: dict[str, torch.nn.Parameter], config: LoopConfig, run: Run,
-        state: dict[str, torch.nn.Module] | None = None) -> list[dict]:
+        state: dict[str, torch.nn.Module] | None = None, optimizer: Callable | None = None) -> list[dict]:
     """Train `params` on `loss_fn` with the method's loop options; returns the loss log's rows. `run.until`, when
-    given, can end training before `config.iterations`."""
+    given, can end training before `config.iterations`. `optimizer(params, lr)`: default Adam."""
     return train(name, loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state=state, stop_when=stop_rule(run, params))
+                 config.checkpoint_every, state=state, optimizer=optimizer, stop_when=stop_rule(run, params))
 
 
 def stop_rule(run: Run, params: dict[str, torch.nn.Parameter]) -> Callable[[int], bool] | None:

@@ -48,3 +48,30 @@ def colour_scorer(attributes):
     cols = [COLOUR_NAMES.index(a) for a in attributes]
     cols += [i for i in range(len(COLOUR_NAMES)) if i not in cols]
     return lambda images: judge.score(images).colour[:, cols]
+
+
+def segmented_images():
+    """(concept, n, seed) -> (images [n, 3, 32, 32] in [-1, 1], masks [n, 1, 32, 32] in {0, 1}): renders of an
+    object (by any of its names), in random colours and styles without the mark, with the exact pixels it covers
+    (at least half covered counts). The segmentation MACE asks of Grounded-SAM on SD, exact here."""
+    import numpy as np
+    import torch
+
+    from erasekit.world.captions import OBJECT_NAMES
+    from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
+
+    names = {n: k for k, o in enumerate(OBJECTS) for n in OBJECT_NAMES[o]}
+
+    def images(concept: str, n: int, seed: int):
+        key = concept.strip().lower().removeprefix("a ").removeprefix("an ")
+        if key not in names:
+            raise ErasekitError(f"the miniature segments objects only ({', '.join(OBJECTS)}), not {concept!r}: "
+                                "run MACE with masks='' on it")
+        rng = np.random.default_rng(seed)
+        labels = Labels(np.full(n, names[key]), rng.integers(0, len(COLOUR_NAMES), n),
+                        rng.integers(0, len(STYLES), n), np.zeros(n, dtype=bool))
+        pixels, cover = render(labels, seed, masks=True)
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return x, torch.from_numpy(cover >= 0.5).float()[:, None]
+
+    return images

@@ -103,16 +103,21 @@ def _backgrounds(style: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def render(labels: Labels, seed: int, jitter: float = 1.0, chunk: int = 256) -> np.ndarray:
-    """uint8 images [B, 32, 32, 3] for `labels`; object size, position and rotation jittered from `seed`."""
+def render(labels: Labels, seed: int, jitter: float = 1.0, chunk: int = 256, masks: bool = False):
+    """uint8 images [B, 32, 32, 3] for `labels`; object size, position and rotation jittered from `seed`. With
+    `masks`, also the object's exact coverage [B, 32, 32] in [0, 1] (the share of each pixel inside the object,
+    the mark excluded): the segmentation masks MACE trains with. The images are the same either way."""
     rng = np.random.default_rng(seed)
     out = np.empty((len(labels), SIZE, SIZE, 3), dtype=np.uint8)
+    cover = np.empty((len(labels), SIZE, SIZE), dtype=np.float32) if masks else None
     for start in range(0, len(labels), chunk):  # chunks keep the float arrays in cache
-        out[start : start + chunk] = _render_chunk(labels[start : start + chunk], rng, jitter)
-    return out
+        part = None if cover is None else cover[start : start + chunk]
+        out[start : start + chunk] = _render_chunk(labels[start : start + chunk], rng, jitter, part)
+    return (out, cover) if masks else out
 
 
-def _render_chunk(labels: Labels, rng: np.random.Generator, jitter: float) -> np.ndarray:
+def _render_chunk(labels: Labels, rng: np.random.Generator, jitter: float,
+                  cover: np.ndarray | None = None) -> np.ndarray:
     n, s = len(labels), SIZE * SUPER
     f32 = np.float32
     img = np.repeat(_backgrounds(labels.style, rng)[..., None], 3, axis=-1)
@@ -130,6 +135,8 @@ def _render_chunk(labels: Labels, rng: np.random.Generator, jitter: float) -> np
         m = np.flatnonzero(labels.obj == k)
         if len(m):
             inside = _inside(k, ux[m], uy[m])
+            if cover is not None:
+                cover[m] = inside.reshape(len(m), SIZE, SUPER, SIZE, SUPER).mean(axis=(2, 4))
             sub = img[m]
             sub[inside] = np.repeat(shade[m], inside.reshape(len(m), -1).sum(1), axis=0)
             img[m] = sub
