@@ -116,7 +116,14 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
     for k, pool in enumerate(forget):
         for n, m in saliency_mask(model, params, pool.z0, c_f[k][None], config).items():
             mask[n] = mask[n] | m if n in mask else m
-    hooks = [p.register_hook(lambda g, m=mask[n]: g * m) for n, p in params.items()]
+    keep = {n: m.to(params[n].dtype) for n, m in mask.items()}  # float, multiplied in place: no copy per step
+
+    def masked(name):
+        def hook(p):
+            p.grad.mul_(keep[name])
+        return hook
+
+    hooks = [p.register_post_accumulate_grad_hook(masked(n)) for n, p in params.items()]
 
     def loss_fn(step: int):
         gen = step_generator(config.seed, step)
@@ -134,7 +141,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
         return l_forget + config.alpha * l_retain, {"l_forget": l_forget.item(), "l_retain": l_retain.item()}
 
     try:
-        rows = fit("salun", loss_fn, params, config, run)
+        rows = fit("salun", loss_fn, params, config, run,  # the whole UNet trains: fused Adam halves its step
+                   optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr, fused=True))
     finally:
         for h in hooks:
             h.remove()
