@@ -76,7 +76,8 @@ def _pipe_images(pipe, prompt, seeds, steps, guidance, **kwargs):
     gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = pipe(prompt, num_images_per_prompt=len(seeds), num_inference_steps=steps, guidance_scale=guidance, generator=gens,
+        out = pipe(prompt, num_images_per_prompt=len(seeds), num_inference_steps=steps, guidance_scale=guidance,
+                   generator=gens,
                    output_type="np", **kwargs)
     return torch.from_numpy(np.asarray(out.images)).permute(0, 3, 1, 2)
 

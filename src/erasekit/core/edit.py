@@ -1,7 +1,8 @@
 """The Edit: what a method produced, and the unit users share.
 
 A folder with `edit.safetensors` (the tensors a method changed, by `component.parameter` name, or LoRA
-matrices, or the vectors of new words; empty for a sampler edit, whose settings are in the manifest) and `manifest.json` (erasekit version, method and full config, concept set,
+matrices, or the vectors of new words; empty for a sampler edit, whose settings are in the manifest) and
+`manifest.json` (erasekit version, method and full config, concept set,
 base model source and fingerprint, tensor names and shapes, created time, metrics). Only safetensors and json are
 ever read.
 """

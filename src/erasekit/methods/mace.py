@@ -33,7 +33,7 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
-from erasekit.core.options import Checked, at_least, check_choice
+from erasekit.core.options import at_least, check_choice
 from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.attention import AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
