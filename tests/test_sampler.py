@@ -108,3 +108,17 @@ def test_exported_sampler_edit_samples_the_same_in_stock_diffusers(tiny, tmp_pat
 
     reloaded = load_bundle(out, device="cpu")  # erasekit reads sampler.json back
     assert reloaded.sampling == edit.apply(tiny).sampling
+
+
+def test_a_weight_edit_keeps_the_fingerprint_its_key_files_were_made_with(tiny):
+    """Sampler settings enter the hash only for sampler edits; other edits hash as they always have."""
+    import hashlib
+
+    key = "unet.conv_out.bias"
+    edit = Edit.from_changes(tiny, {key: dict(tiny.named_parameters())[key] + 1}, "t", {}, {})
+    digest = hashlib.sha256(b"weights:1.0")
+    digest.update(f"{key}:{tuple(edit.tensors[key].shape)}:".encode())
+    digest.update(edit.tensors[key].float().numpy().tobytes())
+    assert edit.fingerprint() == digest.hexdigest()[:16]
+    sld = _erase(tiny, "sld")
+    assert sld.fingerprint() != _erase(tiny, "sld", level="max").fingerprint()

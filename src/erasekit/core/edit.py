@@ -71,7 +71,10 @@ class Edit:
     def fingerprint(self) -> str:
         """A hash of what the edit changes: its kind, scale and every tensor's name, shape and values (so a key made
         for one edit is refused by any other, however close)."""
-        digest = hashlib.sha256(f"{self.kind}:{self.lora_scale}:{json.dumps(self.sampling, sort_keys=True)}".encode())
+        head = f"{self.kind}:{self.lora_scale}"
+        if self.sampling:  # only a sampler edit's: every other edit keeps the fingerprint its key files hold
+            head += f":{json.dumps(self.sampling, sort_keys=True)}"
+        digest = hashlib.sha256(head.encode())
         for name, tensor in sorted(self.tensors.items()):
             digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
