@@ -211,8 +211,7 @@ class Bundle:
             if safety is None:
                 out = self.guided_output(z, t, cond, uncond if guidance > 1.0 else None, guidance)
             else:  # SLD: ε(∅), ε(c_p) and ε(S) in one batch, as StableDiffusionPipelineSafe evaluates them
-                t_b = torch.as_tensor(t, device=self.device).reshape(-1).expand(3 * z.shape[0])
-                out_u, out_c, out_s = self.model_output(torch.cat([z, z, z]), t_b,
+                out_u, out_c, out_s = self.model_output(torch.cat([z, z, z]), t,
                                                         torch.cat([uncond, cond, safety])).chunk(3)
                 g, momentum = safety_guidance(out_u, out_c, out_s, momentum, i, s)
                 out = out_u + guidance * g
