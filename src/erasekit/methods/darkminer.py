@@ -47,6 +47,7 @@ from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool
+from erasekit.methods.lora import add_adapters, lora_tensors
 from erasekit.methods.registry import register
 
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -106,28 +107,6 @@ MINI = {"max_loops": 48, "pool_size": 32, "tokens": 8, "mine_iterations": 60, "m
         "steps": 10, "guidance": 5.0, "vocab": "world", "checkpoint_every": 20}
 
 
-def add_adapters(student: Bundle, config: DarkMinerConfig) -> dict[str, torch.nn.Module]:
-    """LoRA (peft) on the student's attention projections, B = 0 at the start; {UNet module name: LoRA layer}."""
-    from peft import LoraConfig
-    from peft.tuners.lora import LoraLayer
-
-    student.unet.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):  # peft draws A from the global generator: seed it, leave it as it was
-        torch.manual_seed(config.seed)
-        student.unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.rank,
-                                            target_modules=list(config.modules), init_lora_weights=True))
-    return {name: m for name, m in student.unet.named_modules() if isinstance(m, LoraLayer)}
-
-
-def lora_tensors(layers: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
-    """The adapters as an Edit's LoRA tensors: W += B @ A (lora_alpha = rank: scale 1)."""
-    out = {}
-    for name, layer in layers.items():
-        out[f"unet.{name}.weight.lora_A"] = layer.lora_A["default"].weight.detach().clone()
-        out[f"unet.{name}.weight.lora_B"] = layer.lora_B["default"].weight.detach().clone()
-    return out
-
-
 def word_table(bundle: Bundle, vocab: str) -> tuple[list[str], torch.Tensor]:
     """Whole words and their output-space vectors (each word alone between BOS and EOS: its own position)."""
     from erasekit.attacks.goal import candidate_ids
@@ -155,7 +134,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
     if run.scorer is None:
         raise ErasekitError("Dark Miner verifies mined embeddings with an image encoder (Eq. 6): pass run.scorer")
     teacher, student = bundle, bundle.clone(("unet",))
-    layers = add_adapters(student, config)
+    layers = add_adapters(student, config.rank, list(config.modules), config.seed)
     adapters = [p for layer in layers.values() for p in layer.parameters() if p.requires_grad]
     prompts = expand(concepts.erase, config.templates)
     with torch.no_grad():

@@ -38,6 +38,7 @@ from erasekit.core.targets import cross_attention_layers
 from erasekit.methods.attention import AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
+from erasekit.methods.lora import add_adapters
 from erasekit.methods.loop import LoopConfig, fit
 from erasekit.methods.registry import register
 from erasekit.methods.uce import projections, solve
@@ -109,17 +110,9 @@ def focal_timesteps(n: int) -> torch.Tensor:
 
 def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, index: int) -> dict[str, torch.Tensor]:
     """Stage 2 for one concept: the refined projections with its trained LoRA merged, by edit name."""
-    from peft import LoraConfig
-    from peft.tuners.lora import LoraLayer
-
     model = refined.clone(("unet",))
     names = [f"{n}.{p}" for n, _ in cross_attention_layers(model.unet) for p in ("to_k", "to_v")]
-    model.unet.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + index)
-        model.unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.rank, target_modules=names,
-                                          init_lora_weights=True))
-    layers = {n: m for n, m in model.unet.named_modules() if isinstance(m, LoraLayer)}
+    layers = add_adapters(model, config.rank, names, config.seed + index)
     params = {f"{n}.{ab}": getattr(m, ab)["default"].weight for n, m in layers.items() for ab in ("lora_A", "lora_B")}
     prompts = [t.format(concept) for t in config.templates]
     with torch.no_grad():
