@@ -28,6 +28,11 @@ class Vocabulary:
         key = concept.strip().lower()
         return self.synonyms.get(key, set()) | {key}
 
+    def without(self, concepts, synonyms: bool = True) -> list[str]:
+        """The concepts, leaving out `concepts` (and, with `synonyms`, every synonym of them)."""
+        excluded = set().union(*[self.group(c) if synonyms else {c.strip().lower()} for c in concepts])
+        return [w for w in self.concepts if w.lower() not in excluded]
+
 
 def register_vocabulary(name: str, groups: Callable[[], list[list[str]]]) -> None:
     """Make `groups()` (lists of synonyms) available as the vocabulary `name`."""

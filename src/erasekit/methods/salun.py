@@ -70,9 +70,7 @@ def retain_set(concepts: ConceptSet, vocab: str) -> list[str]:
     if not vocab:
         raise ErasekitError("SalUn needs a retain set (its random labels and its retain term): give --preserve, "
                             "or --set vocab=FILE, or vocab=world-objects on the miniature")
-    words = load_vocabulary(vocab)
-    erased = set().union(*(words.group(c) for c in concepts.erase))
-    kept = [c for c in words.concepts if c.lower() not in erased and not (words.group(c) & erased)]
+    kept = load_vocabulary(vocab).without(concepts.erase)
     if not kept:
         raise ErasekitError(f"vocabulary {vocab!r} holds no concept besides the erased ones: nothing to retain")
     return kept

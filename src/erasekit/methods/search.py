@@ -64,9 +64,7 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
                exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], torch.Tensor]:
     """R for one erased concept: (names, text-encoder outputs [R, L, d]), nearest first. `also_exclude`: more
     concepts to leave out (with their synonyms when `exclude_synonyms`)."""
-    excluded = set().union(*[vocab.group(c) if exclude_synonyms else {c.strip().lower()}
-                             for c in (concept, *also_exclude)])
-    words = [w for w in vocab.concepts if w.lower() not in excluded]
+    words = vocab.without((concept, *also_exclude), exclude_synonyms)
     if not words:
         raise ErasekitError(f"the vocabulary has no concept besides {', '.join(map(repr, (concept, *also_exclude)))} "
                             "and their synonyms to search")
