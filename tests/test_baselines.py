@@ -124,6 +124,9 @@ def test_the_miniature_segments_its_objects_exactly():
     x, masks = segmented_images()("a starburst", 4, seed=1)
     assert x.shape == (4, 3, 32, 32) and masks.shape == (4, 1, 32, 32)
     assert 0.03 < float(masks.mean()) < 0.5  # an object covers part of each image
+    coloured = (x.max(1).values - x.min(1).values) > 0.05  # objects are coloured, backgrounds grey
+    inside = masks[:, 0].bool()
+    assert bool(coloured[inside].all()) and float(coloured[~inside].float().mean()) < 0.05  # only edge pixels
     with pytest.raises(ErasekitError, match="objects only"):
         segmented_images()("yellow", 1, seed=0)
 
