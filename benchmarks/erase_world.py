@@ -39,7 +39,7 @@ from erasekit.core.files import write_text
 from erasekit.core.loop import Run, read_log
 from erasekit.eval.graph import concept_graph, save_graph
 from erasekit.eval.judges import attribute_scorer, method_scorer, world_judge
-from erasekit.eval.metrics import splits_for
+from erasekit.eval.metrics import spearman, splits_for
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
@@ -174,23 +174,6 @@ def concept_graphs(bench: Bench, obj: str, methods: list[str]) -> dict:
     graph_heatmap(matrix, methods, list(OBJECTS), bench.out / f"graph-{obj}" / "graph.png")
     return {"delta": {m: dict(zip(OBJECTS, map(float, row))) for m, row in zip(methods, matrix)},
             "searched": searched}
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(x):
-        x = np.asarray(x, dtype=float)
-        order = x.argsort()
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        for v in np.unique(x):
-            r[x == v] = r[x == v].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def print_graphs(obj: str, graphs: dict) -> None:

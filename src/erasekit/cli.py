@@ -7,6 +7,7 @@ Heavy libraries (torch, diffusers) are imported inside the commands, so `--help`
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -396,6 +397,78 @@ def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, fo
 
 
 @main.command()
+@click.argument("model_arg", required=False, metavar="[BASE]")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base)")
+@click.option("--edit", default=None, type=click.Path(), help="edit run folder: θ' = BASE with the edit applied")
+@click.option("--against", default=None, help="a second model source: θ' = this model (" + MODEL_HELP + ")")
+@click.option("--vocab", default=None, help="concepts to rank: a file (one per line) or a named vocabulary "
+              "(default: world, on the miniature)")
+@click.option("--erased", default=None, help="c_e, the concept the edit is known to change (Eq. 19's first term); "
+              "without it the inspection is blind")
+@click.option("--lam", default=0.0, show_default=True, type=float, help="λ of Eq. 19 (with --erased)")
+@click.option("--search", default="auto", show_default=True, type=click.Choice(["auto", "exhaustive", "gumbel"]),
+              help="exhaustive pass over the vocabulary, or the Gumbel-softmax search (auto: by its size)")
+@click.option("--probes", default=16, show_default=True, type=POSITIVE, help="noisy latents every concept is scored on")
+@click.option("--top", default=6, show_default=True, type=click.IntRange(min=0),
+              help="concepts shown with images (and the judge's δ, on the miniature) in report.html")
+@click.option("--n", default=8, show_default=True, type=POSITIVE, help="seeds per shown concept")
+@click.option("--out", required=True, type=click.Path(), help="folder for table.csv, inspect.json, report.html")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_out_options
+def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes, top, n, out, quiet, overwrite, force):
+    """Which concepts did a fine-tune change? Rank a vocabulary by talk Eq. 19 (blind, or with a known c_e).
+
+    \b
+    Examples:
+      erasekit inspect mini --edit runs/esd-star --out inspect/esd-star
+      erasekit inspect mini --edit runs/esd-star --erased star --lam 1 --out inspect/esd-star-sensitive
+      erasekit inspect base-model/ --against fine-tuned/ --vocab concepts.txt --out inspect/ft
+    """
+    from erasekit.core.bundle import load_bundle
+    from erasekit.core.files import atomic_dir, check_output, write_text
+    from erasekit.core.vocab import load_vocabulary
+    from erasekit.eval.inspect import InspectConfig, attach, inspect_models, judged, table_csv
+    from erasekit.report.html import write_inspect_report
+
+    if (edit is None) == (against is None):
+        raise ErasekitError("inspect compares two models: give --edit RUN (BASE with the edit) or --against MODEL")
+    check_output(out, overwrite)
+    loaded, base = _edit_and_base(edit, model or model_arg, force)
+    if loaded is not None and loaded.kind == "sampler":
+        raise ErasekitError(f"{edit} is a sampler edit ({loaded.method}): it changes no weight, so every noise "
+                            "prediction is the same and there is nothing for Eq. 19 to rank; its whole change is "
+                            "its manifest's sampling settings")
+    edited = loaded.apply(base, force=force) if loaded is not None else load_bundle(against)
+    mini = base.arch == "mini"
+    if vocab is None and not mini:
+        raise ErasekitError("give --vocab FILE (one concept per line): only the miniature has a default vocabulary")
+    config = InspectConfig(lam=lam, probes=probes, search=search)
+    ins = inspect_models(base, edited, load_vocabulary(vocab or "world"), config, erased, progress=not quiet)
+    judge = probe = None
+    if mini:
+        from erasekit.eval.judges import world_judge
+        from erasekit.world.vocab import probe
+
+        judge = world_judge()
+    shown = judged(base, edited, ins.top(top), n, probe, judge, progress=not quiet) if top else []
+    attach(ins, shown)
+    what = f"{loaded.method} edit {edit}" if loaded is not None else f"{against}"
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_text(tmp / "table.csv", table_csv(ins))
+        write_text(tmp / "inspect.json", json.dumps({
+            "base": model or model_arg or (loaded.base["source"] if loaded else None), "edited": what,
+            "erased": erased, "lam": lam, "search": ins.searched, "vocabulary_size": ins.vocabulary_size,
+            "probes": probes, "top": [{"concept": r.concept, "score": r.score, "l2": r.l2, "l1": r.l1,
+                                       "judge_delta": r.delta} for r in ins.rows]}, indent=2))
+        write_inspect_report(tmp, ins, shown, f"erasekit inspect: {what}")
+    click.echo(f"wrote {Path(out) / 'table.csv'} and {Path(out) / 'report.html'}")
+    for i, r in enumerate(ins.rows[:10]):
+        delta = "" if r.delta is None else f"   judge δ {r.delta:.3f}"
+        extra = "" if r.l1 is None else f"  (L1 {r.l1:.4g}, L2 {r.l2:.4g})"
+        click.echo(f"  {i + 1:>2}. {r.concept:<16} {r.score:.4g}{extra}{delta}")
+
+
+@main.command()
 @click.argument("spec", required=False, type=click.Path())
 @click.option("--out", default=None, type=click.Path(), help="the bench folder: cells, edits, tables, report.html")
 @click.option("--shard", default=None, metavar="I/N", help="compute only every N-th row, from the I-th (1 <= I <= N)")
@@ -443,7 +516,6 @@ RUN_RECORD = "run.json"  # in OUT.partial/: what the interrupted run was, so tha
 
 def _claim_run(work: Path, resume: bool, record: dict) -> None:
     """Record the run in its work folder, or, resuming, refuse a work folder left by a different run."""
-    import json
 
     from erasekit.core.files import write_text
 
@@ -647,7 +719,6 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
       erasekit attack --edit runs/esd-mark --attack unlearndiff --concept mark --limit 6 --out atk/esd-mark-udiff
     """
     import dataclasses
-    import json
     import shutil
 
     from erasekit.attacks import registry
@@ -710,8 +781,6 @@ def _image_folder(folder):
 def _write_images(folder: Path, ev) -> None:
     """The attacked images as `erasekit generate --prompts prompts.csv` writes them (so a replay compares file by
     file): NNNNNN.png and index.jsonl."""
-    import json
-
     from PIL import Image
 
     from erasekit.core.files import write_text

@@ -176,3 +176,33 @@ def side_effect(base_scores, edited_scores) -> float:
     if base.shape != edited.shape:
         raise ValueError(f"base and edited scores differ in shape: {base.shape} vs {edited.shape}")
     return float((base - edited).mean())
+
+
+def _ranks(x) -> np.ndarray:
+    """Ranks 0..n−1 of x, ties given their average rank."""
+    x = np.asarray(x, dtype=float)
+    r = np.empty(len(x))
+    r[x.argsort(kind="stable")] = np.arange(len(x))
+    for v in np.unique(x):
+        r[x == v] = r[x == v].mean()
+    return r
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan when either side is constant."""
+    ra, rb = _ranks(a), _ranks(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def spearman_interval(a, b, resamples: int = 1000, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of Spearman's ρ over resampled (a_i, b_i) pairs (resamples with a constant side are
+    skipped)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    rhos = [spearman(a[i], b[i]) for i in (rng.integers(0, len(a), len(a)) for _ in range(resamples))]
+    rhos = [r for r in rhos if r == r]
+    if not rhos:
+        return [float("nan"), float("nan")]
+    return [float(np.percentile(rhos, 2.5)), float(np.percentile(rhos, 97.5))]

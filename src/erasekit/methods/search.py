@@ -60,6 +60,14 @@ def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25)
     return chosen
 
 
+def text_distances(bundle: Bundle, words: list[str], targets: list[str]) -> torch.Tensor:
+    """[len(words), len(targets)]: L2 distances between the text encoder's outputs (the whole [L, d] sequence,
+    flattened, as the official AP/AGE code measures them)."""
+    target = _encode(bundle, targets).flatten(1).float()
+    return torch.cat([torch.cdist(_encode(bundle, words[i:i + 256]).flatten(1).float(), target)
+                      for i in range(0, len(words), 256)])
+
+
 def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, num_centers: int = 0,
                exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], torch.Tensor]:
     """R for one erased concept: (names, text-encoder outputs [R, L, d]), nearest first. `also_exclude`: more
@@ -68,9 +76,7 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
     if not words:
         raise ErasekitError(f"the vocabulary has no concept besides {', '.join(map(repr, (concept, *also_exclude)))} "
                             "and their synonyms to search")
-    target = _encode(bundle, [concept]).flatten(1)
-    dist = torch.cat([torch.cdist(_encode(bundle, words[i:i + 256]).flatten(1).float(), target.float())[:, 0]
-                      for i in range(0, len(words), 256)])
+    dist = text_distances(bundle, words, [concept])[:, 0]
     order = dist.argsort()[:k_closest].tolist()
     words = [words[i] for i in order]
     emb = _encode(bundle, words)

@@ -171,3 +171,26 @@ def write_attack_report(out: str | Path, data: dict, ev, title: str | None = Non
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     return write_text(Path(out) / "report.html", doc)
+
+
+def write_inspect_report(out: str | Path, ins, shown, title: str) -> Path:
+    """out/report.html for an inspection (`eval.inspect`): the ranked table, then the top concepts' images from
+    both models on the same seeds, with the judge's δ where it was measured."""
+    what = (f"Eq. 19 with c_e = <b>{html.escape(ins.erased)}</b>, λ = {ins.config.lam:g}" if ins.erased else
+            "blind (no c_e): ranked by the output-space change ||ε_θ'(c) − ε_θ(c)||²")
+    head = "<tr><th>rank</th><th>concept</th><th>score</th><th>change L2</th><th>L1</th><th>judge δ</th></tr>"
+    rows = "".join(f"<tr><td>{i + 1}</td><td>{html.escape(r.concept)}</td><td>{r.score:.4g}</td><td>{r.l2:.4g}</td>"
+                   f"<td>{_fmt(r.l1)}</td><td>{_fmt(r.delta)}</td></tr>" for i, r in enumerate(ins.rows[:MAX_GROUPS]))
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{what}; {ins.vocabulary_size} concepts ({ins.searched}), {ins.config.probes} probes.</p>",
+             f'<table id="ranked">{head}{rows}</table>', "<h2>Top concepts (same seeds: before, after)</h2>"]
+    for s in shown:
+        scale = max(1, 96 // s.base.shape[-1])
+        n = min(PER_CONCEPT, len(s.base))
+        delta = "" if s.delta is None else f" — judge δ {s.delta:.3f} ± {s.se:.3f}"
+        parts.append(f"<div class='concept'><h3>{html.escape(s.concept)}{delta}</h3>"
+                     + _figure(_png(grid(s.base[:n], nrow=n, upscale=scale)), f"before: {s.prompts[0]}")
+                     + _figure(_png(grid(s.edited[:n], nrow=n, upscale=scale)), "after") + "</div>")
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    return write_text(Path(out) / "report.html", doc)

@@ -62,6 +62,13 @@ class Scores:
         names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
         return [names[i] for i in getattr(self, head).argmax(-1).tolist()]
 
+    def probability(self, head: str, label: str) -> torch.Tensor:
+        """[B]: the probability of `label` under `head` (the mark head's own probability for "mark")."""
+        if head == "mark":
+            return self.mark
+        names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
+        return getattr(self, head)[:, names.index(label)]
+
     def in_top_k(self, head: str, label: str, k: int) -> torch.Tensor:
         """[B] bool: is `label` among the k most probable classes of `head`."""
         names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
