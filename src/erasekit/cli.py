@@ -353,20 +353,31 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
 @main.command()
 @click.argument("model_arg", required=False, metavar="[MODEL]")
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edits' base)")
-@click.option("--edit", "edits", multiple=True, required=True, type=click.Path(), help="edit run folder (repeatable)")
+@click.option("--edit", "edits", multiple=True, type=click.Path(), help="edit run folder (repeatable)")
+@click.option("--all", "full", is_flag=True, help="the full graph on the miniature: erase each of the ten objects "
+              "in turn with each --method (cached in --out, a bench folder), and the graph's three properties")
+@click.option("--method", "methods", multiple=True, help="with --all: a method (repeatable; default esd)")
 @click.option("--concepts", default="world-objects", show_default=True, help="world-objects (the 10 objects)")
-@click.option("--n", default=8, show_default=True, type=POSITIVE, help="seeds per concept")
+@click.option("--n", default=8, show_default=True, type=POSITIVE,
+              help="seeds per concept (with --all: images per prompt of the erasure suite)")
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
 @click.option("--out", required=True, type=click.Path(), help="folder for graph.csv and graph.png")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_out_options
-def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, force):
+def graph(model_arg, model, edits, full, methods, concepts, n, steps, out, quiet, overwrite, force):
     """The concept graph: how each erasure changes the judge's score of every concept (CSV + heat map).
 
     \b
-    Example:
+    Examples:
       erasekit graph mini --edit runs/esd-star --edit runs/uce-star --out graph/star
+      erasekit graph --all --method esd --method age --n 16 --out bench/concept-graph
     """
+    if full:
+        return _full_graph(model or model_arg, edits, methods, n, out, quiet)
+    if not edits:
+        raise ErasekitError("graph needs --edit RUN (repeatable), or --all for the full graph of a method")
+    if methods:
+        raise ErasekitError("--method goes with --all (the edits of --edit carry their own method)")
     from erasekit.core.edit import Edit
     from erasekit.core.files import atomic_dir, check_output
     from erasekit.eval.graph import concept_graph, most_hurt, save_graph
@@ -394,6 +405,24 @@ def graph(model_arg, model, edits, concepts, n, steps, out, quiet, overwrite, fo
     for name, what, row in zip(names, erased, matrix):
         concept, value = most_hurt(row, OBJECTS, what)[0]
         click.echo(f"  {name} (erases {', '.join(what)}): most hurt kept concept {concept} (delta {value:.3f})")
+
+
+def _full_graph(model, edits, methods, n, out, quiet):
+    from erasekit.bench.graph import full_graphs, properties_table, write_graphs
+    from erasekit.methods import registry
+
+    if edits:
+        raise ErasekitError("graph --all makes its own erasures: give --method, not --edit")
+    if model not in (None, "mini"):
+        raise ErasekitError("graph --all runs on the miniature (its judge scores every object); for another model, "
+                        "erase each concept and pass the runs with --edit")
+    methods = list(dict.fromkeys(methods or ("esd",)))
+    for m in methods:
+        registry.get(m)  # an unknown method: one clear error before any work
+    graphs = full_graphs(methods, out, n=n, progress=not quiet)
+    for path in write_graphs(graphs, out):
+        click.echo(f"wrote {path}")
+    click.echo(properties_table(graphs))
 
 
 @main.command()

@@ -51,7 +51,12 @@ def context(spec: Spec, out: Path, roots=(), progress: bool = True) -> Context:
 def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progress: bool = True) -> list[Path]:
     """Compute the cells of this shard's rows (every n-th row, the i-th first); unsharded, also write the
     outputs. Returns the outputs written (none for a shard)."""
-    spec, out = load_spec(spec_path), Path(out)
+    return run_spec(load_spec(spec_path), out, shard, progress)
+
+
+def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bool = True) -> list[Path]:
+    """`run` for a spec already parsed (`erasekit graph --all` builds its own)."""
+    out = Path(out)
     i, n = parse_shard(shard)
     if out.exists() and not out.is_dir():
         raise ErasekitError(f"bench output {out} is a file")

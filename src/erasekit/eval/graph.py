@@ -58,3 +58,53 @@ def save_graph(matrix: np.ndarray, edits: list[str], erased: list[str], concepts
         for name, what, row in zip(edits, erased, matrix):
             writer.writerow([name, what] + [f"{v:.4f}" for v in row])
     return out / "graph.csv"
+
+
+def _standard_errors(delta: np.ndarray, g0: np.ndarray, n: int) -> np.ndarray:
+    """SE of each δ_{c_e}(c_i) = G_0(c_i) − G_{c_e}(c_i), two independent rates over n images each."""
+    p0 = np.clip(g0, 0, 1)[None, :]
+    p1 = np.clip(p0 - delta, 0, 1)
+    return np.sqrt(p0 * (1 - p0) / n + p1 * (1 - p1) / n)
+
+
+def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n: int, concepts) -> dict:
+    """The talk's three claims about a full graph, as numbers.
+
+    `delta` [C, C]: row e erases concepts[e], column i is δ_{c_e}(c_i) (the drop of c_i's rate, in [−1, 1]); `g0`
+    [C]: the base model's rates G_0; `distance` [C, C]: text-embedding distances d(c_i, c_e); `n`: images per rate.
+    - locality (δ larger when c_i is nearer c_e): Spearman ρ(δ, d) over the off-diagonal pairs, pooled, with a
+      bootstrap interval, and per erased concept; the claim predicts ρ < 0.
+    - asymmetry (Δ_ij ≠ Δ_ji): mean |Δ_ij − Δ_ji| over pairs, beside what sampling noise alone gives a symmetric
+      graph (E|N(0, se_ij² + se_ji²)| = sqrt(2/π) sqrt(se_ij² + se_ji²)), and the pairs that differ beyond 1.96 se.
+    - abnormal concepts (low G_0, high δ for any c_e): concepts whose δ is significantly above 0 (z > 1.96) under
+      more than half of the other erasures, with ρ(G_0, mean δ of the column), which the claim predicts < 0."""
+    from erasekit.eval.metrics import spearman, spearman_interval
+
+    concepts = list(concepts)
+    c = len(concepts)
+    off = ~np.eye(c, dtype=bool)
+    se = _standard_errors(delta, g0, n)
+    rows = {concepts[e]: spearman(delta[e, off[e]], distance[e, off[e]]) for e in range(c)}
+    iu = np.triu_indices(c, 1)
+    gap = np.abs(delta - delta.T)[iu]
+    pair_se = np.sqrt(se ** 2 + se.T ** 2)[iu]
+    beyond = [(concepts[i], concepts[j], float(g)) for i, j, g, s in zip(*iu, gap, pair_se) if g > 1.96 * s and g > 0]
+    z = np.where(se > 0, delta / np.where(se > 0, se, 1), 0.0)
+    hurt = ((z > 1.96) & off).sum(axis=0)
+    column = np.array([delta[off[:, i], i].mean() for i in range(c)])
+    return {
+        "locality": {"spearman_delta_distance": spearman(delta[off], distance[off]),
+                     "interval": spearman_interval(delta[off], distance[off]),
+                     "pairs": int(off.sum()), "per_erased": rows,
+                     "rows_negative": int(sum(1 for r in rows.values() if r == r and r < 0)),
+                     "rows_defined": int(sum(1 for r in rows.values() if r == r))},
+        "asymmetry": {"mean_abs_difference": float(gap.mean()),
+                      "noise_floor": float(np.sqrt(2 / np.pi) * pair_se.mean()),
+                      "pairs": int(len(gap)), "pairs_beyond_noise": sorted(beyond, key=lambda t: -t[2])},
+        "abnormal": {"concepts": [concepts[i] for i in range(c) if hurt[i] > (c - 1) / 2],
+                     "spearman_g0_column_delta": spearman(g0, column),
+                     "g0": dict(zip(concepts, map(float, g0))),
+                     "column_mean_delta": dict(zip(concepts, map(float, column))),
+                     "hurt_by": dict(zip(concepts, map(int, hurt)))},
+        "mean_off_diagonal_delta": float(delta[off].mean()), "n": n,
+    }
