@@ -161,3 +161,28 @@ def test_search_methods_refuse_bad_input(tiny, vocab_file):
     with pytest.raises(ErasekitError, match="unknown space"):
         config("age", vocab_file, space="pixels")
     assert registry.build_config(registry.get("ap"), arch="mini").vocab == "world"
+
+
+@pytest.mark.parametrize("mode, concepts, attributes, expected", [
+    ("edit", ConceptSet(["cat"], target="dog"), ("old", "young"), {"dog", "old dog", "young dog"}),
+    ("debias", ConceptSet(["cat"]), ("old", "young", "small"), {"old cat", "young cat", "small cat"}),
+])
+def test_age_eq_17_modes_search_the_given_variants_not_the_vocabulary(tiny, tmp_path, mode, concepts, attributes,
+                                                                        expected):
+    cfg = config("age", "", mode=mode, attributes=attributes, iterations=3)
+    edit = registry.get("age").erase(tiny, concepts, cfg, Run(work=tmp_path, progress=False))
+    assert {w for w, _ in edit.metrics["searched"]["cat"]} <= expected
+    assert edit.config["mode"] == mode and edit.config["gumbel_hard"] is True  # one member of C per step
+    assert any(not torch.equal(v, dict(tiny.named_parameters())[k]) for k, v in edit.tensors.items())
+    header, *rows = (tmp_path / "loss.csv").read_text().splitlines()
+    column = header.split(",").index("searched")
+    assert {row.split(",")[column] for row in rows} <= expected
+
+
+def test_age_eq_17_modes_refuse_what_they_cannot_use(tiny):
+    with pytest.raises(ErasekitError, match="give --target"):
+        registry.get("age").erase(tiny, ConceptSet(["cat"]), config("age", "", mode="edit"))
+    with pytest.raises(ErasekitError, match="at least two attributes"):
+        config("age", "", mode="debias", attributes=("old",))
+    with pytest.raises(ErasekitError, match="unknown AGE mode"):
+        config("age", "", mode="swap")

@@ -15,6 +15,15 @@ second finds the concept the change disturbs most. The model then maps c_e onto 
 - The official code detaches c_t in the first term's teacher prediction, so only the second term steers π there;
   here π ascends both terms, as the equation says.
 
+Eq. 17 (the talk's "implications") is the same min-max with C given instead of searched (`mode`):
+- `edit`: c_e → the `--target` c_t, C = {c_t} ∪ {"{a} {c_t}" for a in `attributes`} (doctor → nurse, C = {nurse,
+  white nurse, asian nurse});
+- `debias`: C = {"{a} {c_e}" for a in `attributes`} (doctor → {female doctor, male doctor, ...}; star → {yellow
+  star, red star, ...}).
+In both, the first term's target is ε_θ(c_t) itself (η = 0, Eq. 17 as written: guiding away from c_e would push
+"star" away from the yellow star it draws), and π's sample is the straight-through one-hot (Eq. 12), so each step
+maps c_e onto one member of C, the one the inner max finds hardest.
+
 Defaults: the official code's (λ = 1, η = 1, soft top-2, temperature 0.1 for objects, k_closest 100 from ImageNet
 class names passed as `vocab`, x0-space). The miniature's (`MINI`) use its 41-word lexicon; its Gumbel lr
 0.1 gives π's logits the same largest total move in 40 iterations x 2 ascent steps as 1e-2 does in the official
@@ -23,7 +32,7 @@ class names passed as `vocab`, x0-space). The miniature's (`MINI`) use its 41-wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -31,11 +40,15 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
+from erasekit.core.options import check_choice
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import prediction_gap
 from erasekit.methods.registry import register
-from erasekit.methods.search import SearchConfig, prepare, run_search
+from erasekit.methods.search import SearchConfig, prepare, run_search, variant_search
 from erasekit.methods.teacher import guided_away, predictions
+
+
+MODES = ("erase", "edit", "debias")
 
 
 @dataclass
@@ -45,21 +58,44 @@ class AGEConfig(SearchConfig):
     gumbel_temperature: float = 0.1
     gumbel_hard: bool = False
     gumbel_topk: int = 2
+    mode: str = "erase"  # erase | edit (needs --target) | debias (needs attributes): talk Eq. 17
+    attributes: tuple = ()  # edit: variants "{a} {target}" beside the target; debias: "{a} {c_e}"
+
+    def check(self) -> None:
+        super().check()
+        check_choice(self.mode, MODES, "AGE mode")
+        if self.mode == "debias" and len(self.attributes) < 2:
+            raise ErasekitError("age debias needs at least two attributes (--set attributes=yellow,red,blue,green)")
+
+
+def variants(concepts: ConceptSet, config: AGEConfig) -> list[list[str]] | None:
+    """Eq. 17's C for each erased concept (None in erase mode: C is searched in the vocabulary)."""
+    if config.mode == "edit":
+        return [[concepts.target] + [f"{a} {concepts.target}" for a in config.attributes] for _ in concepts.erase]
+    if config.mode == "debias":
+        return [[f"{a} {c}" for a in config.attributes] for c in concepts.erase]
+    return None
 
 
 MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
         "vocab": "world", "gumbel_lr": 0.1, "k_closest": 20}
 
 
-@register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target "
-          "(Bui 2025)", AGEConfig, paper="Bui et al., ICLR 2025 (talk Eqs. 13-14)", presets={"mini": MINI})
+@register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target; edit, debias "
+          "(Bui 2025)", AGEConfig, paper="Bui et al., ICLR 2025 (talk Eqs. 13-14; Eq. 17 for edit and debias)", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Run()) -> Edit:
-    if concepts.target or concepts.preserve:
+    if concepts.preserve or (concepts.target and config.mode != "edit"):
         raise ErasekitError("age searches its target (and preserves it) in its vocabulary; --target and --preserve "
-                            "are not used (put the concepts in the vocabulary file instead)")
-    setup = prepare(bundle, concepts, config)
+                            "are not used (put the concepts in the vocabulary file instead; --target goes with "
+                            "--set mode=edit)")
+    if config.mode == "edit" and not concepts.target:
+        raise ErasekitError("age edit maps a concept onto a target: give --target (e.g. --target square)")
+    given = variants(concepts, config)
+    if given is not None:
+        config = replace(config, gumbel_hard=True)
+    setup = prepare(bundle, concepts, config, variant_search(bundle, given, config) if given else None)
     model, search, conds = setup.model, setup.search, setup.conds
-    eta, lam = config.negative_guidance, config.lam
+    eta, lam = (config.negative_guidance if config.mode == "erase" else 0.0), config.lam
 
     def teacher(s, c_t, e_e):
         """ε_θ(z_e, c_t) guided away from c_e by η (the first term's target), and ε_θ(z_t, c_t): one batch."""

@@ -242,9 +242,20 @@ class Setup:
                 **self.search.log(s.i)}
 
 
-def prepare(bundle: Bundle, concepts, config: SearchConfig) -> Setup:
+def variant_search(bundle: Bundle, variants: list[list[str]], config: SearchConfig) -> ConceptSearch:
+    """π over a given set C_i for each erased concept i (talk Eq. 17's target or attribute variants), not over a
+    vocabulary's neighbourhood."""
+    with torch.no_grad():
+        embeddings = [_encode(bundle, names) for names in variants]
+    return ConceptSearch(variants, embeddings, config.gumbel_lr, config.gumbel_temperature, config.gumbel_hard,
+                         config.gumbel_topk)
+
+
+def prepare(bundle: Bundle, concepts, config: SearchConfig, search: ConceptSearch | None = None) -> Setup:
+    """The student, π (over the vocabulary's neighbourhood of each erased concept unless `search` is given), the
+    erased prompts' conditioning and the z_t source."""
     model, params = student(bundle, config.group)
-    search = build_search(bundle, concepts.erase, config)
+    search = search or build_search(bundle, concepts.erase, config)
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
         uncond = bundle.encode_prompts([""])
