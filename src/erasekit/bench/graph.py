@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from erasekit.bench.collect import context, run_spec
-from erasekit.bench.compute import row_keys
+from erasekit.bench.compute import erasure_key, row_keys
 from erasekit.bench.spec import NONE, parse_spec
 from erasekit.bench.table import graph, records
 from erasekit.core.files import write_text
@@ -46,6 +46,7 @@ class FullGraph:
     distance: np.ndarray  # [C, C]: text-embedding distances of the names
     n: int  # images per concept behind each rate
     properties: dict
+    edits: dict  # concept -> the folder of the edit that erased it (the bench's cached erasure)
 
 
 def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "mini",
@@ -65,8 +66,10 @@ def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "
     for method in methods:
         rows = {lab.split(" − ", 1)[1]: row for lab, row in zip(labels, matrix) if lab.split(" − ", 1)[0] == method}
         delta = np.array([rows[c] for c in concepts])
+        edits = {row.erase[0]: ctx.cells.edit_dir(erasure_key(ctx, row)) for row in spec.rows()
+                 if row.method.label == method}
         graphs[method] = FullGraph(method, list(concepts), delta, g0, distance, per_concept,
-                                   graph_properties(delta, g0, distance, per_concept, concepts))
+                                   graph_properties(delta, g0, distance, per_concept, concepts), edits)
     return graphs
 
 

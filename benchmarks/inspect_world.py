@@ -1,0 +1,230 @@
+"""Issue 17 on the miniature: the model-diff inspector (talk Eq. 19), the full concept graph's properties, and
+Eq. 17's edit and debias modes of AGE.
+
+    .venv/bin/python benchmarks/inspect_world.py [--out bench/inspect-world] [--graph bench/concept-graph]
+
+1. Blind identification: each single-object erasure of the ten objects by esd, uce, ap and age (the cached
+   erasures of `erasekit graph --all` in --graph), inspected with no c_e over the `world` lexicon (41 words).
+   A hit: the erased object or its synonym is top-1 (top-3). Also a Dark Miner LoRA edit of `star`
+   (`max_loops` 4) and UCE's edit red -> blue.
+2. Sensitivity: with c_e known, Eq. 19 over the nine kept objects against the judge-measured δ of the same graph
+   row (Spearman per edit, then the mean over the edits with a defined ρ, and pooled over all kept pairs), for
+   λ = 0, 1 and L2 alone (λ → ∞).
+3. The full graph's three properties for every method (`bench.graph`).
+4. Eq. 17: AGE edit circle -> square and AGE debias star over yellow/red/blue/green (64 held-out seeds), beside
+   UCE's edit here and UCE's debias as `benchmarks/erase_world.py` measures it.
+5. Time: one inspection as `erasekit inspect` runs it (ranking + images and δ of the top 6 at n 8), median of 3.
+
+Results are cached in --out/results.json (a rerun prints them again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from erasekit.bench.graph import full_graphs, properties_table
+from erasekit.cli import quiet_libraries
+from erasekit.core.bundle import load_bundle
+from erasekit.core.edit import Edit
+from erasekit.core.files import write_text
+from erasekit.core.loop import Run
+from erasekit.core.vocab import grouped, load_vocabulary
+from erasekit.eval.inspect import InspectConfig, inspect_models, judged
+from erasekit.eval.judges import method_scorer, world_judge
+from erasekit.eval.metrics import spearman, spearman_interval, wilson
+from erasekit.methods import registry
+from erasekit.methods.concepts import ConceptSet
+from erasekit.world.captions import OBJECT_NAMES
+from erasekit.world.render import OBJECTS
+from erasekit.world.vocab import probe
+
+METHODS = ("esd", "uce", "ap", "age")
+COLOURS = ("yellow", "red", "blue", "green")
+
+
+class Cache:
+    def __init__(self, out: Path):
+        self.path = out / "results.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key, fn):
+        if key not in self.data:
+            self.data[key] = fn()
+            write_text(self.path, json.dumps(self.data, indent=2))
+        return self.data[key]
+
+
+def blind(base, edited, vocab) -> list[str]:
+    return inspect_models(base, edited, vocab, InspectConfig()).top(3)
+
+
+def identification(base, graphs, vocab) -> dict:
+    out = {}
+    for m in METHODS:
+        out[m] = {c: blind(base, Edit.load(graphs[m].edits[c]).apply(base), vocab) for c in OBJECTS}
+    return out
+
+
+def sensitivity(base, graphs) -> dict:
+    """Eq. 19's scores of the nine kept objects (c_e known) and the graph row's δ, per edit."""
+    out = {}
+    for m in METHODS:
+        g = graphs[m]
+        rows = {}
+        for e, c in enumerate(g.concepts):
+            edited = Edit.load(g.edits[c]).apply(base)
+            kept = [o for o in g.concepts if o != c]
+            ins = inspect_models(base, edited, grouped([[o] for o in kept]), InspectConfig(lam=1.0), erased=c)
+            by = {r.concept: r for r in ins.rows}
+            rows[c] = {"l1": [by[o].l1 for o in kept], "l2": [by[o].l2 for o in kept],
+                       "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept]}
+        out[m] = rows
+    return out
+
+
+def lora_and_colour(base, vocab) -> dict:
+    spec = registry.get("darkminer")
+    config = registry.build_config(spec, values={"max_loops": 4}, arch="mini")
+    concepts = ConceptSet(["star"])
+    started = time.perf_counter()
+    edit = spec.erase(base, concepts, config, Run(progress=True, scorer=method_scorer(spec, base, config, concepts)))
+    dm_seconds = time.perf_counter() - started
+    uce = registry.get("uce")
+    colour = uce.erase(base, ConceptSet(["red"], target="blue"),
+                       registry.build_config(uce, values={"mode": "edit"}, arch="mini"), Run(progress=False))
+    return {"darkminer_star": {"kind": edit.kind, "top3": blind(base, edit.apply(base), vocab),
+                               "seconds": dm_seconds},
+            "uce_red_to_blue": {"kind": colour.kind, "top3": blind(base, colour.apply(base), vocab)}}
+
+
+def eq17(base, judge) -> dict:
+    seeds = list(range(64))
+    out = {}
+    for method, values in (("age", {"mode": "edit"}), ("uce", {"mode": "edit"})):
+        spec = registry.get(method)
+        started = time.perf_counter()
+        edit = spec.erase(base, ConceptSet(["circle"], target="square"),
+                          registry.build_config(spec, values=values, arch="mini"), Run(progress=True))
+        seconds = time.perf_counter() - started
+        model = edit.apply(base)
+        shown = judge.score(model.generate(["a circle"] * 64, seeds)).top1("object")
+        kept = [o for o in OBJECTS if o not in ("circle", "square")]
+        others = judge.score(model.generate([f"a {OBJECT_NAMES[o][0]}" for o in kept for _ in range(8)],
+                                            list(range(8)) * len(kept))).top1("object")
+        out[f"{method}_edit"] = {"circle_as_square": 100 * np.mean([s == "square" for s in shown]),
+                                 "kept_psr1": 100 * np.mean([s == o for s, o in zip(others, np.repeat(kept, 8))]),
+                                 "seconds": seconds}
+    spec = registry.get("age")
+    started = time.perf_counter()
+    edit = spec.erase(base, ConceptSet(["star"]),
+                      registry.build_config(spec, values={"mode": "debias", "attributes": COLOURS}, arch="mini"),
+                      Run(progress=True))
+    seconds = time.perf_counter() - started
+    for name, model in (("before", base), ("after", edit.apply(base))):
+        scores = judge.score(model.generate(["a star"] * 64, seeds))
+        colours = Counter(scores.top1("colour"))
+        coloured = judge.score(model.generate([f"a {c} star" for c in COLOURS for _ in range(16)],
+                                              list(range(16)) * len(COLOURS))).top1("colour")
+        out[f"age_debias_{name}"] = {
+            "majority": 100 * colours.most_common(1)[0][1] / 64, "shares": dict(colours.most_common()),
+            "star_kept": 100 * np.mean([o == "star" for o in scores.top1("object")]),
+            "coloured_correct": 100 * np.mean([c == t for c, t in zip(coloured, np.repeat(COLOURS, 16))])}
+    out["age_debias_after"]["seconds"] = seconds
+    return out
+
+
+def timing(base, judge, edit_folder: Path, vocab) -> list[float]:
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        edited = Edit.load(edit_folder).apply(base)
+        ins = inspect_models(base, edited, vocab, InspectConfig())
+        judged(base, edited, ins.top(6), 8, probe, judge)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def hits(tops: list[list[str]], erased: list[str], k: int) -> tuple[int, int]:
+    ok = sum(bool(set(t[:k]) & set(OBJECT_NAMES[c])) for t, c in zip(tops, erased))
+    return ok, len(tops)
+
+
+def main() -> None:
+    quiet_libraries()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="bench/inspect-world")
+    parser.add_argument("--graph", default="bench/concept-graph", help="the bench folder of `graph --all`")
+    parser.add_argument("--n", type=int, default=16, help="images per prompt of the graph's erasure suite")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Cache(out)
+    base, judge, vocab = load_bundle("mini"), world_judge(), load_vocabulary("world")
+    started = time.perf_counter()
+    graphs = full_graphs(list(METHODS), args.graph, n=args.n, progress=True)
+    graph_seconds = time.perf_counter() - started
+
+    ident = cache.get("identification", lambda: identification(base, graphs, vocab))
+    print("\n1. Blind identification (λ = 0, no c_e; world lexicon, 41 words; hit = erased object or synonym)")
+    print("| edits | top-1 [95% CI] | top-3 [95% CI] |\n|---|---|---|")
+    for m in (*METHODS, "all"):
+        tops = [(t, c) for mm in (METHODS if m == "all" else (m,)) for c, t in ident[mm].items()]
+        cells = []
+        for k in (1, 3):
+            ok, n = hits([t for t, _ in tops], [c for _, c in tops], k)
+            lo, hi = wilson(100 * ok / n, n)
+            cells.append(f"{ok}/{n} = {100 * ok / n:.0f}% [{lo:.0f}, {hi:.0f}]")
+        print(f"| {m} | {cells[0]} | {cells[1]} |")
+    misses = [(m, c, t) for m in METHODS for c, t in ident[m].items() if not set(t[:1]) & set(OBJECT_NAMES[c])]
+    print(f"misses at top-1: {misses or 'none'}")
+    extra = cache.get("lora_colour", lambda: lora_and_colour(base, vocab))
+    for name, r in extra.items():
+        print(f"{name} ({r['kind']} edit): top-3 {r['top3']}")
+
+    sens = cache.get("sensitivity", lambda: sensitivity(base, graphs))
+    print("\n2. Sensitivity: Spearman(Eq. 19 score of the nine kept objects, judge δ of the graph row)")
+    print("| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |")
+    print("|---|---|---|---|---|")
+    for m in METHODS:
+        cells = []
+        for lam in (0.0, 1.0, None):
+            rhos = [spearman([a + (lam or 0) * b if lam is not None else b for a, b in zip(r["l1"], r["l2"])],
+                             r["delta"]) for r in sens[m].values()]
+            rhos = [x for x in rhos if x == x]
+            cells.append(f"{statistics.mean(rhos):.2f} ({len(rhos)})" if rhos else "undefined (0)")
+        l2 = [v for r in sens[m].values() for v in r["l2"]]
+        delta = [v for r in sens[m].values() for v in r["delta"]]
+        lo, hi = spearman_interval(l2, delta)
+        print(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {spearman(l2, delta):.2f} [{lo:.2f}, {hi:.2f}] "
+              f"({len(l2)}) |")
+
+    print(f"\n3. The full graph's properties (n = {graphs['esd'].n} images per rate; {graph_seconds:.0f} s with "
+          "cached erasures)")
+    print(properties_table(graphs))
+
+    e17 = cache.get("eq17", lambda: eq17(base, judge))
+    print("4. Eq. 17 (64 held-out seeds)")
+    for m in ("age", "uce"):
+        r = e17[f"{m}_edit"]
+        print(f"{m} edit circle -> square: 'a circle' judged square {r['circle_as_square']:.1f}%, kept eight "
+              f"objects' PSR-1 {r['kept_psr1']:.1f}%, {r['seconds']:.1f} s")
+    for name in ("before", "after"):
+        r = e17[f"age_debias_{name}"]
+        print(f"age debias star, {name}: majority colour {r['majority']:.1f}% {r['shares']}, star kept "
+              f"{r['star_kept']:.1f}%, 'a {{colour}} star' correct {r['coloured_correct']:.1f}%"
+              + (f", {r['seconds']:.1f} s" if "seconds" in r else ""))
+
+    times = timing(base, judge, graphs["esd"].edits["star"], vocab)
+    print(f"\n5. One inspection (ranking + top 6 judged at n 8): median {statistics.median(times):.1f} s of "
+          f"{[round(t, 1) for t in times]}")
+
+
+if __name__ == "__main__":
+    main()
