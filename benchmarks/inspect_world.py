@@ -56,7 +56,9 @@ class Cache:
 
     def get(self, key, fn):
         if key not in self.data:
-            self.data[key] = fn()
+            value = fn()
+            self.data = json.loads(self.path.read_text()) if self.path.exists() else {}  # keep others' keys
+            self.data[key] = value
             write_text(self.path, json.dumps(self.data, indent=2))
         return self.data[key]
 
@@ -65,28 +67,21 @@ def blind(base, edited, vocab) -> list[str]:
     return inspect_models(base, edited, vocab, InspectConfig()).top(3)
 
 
-def identification(base, graphs, vocab) -> dict:
-    out = {}
-    for m in METHODS:
-        out[m] = {c: blind(base, Edit.load(graphs[m].edits[c]).apply(base), vocab) for c in OBJECTS}
-    return out
+def identification(base, graphs, vocab, m) -> dict:
+    return {c: blind(base, Edit.load(graphs[m].edits[c]).apply(base), vocab) for c in OBJECTS}
 
 
-def sensitivity(base, graphs) -> dict:
-    """Eq. 19's scores of the nine kept objects (c_e known) and the graph row's δ, per edit."""
-    out = {}
-    for m in METHODS:
-        g = graphs[m]
-        rows = {}
-        for e, c in enumerate(g.concepts):
-            edited = Edit.load(g.edits[c]).apply(base)
-            kept = [o for o in g.concepts if o != c]
-            ins = inspect_models(base, edited, grouped([[o] for o in kept]), InspectConfig(lam=1.0), erased=c)
-            by = {r.concept: r for r in ins.rows}
-            rows[c] = {"l1": [by[o].l1 for o in kept], "l2": [by[o].l2 for o in kept],
-                       "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept]}
-        out[m] = rows
-    return out
+def sensitivity(base, graphs, m) -> dict:
+    """Eq. 19's scores of the nine kept objects (c_e known) and the graph row's δ, per edit of method m."""
+    g, rows = graphs[m], {}
+    for e, c in enumerate(g.concepts):
+        edited = Edit.load(g.edits[c]).apply(base)
+        kept = [o for o in g.concepts if o != c]
+        ins = inspect_models(base, edited, grouped([[o] for o in kept]), InspectConfig(lam=1.0), erased=c)
+        by = {r.concept: r for r in ins.rows}
+        rows[c] = {"l1": [by[o].l1 for o in kept], "l2": [by[o].l2 for o in kept],
+                   "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept]}
+    return rows
 
 
 def lora_and_colour(base, vocab) -> dict:
@@ -157,12 +152,15 @@ def hits(tops: list[list[str]], erased: list[str], k: int) -> tuple[int, int]:
 
 
 def main() -> None:
+    global METHODS
     quiet_libraries()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench/inspect-world")
     parser.add_argument("--graph", default="bench/concept-graph", help="the bench folder of `graph --all`")
     parser.add_argument("--n", type=int, default=16, help="images per prompt of the graph's erasure suite")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of esd,uce,ap,age")
     args = parser.parse_args()
+    METHODS = tuple(args.methods.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Cache(out)
@@ -171,7 +169,7 @@ def main() -> None:
     graphs = full_graphs(list(METHODS), args.graph, n=args.n, progress=True)
     graph_seconds = time.perf_counter() - started
 
-    ident = cache.get("identification", lambda: identification(base, graphs, vocab))
+    ident = {m: cache.get(f"identification/{m}", lambda m=m: identification(base, graphs, vocab, m)) for m in METHODS}
     print("\n1. Blind identification (λ = 0, no c_e; world lexicon, 41 words; hit = erased object or synonym)")
     print("| edits | top-1 [95% CI] | top-3 [95% CI] |\n|---|---|---|")
     for m in (*METHODS, "all"):
@@ -188,7 +186,7 @@ def main() -> None:
     for name, r in extra.items():
         print(f"{name} ({r['kind']} edit): top-3 {r['top3']}")
 
-    sens = cache.get("sensitivity", lambda: sensitivity(base, graphs))
+    sens = {m: cache.get(f"sensitivity/{m}", lambda m=m: sensitivity(base, graphs, m)) for m in METHODS}
     print("\n2. Sensitivity: Spearman(Eq. 19 score of the nine kept objects, judge δ of the graph row)")
     print("| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |")
     print("|---|---|---|---|---|")
@@ -221,7 +219,7 @@ def main() -> None:
               f"{r['star_kept']:.1f}%, 'a {{colour}} star' correct {r['coloured_correct']:.1f}%"
               + (f", {r['seconds']:.1f} s" if "seconds" in r else ""))
 
-    times = timing(base, judge, graphs["esd"].edits["star"], vocab)
+    times = timing(base, judge, graphs[METHODS[0]].edits["star"], vocab)
     print(f"\n5. One inspection (ranking + top 6 judged at n 8): median {statistics.median(times):.1f} s of "
           f"{[round(t, 1) for t in times]}")
 
