@@ -78,13 +78,11 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
       graph (E|N(0, se_ij² + se_ji²)| = sqrt(2/π) sqrt(se_ij² + se_ji²)), and the pairs that differ beyond 1.96 se.
     - abnormal concepts (low G_0, high δ for any c_e): concepts whose δ is significantly above 0 (z > 1.96) under
       more than half of the other erasures, with ρ(G_0, mean δ of the column), which the claim predicts < 0."""
-    from erasekit.eval.metrics import spearman, spearman_interval
-
     concepts = list(concepts)
     c = len(concepts)
     off = ~np.eye(c, dtype=bool)
     se = _standard_errors(delta, g0, n)
-    rows = {concepts[e]: spearman(delta[e, off[e]], distance[e, off[e]]) for e in range(c)}
+    rows = {concepts[e]: M.spearman(delta[e, off[e]], distance[e, off[e]]) for e in range(c)}
     iu = np.triu_indices(c, 1)
     gap = np.abs(delta - delta.T)[iu]
     pair_se = np.sqrt(se ** 2 + se.T ** 2)[iu]
@@ -93,8 +91,8 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
     hurt = ((z > 1.96) & off).sum(axis=0)
     column = np.array([delta[off[:, i], i].mean() for i in range(c)])
     return {
-        "locality": {"spearman_delta_distance": spearman(delta[off], distance[off]),
-                     "interval": spearman_interval(delta[off], distance[off]),
+        "locality": {"spearman_delta_distance": M.spearman(delta[off], distance[off]),
+                     "interval": M.spearman_interval(delta[off], distance[off]),
                      "pairs": int(off.sum()), "per_erased": rows,
                      "rows_negative": int(sum(1 for r in rows.values() if r == r and r < 0)),
                      "rows_defined": int(sum(1 for r in rows.values() if r == r))},
@@ -102,7 +100,7 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
                       "noise_floor": float(np.sqrt(2 / np.pi) * pair_se.mean()),
                       "pairs": int(len(gap)), "pairs_beyond_noise": sorted(beyond, key=lambda t: -t[2])},
         "abnormal": {"concepts": [concepts[i] for i in range(c) if hurt[i] > (c - 1) / 2],
-                     "spearman_g0_column_delta": spearman(g0, column),
+                     "spearman_g0_column_delta": M.spearman(g0, column),
                      "g0": dict(zip(concepts, map(float, g0))),
                      "column_mean_delta": dict(zip(concepts, map(float, column))),
                      "hurt_by": dict(zip(concepts, map(int, hurt)))},

@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -31,7 +31,7 @@ from erasekit.core.loop import step_generator
 from erasekit.core.vocab import Vocabulary
 from erasekit.eval.generate import generate_batched
 from erasekit.methods.latents import ddim_timesteps
-from erasekit.methods.search import ConceptSearch
+from erasekit.methods.search import ConceptSearch, encode_concepts
 
 SEARCHES = ("auto", "exhaustive", "gumbel")
 
@@ -79,7 +79,6 @@ class Inspection:
     erased: str | None = None  # c_e, when given
     searched: str = "exhaustive"
     vocabulary_size: int = 0
-    meta: dict = field(default_factory=dict)
 
     def top(self, k: int) -> list[str]:
         return [r.concept for r in self.rows[:k]]
@@ -113,12 +112,9 @@ def probe_latents(base: Bundle, config: InspectConfig) -> tuple[torch.Tensor, to
 def _eps_all(model: Bundle, conds: torch.Tensor, z: torch.Tensor, t: torch.Tensor, batch: int) -> torch.Tensor:
     """ε(z_j, t_j, c_i) for every concept i and probe j: [N, K, C, h, w]."""
     n, k = len(conds), len(z)
-    pairs = [(i, j) for i in range(n) for j in range(k)]
-    out = []
-    for s in range(0, len(pairs), batch):
-        ii = torch.tensor([i for i, _ in pairs[s:s + batch]])
-        jj = torch.tensor([j for _, j in pairs[s:s + batch]])
-        out.append(model.eps(z[jj], t[jj], conds[ii]).float())
+    ii, jj = torch.arange(n).repeat_interleave(k), torch.arange(k).repeat(n)  # pair p = (concept p // k, probe p % k)
+    out = [model.eps(z[jj[s:s + batch]], t[jj[s:s + batch]], conds[ii[s:s + batch]]).float()
+           for s in range(0, n * k, batch)]
     return torch.cat(out).reshape(n, k, *z.shape[1:])
 
 
@@ -158,8 +154,7 @@ def gumbel_shortlist(base: Bundle, edited: Bundle, concepts: list[str], probes, 
     the objective is always that of a real concept, on a fresh random subset of `gumbel_probes` probes."""
     z, t = probes
     with torch.no_grad():
-        emb = torch.cat([base.encode_prompts([config.templates[0].format(c) for c in concepts[s:s + 256]])
-                         for s in range(0, len(concepts), 256)])
+        emb = encode_concepts(base, [config.templates[0].format(c) for c in concepts])
         c_e = edited.encode_prompts([config.templates[0].format(erased)]) if erased is not None else None
     search = ConceptSearch([concepts], [emb], config.gumbel_lr, config.gumbel_temperature, hard=True, topk=1)
 
@@ -227,12 +222,14 @@ def judged(base: Bundle, edited: Bundle, concepts: list[str], n: int, probe=None
     images = [generate_batched(m, flat, seeds, steps=steps, guidance=guidance,
                                desc=f"inspect: {name} images" if progress else None)
               for m, name in ((base, "base"), (edited, "edited"))]
+    scores = [judge.score(batch) for batch in images] if any(p is not None for p in probes) else None
     out = []
     for i, (c, p) in enumerate(zip(concepts, probes)):
-        a, b = images[0][i * n:(i + 1) * n], images[1][i * n:(i + 1) * n]
-        shown = Shown(c, prompts[i], a, b)
+        rows = slice(i * n, (i + 1) * n)
+        shown = Shown(c, prompts[i], images[0][rows], images[1][rows])
         if p is not None:
-            diff = (judge.score(a).probability(p.head, p.label) - judge.score(b).probability(p.head, p.label)).double()
+            a, b = (s.probability(p.head, p.label)[rows] for s in scores)
+            diff = (a - b).double()
             shown.delta = float(diff.mean())
             shown.se = float(diff.std() / n ** 0.5) if n > 1 else 0.0
         out.append(shown)

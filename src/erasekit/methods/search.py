@@ -32,7 +32,8 @@ from erasekit.methods.loop import LoopConfig, finish, fit, student
 
 
 @torch.no_grad()
-def _encode(bundle: Bundle, words: list[str], chunk: int = 256) -> torch.Tensor:
+def encode_concepts(bundle: Bundle, words: list[str], chunk: int = 256) -> torch.Tensor:
+    """The text encoder's outputs [N, L, d] for the words, `chunk` at a time."""
     return torch.cat([bundle.encode_prompts(words[i:i + chunk]) for i in range(0, len(words), chunk)])
 
 
@@ -63,8 +64,8 @@ def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25)
 def text_distances(bundle: Bundle, words: list[str], targets: list[str]) -> torch.Tensor:
     """[len(words), len(targets)]: L2 distances between the text encoder's outputs (the whole [L, d] sequence,
     flattened, as the official AP/AGE code measures them)."""
-    target = _encode(bundle, targets).flatten(1).float()
-    return torch.cat([torch.cdist(_encode(bundle, words[i:i + 256]).flatten(1).float(), target)
+    target = encode_concepts(bundle, targets).flatten(1).float()
+    return torch.cat([torch.cdist(encode_concepts(bundle, words[i:i + 256]).flatten(1).float(), target)
                       for i in range(0, len(words), 256)])
 
 
@@ -79,7 +80,7 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
     dist = text_distances(bundle, words, [concept])[:, 0]
     order = dist.argsort()[:k_closest].tolist()
     words = [words[i] for i in order]
-    emb = _encode(bundle, words)
+    emb = encode_concepts(bundle, words)
     if 0 < num_centers < len(words):
         keep = sorted(kmeans_representatives(emb.flatten(1), num_centers, seed))  # sorted: nearest first again
         words, emb = [words[i] for i in keep], emb[keep]
@@ -246,7 +247,7 @@ def variant_search(bundle: Bundle, variants: list[list[str]], config: SearchConf
     """π over a given set C_i for each erased concept i (talk Eq. 17's target or attribute variants), not over a
     vocabulary's neighbourhood."""
     with torch.no_grad():
-        embeddings = [_encode(bundle, names) for names in variants]
+        embeddings = [encode_concepts(bundle, names) for names in variants]
     return ConceptSearch(variants, embeddings, config.gumbel_lr, config.gumbel_temperature, config.gumbel_hard,
                          config.gumbel_topk)
 
