@@ -21,10 +21,11 @@ import numpy as np
 from erasekit.bench.collect import context, run_spec
 from erasekit.bench.compute import erasure_key, row_keys
 from erasekit.bench.spec import NONE, parse_spec
-from erasekit.bench.table import graph, records
+from erasekit.bench.table import graph_rows, records
 from erasekit.core.files import write_text
 from erasekit.eval.graph import graph_properties, save_graph
 from erasekit.methods.search import text_distances
+from erasekit.world.render import OBJECTS
 
 SPEC = """name: concept-graph
 model: {model}
@@ -55,19 +56,20 @@ def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "
     spec = parse_spec(SPEC.format(model=model, methods=", ".join(methods), n=n), "graph --all")
     run_spec(spec, out, progress=progress)
     ctx = context(spec, Path(out), progress=progress)
-    recs = records(ctx, spec.rows())
-    labels, matrix, concepts = graph(recs)
+    rows = spec.rows()
+    recs = records(ctx, rows)
+    concepts = list(OBJECTS)
     base = next(r["per_concept"] for r in recs if r["method"] == NONE)
     g0 = np.array([base[c]["acc@1"] / 100 for c in concepts])
-    base_row = next(row for row in spec.rows() if row.method.name == NONE)
+    base_row = next(row for row in rows if row.method.name == NONE)
     per_concept = ctx.cells.get(row_keys(ctx, base_row)["suite"])["n_images"] // len(base)  # images behind a rate
-    distance = text_distances(ctx.base, list(concepts), list(concepts)).double().numpy()
+    distance = text_distances(ctx.base, concepts, concepts).double().numpy()
+    deltas = graph_rows(recs)
     graphs = {}
     for method in methods:
-        rows = {lab.split(" − ", 1)[1]: row for lab, row in zip(labels, matrix) if lab.split(" − ", 1)[0] == method}
-        delta = np.array([rows[c] for c in concepts])
-        edits = {row.erase[0]: ctx.cells.edit_dir(erasure_key(ctx, row)) for row in spec.rows()
-                 if row.method.label == method}
+        by_erased = {erased: row for m, erased, row in deltas if m == method}
+        delta = np.array([by_erased[c] for c in concepts])
+        edits = {row.erase[0]: ctx.cells.edit_dir(erasure_key(ctx, row)) for row in rows if row.method.label == method}
         graphs[method] = FullGraph(method, list(concepts), delta, g0, distance, per_concept,
                                    graph_properties(delta, g0, distance, per_concept, concepts), edits)
     return graphs

@@ -222,20 +222,23 @@ def split_summary(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return heads, body
 
 
-def graph(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
-    """The concept graph from the erasure suites: δ_{c_e}(c) = (base acc@1(c) − edited acc@1(c)) / 100 for every
-    single-object row; (row labels, matrix, object names)."""
+def graph_rows(recs: list[dict]) -> list[tuple[str, str, list[float]]]:
+    """The concept graph from the erasure suites: δ_{c_e}(c) = (base acc@1(c) − edited acc@1(c)) / 100 over the ten
+    objects for every single-object row, as (method, erased object, row)."""
     from erasekit.world.render import OBJECTS
 
     base = {r["concept"]: r["per_concept"] for r in recs if r["method"] == NONE}
-    labels, matrix = [], []
-    for r in recs:
-        if r["method"] == NONE or r["kind"] != "object" or "+" in r["erased"]:
-            continue
-        ref = base[r["concept"]]
-        labels.append(f"{r['method']} − {r['erased']}")
-        matrix.append([(ref[o]["acc@1"] - r["per_concept"][o]["acc@1"]) / 100 for o in OBJECTS])
-    return labels, matrix, list(OBJECTS)
+    return [(r["method"], r["erased"],
+             [(base[r["concept"]][o]["acc@1"] - r["per_concept"][o]["acc@1"]) / 100 for o in OBJECTS])
+            for r in recs if r["method"] != NONE and r["kind"] == "object" and "+" not in r["erased"]]
+
+
+def graph(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
+    """`graph_rows` as (row labels "method − object", matrix, object names)."""
+    from erasekit.world.render import OBJECTS
+
+    rows = graph_rows(recs)
+    return [f"{m} − {e}" for m, e, _ in rows], [row for _, _, row in rows], list(OBJECTS)
 
 
 def to_markdown(title: str, recs: list[dict], note: str = "") -> str:
