@@ -38,6 +38,13 @@ def _figure(src: str, caption: str, width: int | None = None) -> str:
     return f'<figure><img src="{src}"{w} alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
+def _write_document(out: str | Path, title: str, parts: list[str]) -> Path:
+    """out/report.html: one self-contained page of `parts` under `title`."""
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    return write_text(Path(out) / "report.html", doc)
+
+
 def _image_sections(ev: Evaluation) -> list[str]:
     """One row per concept, erased concepts first: the base model's images beside the edited model's, same seeds.
     Suites of free prompts (no concept labels) show their first `MAX_GROUPS` prompts."""
@@ -107,9 +114,7 @@ def write_report(out: str | Path, ev: Evaluation, extra_plots: list[tuple[str, P
     plots += [(cap, Image.open(p)) for cap, p in extra_plots if Path(p).exists()]
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(_figure(_png(im), cap) for cap, im in plots))
-    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    return write_text(out / "report.html", doc)
+    return _write_document(out, title, parts)
 
 
 def write_evaluation(ev: Evaluation, out: str | Path, run_folder: str | Path | None = None,
@@ -168,9 +173,7 @@ def write_attack_report(out: str | Path, data: dict, ev, title: str | None = Non
                                f"under attack: {item['asr']:.0f}%"))
         parts.append(f"<div class='prompt'><h3>{html.escape(item['original'])} &rarr; "
                      f"<code>{html.escape(item['prompt'])}</code></h3>{''.join(figures)}</div>")
-    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    return write_text(Path(out) / "report.html", doc)
+    return _write_document(out, title, parts)
 
 
 def write_inspect_report(out: str | Path, ins, shown, title: str) -> Path:
@@ -191,6 +194,4 @@ def write_inspect_report(out: str | Path, ins, shown, title: str) -> Path:
         parts.append(f"<div class='concept'><h3>{html.escape(s.concept)}{delta}</h3>"
                      + _figure(_png(grid(s.base[:n], nrow=n, upscale=scale)), f"before: {s.prompts[0]}")
                      + _figure(_png(grid(s.edited[:n], nrow=n, upscale=scale)), "after") + "</div>")
-    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    return write_text(Path(out) / "report.html", doc)
+    return _write_document(out, title, parts)

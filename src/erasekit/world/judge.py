@@ -24,6 +24,7 @@ from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
 
 NONE = len(OBJECTS)  # index of the object head's "none" class
 OBJECT_CLASSES = OBJECTS + ("none",)
+HEAD_NAMES = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}  # each head's class names
 
 
 class JudgeNet(nn.Module):
@@ -59,19 +60,19 @@ class Scores:
     features: torch.Tensor
 
     def top1(self, head: str) -> list[str]:
-        names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
+        names = HEAD_NAMES[head]
         return [names[i] for i in getattr(self, head).argmax(-1).tolist()]
 
     def probability(self, head: str, label: str) -> torch.Tensor:
         """[B]: the probability of `label` under `head` (the mark head's own probability for "mark")."""
         if head == "mark":
             return self.mark
-        names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
+        names = HEAD_NAMES[head]
         return getattr(self, head)[:, names.index(label)]
 
     def in_top_k(self, head: str, label: str, k: int) -> torch.Tensor:
         """[B] bool: is `label` among the k most probable classes of `head`."""
-        names = {"object": OBJECT_CLASSES, "colour": COLOUR_NAMES, "style": STYLES}[head]
+        names = HEAD_NAMES[head]
         topk = getattr(self, head).topk(k, dim=-1).indices
         return (topk == names.index(label)).any(-1)
 
