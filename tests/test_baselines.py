@@ -60,6 +60,17 @@ def test_probe_is_transparent_and_masks_pixels(tiny):
     assert all(type(m.processor).__name__ != "_Processor" for m in probe.layers)
 
 
+def test_probe_records_on_the_unets_device(tiny):
+    """Positions and masks are made on the CPU; on a GPU the probabilities are not (MACE failed on CUDA). The meta
+    device stands in for one here: mixing it with CPU tensors raises as CUDA does."""
+    probe = AttentionProbe(tiny.unet)
+    probe.watch(torch.ones(2, 5, dtype=torch.bool), torch.ones(2, 1, 8, 8))
+    probe.record(torch.ones(2, 3, 16, 5, device="meta"))
+    (recorded,) = probe.maps
+    probe.close()
+    assert recorded.device.type == "meta" and recorded.shape == (2, 3, 16, 5)
+
+
 def test_fmn_steers_attention_away_from_the_concept(tiny):
     concepts = ConceptSet(["star"])
     edit = _erase(tiny, "fmn", concepts, iterations=6, lr=1e-2, pool_size=2, batch=2, group="xattn")

@@ -49,10 +49,12 @@ class AttentionProbe:
         if self.positions is None:
             return
         b, _, n, _ = probs.shape
-        chosen = probs * self.positions[:, None, None, :].to(probs.dtype)  # [B, heads, pixels, L]
+        # positions and mask are made on the CPU; the maps live where the UNet runs
+        chosen = probs * self.positions[:, None, None, :].to(probs.device, probs.dtype)  # [B, heads, pixels, L]
         if self.mask is not None:
             side = int(round(n ** 0.5))
-            where = F.interpolate(self.mask.float(), size=(side, side), mode="nearest").reshape(b, 1, n, 1)
+            where = F.interpolate(self.mask.to(probs.device).float(), size=(side, side), mode="nearest")
+            where = where.reshape(b, 1, n, 1)
             chosen = chosen * (where > 0.5).to(probs.dtype)
         self.maps.append(chosen)
 

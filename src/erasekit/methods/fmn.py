@@ -69,7 +69,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run = Ru
         gen = step_generator(config.seed, step)
         k = int(torch.randint(0, len(items), (1,), generator=gen))
         x_t, t, _ = pools[items[k][1]].draw(gen, config.batch)
-        probe.watch(positions[k][None].expand(len(x_t), -1).to(x_t.device))
+        probe.watch(positions[k][None].expand(len(x_t), -1))
         model.model_output(x_t, t, conds[k][None].expand(len(x_t), -1, -1))
         return probe.norm_of_all()
 
