@@ -87,7 +87,7 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
             start, history, population = state["generation"], state["loss"], torch.tensor(state["population"])
         for gen in tqdm(range(start, config.generations), desc=f"ringabell {row + 1}/{len(goal.prompts)}",
                         initial=start, total=config.generations, disable=not run.progress, dynamic_ncols=True):
-            distance = (encode(population) - target).pow(2).mean((1, 2))
+            distance = (encode(population) - target).pow(2).mean((1, 2)).cpu()  # the population is on the CPU
             order = distance.argsort()
             population, history = population[order], history + [float(distance[order[0]])]
             g = step_generator(config.seed, gen, row)
@@ -106,7 +106,7 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
             if saved is not None and ((gen + 1) % config.checkpoint_every == 0 or gen + 1 == config.generations):
                 write_text(saved, json.dumps({"generation": gen + 1, "loss": history,
                                               "population": population.tolist()}))
-        distance = (encode(population) - target).pow(2).mean((1, 2))
+        distance = (encode(population) - target).pow(2).mean((1, 2)).cpu()
         best = ids.clone()
         best[slots] = cands[population[distance.argmin()]]
         return AdversarialPrompt(row, goal.prompts[row], decode(bundle, best), loss=history)

@@ -63,7 +63,7 @@ def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "
     g0 = np.array([base[c]["acc@1"] / 100 for c in concepts])
     base_row = next(row for row in rows if row.method.name == NONE)
     per_concept = ctx.cells.get(row_keys(ctx, base_row)["suite"])["n_images"] // len(base)  # images behind a rate
-    distance = text_distances(ctx.base, concepts, concepts).double().numpy()
+    distance = text_distances(ctx.base, concepts, concepts).double().cpu().numpy()
     deltas = graph_rows(recs)
     graphs = {}
     for method in methods:

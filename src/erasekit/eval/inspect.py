@@ -136,9 +136,9 @@ def score_concepts(base: Bundle, edited: Bundle, concepts: list[str], probes, co
             prompts = [tpl.format(c) for c in concepts[s:s + chunk]]
             e_base = _eps_all(base, base.encode_prompts(prompts), z, t, config.batch)
             e_edit = _eps_all(edited, edited.encode_prompts(prompts), z, t, config.batch)
-            l2[s:s + chunk] += (e_edit - e_base).pow(2).flatten(1).mean(1).double()
+            l2[s:s + chunk] += (e_edit - e_base).pow(2).flatten(1).mean(1).double().cpu()
             if e_ce is not None:
-                l1[s:s + chunk] += (e_ce[k][None] - e_base).pow(2).flatten(1).mean(1).double()
+                l1[s:s + chunk] += (e_ce[k][None] - e_base).pow(2).flatten(1).mean(1).double().cpu()
             bar.update(len(prompts))
     bar.close()
     l1, l2 = l1 / len(config.templates), l2 / len(config.templates)

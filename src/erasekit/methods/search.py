@@ -129,7 +129,7 @@ class ConceptSearch(torch.nn.Module):
     def embed(self, i: int, weights: torch.Tensor) -> torch.Tensor:
         """The searched concept's conditioning Σ_j w_j E_j, [1, L, d]."""
         e = self.embeddings[i]
-        return torch.einsum("r,rld->ld", weights.to(e.dtype), e)[None]
+        return torch.einsum("r,rld->ld", weights.to(e.device, e.dtype), e)[None]  # π stays on the CPU
 
     @torch.no_grad()
     def ascend(self, i: int, grad: torch.Tensor, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
