@@ -9,7 +9,9 @@ Eq. 17's edit and debias modes of AGE.
    (`max_loops` 4) and UCE's edit red -> blue.
 2. Sensitivity: with c_e known, Eq. 19 over the nine kept objects against the judge-measured δ of the same graph
    row (Spearman per edit, then the mean over the edits with a defined ρ, and pooled over all kept pairs), for
-   λ = 0, 1 and L2 alone (λ → ∞).
+   λ = 0, 1 and L2 alone (λ → ∞). 2b: the same against a continuous δ, the judge's mean probability drop of
+   "a {object}" on seeds 0..n−1 (what `inspect` itself reports), since the graph's acc@1 δ is 0 for most kept
+   objects.
 3. The full graph's three properties for every method (`bench.graph`).
 4. Eq. 17: AGE edit circle -> square and AGE debias star over yellow/red/blue/green (64 held-out seeds), beside
    UCE's edit here and UCE's debias as `benchmarks/erase_world.py` measures it.
@@ -36,6 +38,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
 from erasekit.core.vocab import grouped, load_vocabulary
+from erasekit.eval.generate import generate_batched
 from erasekit.eval.inspect import InspectConfig, inspect_models, judged
 from erasekit.eval.judges import method_scorer, world_judge
 from erasekit.eval.metrics import spearman, spearman_interval, wilson
@@ -81,6 +84,23 @@ def sensitivity(base, graphs, m) -> dict:
         by = {r.concept: r for r in ins.rows}
         rows[c] = {"l1": [by[o].l1 for o in kept], "l2": [by[o].l2 for o in kept],
                    "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept]}
+    return rows
+
+
+def probabilities(model, objects, judge, n) -> dict[str, list[float]]:
+    """The judge's probability of each object for "a {object}" on seeds 0..n−1 (the inspector's own δ)."""
+    images = generate_batched(model, [f"a {o}" for o in objects for _ in range(n)], list(range(n)) * len(objects))
+    scores = judge.score(images)
+    return {o: scores.probability("object", o)[i * n:(i + 1) * n].tolist() for i, o in enumerate(objects)}
+
+
+def soft_sensitivity(base, graphs, m, judge, base_p, n) -> dict:
+    """The same edits' δ as the judge's mean probability drop (continuous; the graph's acc@1 δ is mostly 0)."""
+    g, rows = graphs[m], {}
+    for c in g.concepts:
+        kept = [o for o in g.concepts if o != c]
+        p = probabilities(Edit.load(g.edits[c]).apply(base), kept, judge, n)
+        rows[c] = [float(np.mean(base_p[o]) - np.mean(p[o])) for o in kept]
     return rows
 
 
@@ -146,6 +166,25 @@ def timing(base, judge, edit_folder: Path, vocab) -> list[float]:
     return times
 
 
+def rho_table(sens: dict, deltas: dict) -> str:
+    """Spearman of Eq. 19's scores against δ: mean per edit at λ = 0, 1 and L2 alone, and L2 pooled with its CI."""
+    lines = ["| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |",
+             "|---|---|---|---|---|"]
+    for m, rows in sens.items():
+        cells = []
+        for lam in (0.0, 1.0, None):
+            rhos = [spearman([a + (lam or 0) * b if lam is not None else b for a, b in zip(r["l1"], r["l2"])],
+                             deltas[m][c]) for c, r in rows.items()]
+            rhos = [x for x in rhos if x == x]
+            cells.append(f"{statistics.mean(rhos):.2f} ({len(rhos)})" if rhos else "undefined (0)")
+        l2 = [v for r in rows.values() for v in r["l2"]]
+        delta = [v for c in rows for v in deltas[m][c]]
+        lo, hi = spearman_interval(l2, delta)
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {spearman(l2, delta):.2f} [{lo:.2f}, {hi:.2f}] "
+                     f"({len(l2)}) |")
+    return "\n".join(lines)
+
+
 def hits(tops: list[list[str]], erased: list[str], k: int) -> tuple[int, int]:
     ok = sum(bool(set(t[:k]) & set(OBJECT_NAMES[c])) for t, c in zip(tops, erased))
     return ok, len(tops)
@@ -188,20 +227,12 @@ def main() -> None:
 
     sens = {m: cache.get(f"sensitivity/{m}", lambda m=m: sensitivity(base, graphs, m)) for m in METHODS}
     print("\n2. Sensitivity: Spearman(Eq. 19 score of the nine kept objects, judge δ of the graph row)")
-    print("| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |")
-    print("|---|---|---|---|---|")
-    for m in METHODS:
-        cells = []
-        for lam in (0.0, 1.0, None):
-            rhos = [spearman([a + (lam or 0) * b if lam is not None else b for a, b in zip(r["l1"], r["l2"])],
-                             r["delta"]) for r in sens[m].values()]
-            rhos = [x for x in rhos if x == x]
-            cells.append(f"{statistics.mean(rhos):.2f} ({len(rhos)})" if rhos else "undefined (0)")
-        l2 = [v for r in sens[m].values() for v in r["l2"]]
-        delta = [v for r in sens[m].values() for v in r["delta"]]
-        lo, hi = spearman_interval(l2, delta)
-        print(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {spearman(l2, delta):.2f} [{lo:.2f}, {hi:.2f}] "
-              f"({len(l2)}) |")
+    print(rho_table(sens, {m: {c: r["delta"] for c, r in sens[m].items()} for m in METHODS}))
+    base_p = cache.get(f"probability/base/{args.n}", lambda: probabilities(base, list(OBJECTS), judge, args.n))
+    soft = {m: cache.get(f"sensitivity-p/{m}/{args.n}",
+                         lambda m=m: soft_sensitivity(base, graphs, m, judge, base_p, args.n)) for m in METHODS}
+    print(f"\n2b. The same against the judge's mean probability drop (n = {args.n} per object; continuous)")
+    print(rho_table(sens, soft))
 
     print(f"\n3. The full graph's properties (n = {graphs['esd'].n} images per rate; {graph_seconds:.0f} s with "
           "cached erasures)")
