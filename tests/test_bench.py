@@ -166,6 +166,20 @@ suites: {erasure: {n: 1, steps: 2}}
     assert "2 ✓" in (tmp_path / "out" / "table.md").read_text()
 
 
+def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
+    spec = parse_spec("budget: {esr: 90}\nmethods: [esd, {name: ap, budget: {prompts: suite, n: 3}}]\n"
+                      "concepts: [star, mark]\n")
+    default, suite = (m.budget for m in spec.methods)
+    # the captions check keeps the key its cells were computed under before `prompts` existed
+    assert default.as_dict() == {"esr": 90.0, "every": 20, "max": 400, "n": 8}
+    assert suite.as_dict()["prompts"] == "suite"
+    assert bench_run._check_images("star", 3, "suite") == (["a star"] * 3, [20000, 20001, 20002])
+    captions, _ = bench_run._check_images("star", 3)
+    assert captions == ["star", "a star", "a photo of a star"]
+    implicit, _ = bench_run._check_images("mark", 4, "suite")  # world-implicit's phrasings, spread over its objects
+    assert len(set(implicit)) == 4 and not any("mark" in p for p in implicit)
+
+
 @pytest.mark.parametrize("method,values", [
     ("esd", {"batch": 1, "ddim_steps": 2}), ("target", {"batch": 1, "ddim_steps": 2}),
     ("ap", {"batch": 1, "ddim_steps": 2}), ("hide", {"batch": 1, "ddim_steps": 2}),
@@ -224,6 +238,7 @@ def test_pareto_front():
     ("methods: [esd]\nconcepts: [star]\nattacks: {names: [nosuch]}\n", "unknown attack 'nosuch'"),
     ("methods: [esd]\nconcepts: [star]\nbudget: {esr: 120}\n", "rate in percent"),
     ("methods: [esd]\nconcepts: [star]\nbudget: {every: 0}\n", "budget.every must be a positive"),
+    ("methods: [esd]\nconcepts: [star]\nbudget: {prompts: all}\n", "budget.prompts is one of captions, suite"),
     ("methods: [esd]\nconcepts: [star]\nattacks: {names: [p4d], set: {inversion: {}}}\n", "does not run"),
     ("methods: [esd]\nconcepts: [star]\nsuites: {erasure: {n: 0}}\n", "suites.erasure.n must be a positive"),
     ("methods: [esd\n", "not valid YAML"),

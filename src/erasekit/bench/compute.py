@@ -106,12 +106,21 @@ def erasure_key(ctx: Context, row: Row) -> str:
                     config=asdict(erasure_config(ctx, row)), concepts=concept_set(row).as_dict(), budget=budget)
 
 
-def _check_images(ctx: Context, concept: str, n: int) -> tuple[list[str], list[int]]:
-    """The budget's held-out check: n images of the prompts that ask for `concept`, on seeds no suite uses."""
+def _check_images(concept: str, n: int, prompts: str = "captions") -> tuple[list[str], list[int]]:
+    """The budget's held-out check: n images of `concept`, on seeds no suite uses, of the world's captions that ask
+    for it (`captions`) or of the erasure suite's own prompts for it (`suite`: "a star"; every indirect phrasing of
+    world-implicit for `mark`)."""
+    from erasekit.eval.suites import SuiteRun, suite_prompts
     from erasekit.world.captions import concept_prompts
 
-    prompts = [p for p, _ in concept_prompts(concept)]
-    return [prompts[i % len(prompts)] for i in range(n)], [CHECK_SEED + i for i in range(n)]
+    if prompts == "suite":
+        kind = kind_of((concept,))
+        ps = suite_prompts(SUITE_OF[kind], SuiteRun())
+        texts = [p for p, lab in zip(ps.prompts, ps.labels) if kind == "mark" or lab.get(kind) == concept]
+        stride = max(1, len(texts) // n)  # spread over the suite's objects where it has several prompts per concept
+    else:
+        texts, stride = [p for p, _ in concept_prompts(concept)], 1  # as every cell before `prompts` was checked
+    return [texts[i * stride % len(texts)] for i in range(n)], [CHECK_SEED + i for i in range(n)]
 
 
 def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: list):
@@ -123,7 +132,7 @@ def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: lis
     probe = ctx.base.clone(("unet",))
     weights = dict(probe.unet.named_parameters())
     detectors = {c: concept_detector(ctx.base, c) for c in row.erase}
-    inputs = {c: _check_images(ctx, c, budget.n) for c in row.erase}
+    inputs = {c: _check_images(c, budget.n, budget.prompts) for c in row.erase}
 
     def until(step: int, params: dict) -> bool:
         if (step + 1) % budget.every and step + 1 != budget.max:

@@ -17,7 +17,9 @@ any work, and expanded into the table's rows (one per method and concept set; th
     graph: false                      # δ of every object per row (the concept graph), from the erasure suite
 
 `budget`: train until ESR-1 >= `esr` on the erased concepts' prompts, judged every `every` iterations on `n`
-held-out seeds per concept, up to `max` iterations (the method's `iterations`).
+held-out seeds per concept, up to `max` iterations (the method's `iterations`). `prompts`: which prompts the check
+asks: `captions` (the world's caption templates that ask for the concept; the default) or `suite` (the erasure
+suite's own prompts for the concept, on the check's held-out seeds).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from erasekit.methods.concepts import split_list
 
 TOP = ("name", "model", "methods", "budget", "concepts", "suites", "attacks", "graph")
 METHOD_KEYS = ("name", "label", "set", "preserve", "budget")
-BUDGET_KEYS = ("esr", "every", "max", "n")
+BUDGET_KEYS = ("esr", "every", "max", "n", "prompts")
+CHECK_PROMPTS = ("captions", "suite")
 SUITE_KEYS = {"erasure": ("n", "steps", "guidance"), "general": ("n", "steps", "guidance")}
 ATTACK_KEYS = ("names", "n", "limit", "steps", "guidance", "set")
 NONE = "none"  # the unedited model's rows
@@ -44,9 +47,13 @@ class Budget:
     every: int = 20
     max: int = 400
     n: int = 8  # held-out images per erased concept at each check
+    prompts: str = "captions"  # captions | suite: the prompts the check asks (CHECK_PROMPTS)
 
     def as_dict(self) -> dict:
-        return {"esr": self.esr, "every": self.every, "max": self.max, "n": self.n}
+        """What keys a budgeted cell. `prompts` came later: the default is left out, so the cells of captions-checked
+        budgets keep the keys they were computed under (and the default stays `captions` for that reason)."""
+        out = {"esr": self.esr, "every": self.every, "max": self.max, "n": self.n}
+        return out if self.prompts == "captions" else {**out, "prompts": self.prompts}
 
 
 @dataclass(frozen=True)
@@ -116,10 +123,12 @@ def _budget(value, where: str) -> Budget | None:
     if value is None:
         return None
     raw = _mapping(value, where, BUDGET_KEYS)
-    esr = raw.pop("esr", Budget.esr)
+    esr, prompts = raw.pop("esr", Budget.esr), raw.pop("prompts", Budget.prompts)
+    if prompts not in CHECK_PROMPTS:
+        raise ErasekitError(f"bench spec: {where}.prompts is one of {', '.join(CHECK_PROMPTS)}, got {prompts!r}")
     if not isinstance(esr, (int, float)) or isinstance(esr, bool) or not 0 <= esr <= 100:
         raise ErasekitError(f"bench spec: {where}.esr is a rate in percent (0-100), got {esr!r}")
-    return Budget(esr=float(esr), **{k: _positive(v, f"{where}.{k}") for k, v in raw.items()})
+    return Budget(esr=float(esr), prompts=prompts, **{k: _positive(v, f"{where}.{k}") for k, v in raw.items()})
 
 
 def _method(entry, default_budget: Budget | None, where: str) -> MethodSpec:
