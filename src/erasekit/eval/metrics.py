@@ -178,19 +178,12 @@ def side_effect(base_scores, edited_scores) -> float:
     return float((base - edited).mean())
 
 
-def _ranks(x) -> np.ndarray:
-    """Ranks 0..n−1 of x, ties given their average rank."""
-    x = np.asarray(x, dtype=float)
-    r = np.empty(len(x))
-    r[x.argsort(kind="stable")] = np.arange(len(x))
-    for v in np.unique(x):
-        r[x == v] = r[x == v].mean()
-    return r
-
-
 def spearman(a, b) -> float:
-    """Spearman's rank correlation (average ranks for ties); nan when either side is constant."""
-    ra, rb = _ranks(a), _ranks(b)
+    """Spearman's rank correlation (average ranks for ties); nan when either side is constant (where scipy's
+    spearmanr warns, and the bootstrap below meets constant resamples often)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(np.asarray(a, dtype=float)), rankdata(np.asarray(b, dtype=float))
     if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])

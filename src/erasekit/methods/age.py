@@ -81,8 +81,9 @@ MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates":
         "vocab": "world", "gumbel_lr": 0.1, "k_closest": 20}
 
 
-@register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target; edit, debias "
-          "(Bui 2025)", AGEConfig, paper="Bui et al., ICLR 2025 (talk Eqs. 13-14; Eq. 17 for edit and debias)", presets={"mini": MINI})
+@register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target; "
+          "edit, debias (Bui 2025)", AGEConfig,
+          paper="Bui et al., ICLR 2025 (talk Eqs. 13-14; Eq. 17 for edit and debias)", presets={"mini": MINI})
 def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Run()) -> Edit:
     if concepts.preserve or (concepts.target and config.mode != "edit"):
         raise ErasekitError("age searches its target (and preserves it) in its vocabulary; --target and --preserve "
