@@ -54,8 +54,10 @@ def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progre
     return run_spec(load_spec(spec_path), out, shard, progress)
 
 
-def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bool = True) -> list[Path]:
-    """`run` for a spec already parsed (`erasekit graph --all` builds its own)."""
+def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bool = True,
+             ctx: Context | None = None) -> list[Path]:
+    """`run` for a spec already parsed (`erasekit graph --all` builds its own, and passes the context it reads the
+    cells with, so the base model is loaded once)."""
     out = Path(out)
     i, n = parse_shard(shard)
     if out.exists() and not out.is_dir():
@@ -63,7 +65,7 @@ def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bo
     if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).exists():
         raise ErasekitError(f"{out} holds files but is not a bench folder (no {SPEC_FILE}): give a new or empty "
                             "folder, or a bench folder to extend")
-    ctx = context(spec, out, progress=progress)
+    ctx = ctx or context(spec, out, progress=progress)
     rows = spec.rows()
     check_rows(ctx, rows)
     if ctx.main:

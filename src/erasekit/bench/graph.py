@@ -54,8 +54,8 @@ def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "
                 progress: bool = True) -> dict[str, FullGraph]:
     """The full graph of each method (erasures cached in the bench folder `out`), with its properties."""
     spec = parse_spec(SPEC.format(model=model, methods=", ".join(methods), n=n), "graph --all")
-    run_spec(spec, out, progress=progress)
     ctx = context(spec, Path(out), progress=progress)
+    run_spec(spec, out, progress=progress, ctx=ctx)
     rows = spec.rows()
     recs = records(ctx, rows)
     concepts = list(OBJECTS)
