@@ -53,10 +53,12 @@ def test_sld_edit_changes_sampling_only_and_round_trips(tiny, tmp_path):
     assert loaded.sampling == edit.sampling and loaded.fingerprint() == edit.fingerprint()
     edited = loaded.apply(tiny)
     assert edited.unet is tiny.unet and tiny.sampling is None and edited.sampling.safety
-    base = tiny.generate(["a star"], [3], steps=4, guidance=5.0)
-    assert not torch.allclose(edited.generate(["a star"], [3], steps=4, guidance=5.0), base)
-    assert torch.equal(edited.generate(["a star"], [3], steps=4, guidance=1.0),  # no guidance: no SLD
-                       tiny.generate(["a star"], [3], steps=4, guidance=1.0))
+    # a prompt other than the safety concept S itself: for the prompt "a star", ε(c_p) = ε(S) exactly and SLD's
+    # γ is 0, so whether the images differed hung on the last bits of two batched UNet rows
+    base = tiny.generate(["a red star"], [3], steps=4, guidance=5.0)
+    assert not torch.allclose(edited.generate(["a red star"], [3], steps=4, guidance=5.0), base)
+    assert torch.equal(edited.generate(["a red star"], [3], steps=4, guidance=1.0),  # no guidance: no SLD
+                       tiny.generate(["a red star"], [3], steps=4, guidance=1.0))
     override = _erase(tiny, "sld", level="max", sld_guidance_scale="7", safety_concept="i2p")
     assert override.sampling["sld_guidance_scale"] == 7.0 and "nudity" in override.sampling["safety_concept"]
 
