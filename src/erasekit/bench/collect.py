@@ -113,7 +113,7 @@ def write_outputs(ctx: Context, rows) -> list[Path]:
 
     spec, out = ctx.spec, ctx.cells.out
     recs = records(ctx, rows)
-    note = (f"model {spec.model} (fingerprint {ctx.fingerprint[:12]}); erasure suite {spec.erasure['n']} images "
+    note = (f"model {spec.model} (fingerprint {ctx.fingerprint}); erasure suite {spec.erasure['n']} images "
             f"per prompt" + (f"; general set {spec.general['n']} images per prompt" if spec.general else "") +
             (f"; attacks {', '.join(spec.attacks['names'])} with {spec.attacks['n']} images per adversarial prompt"
              if spec.attacks else "") + ". Rates in %, [95% Wilson interval], n images.")

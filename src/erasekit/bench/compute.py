@@ -37,9 +37,11 @@ class Context:
     fingerprint: str = ""
     found: dict = field(default_factory=dict)  # model-agnostic attacks' searches, per (concept, attack)
     state: object = None  # accelerate's PartialState under a launch of several processes, else None
+    legacy: str | None = None  # the base's version-1 fingerprint (erasekit 0.1.0 keyed its cells by it), or None
 
     def __post_init__(self):
         self.fingerprint = self.fingerprint or self.base.fingerprint()
+        self.legacy = self.legacy or self.base.legacy_fingerprint()
 
     @property
     def main(self) -> bool:
@@ -99,10 +101,25 @@ def erasure_config(ctx: Context, row: Row):
 
 
 def erasure_key(ctx: Context, row: Row) -> str:
+    """The key of the row's erasure, which every other cell of the row is keyed by in turn. It names the base by
+    its fingerprint; a row whose cells erasekit 0.1.0 computed keeps that version's fingerprint (`ctx.legacy`), so
+    that none of them is computed again."""
+    current = _erasure_key(ctx, row, ctx.fingerprint)
+    if ctx.legacy is None:
+        return current
+    legacy = _erasure_key(ctx, row, ctx.legacy)
+
+    def cached(ekey: str) -> bool:  # the erasure's cell, or for the unedited model (no erasure) its suite's
+        return ctx.cells.get(ekey if row.method.name != NONE else suite_key(ctx, row, ekey)) is not None
+
+    return legacy if cached(legacy) and not cached(current) else current
+
+
+def _erasure_key(ctx: Context, row: Row, fingerprint: str) -> str:
     if row.method.name == NONE:
-        return cell_key("base", base=ctx.fingerprint)
+        return cell_key("base", base=fingerprint)
     budget = row.method.budget.as_dict() if row.method.budget else None
-    return cell_key("erase", base=ctx.fingerprint, method=row.method.name,
+    return cell_key("erase", base=fingerprint, method=row.method.name,
                     config=asdict(erasure_config(ctx, row)), concepts=concept_set(row).as_dict(), budget=budget)
 
 

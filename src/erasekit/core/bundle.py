@@ -26,6 +26,39 @@ from erasekit.core.seeding import make_generator
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPONENTS = ("unet", "text_encoder", "vae")
+FINGERPRINT_PREFIX = "v2:"  # version 1 (erasekit 0.1.0) had none
+SAMPLES = 8  # values of each tensor a fingerprint reads
+
+
+def sample_indices(numel: int) -> list[int]:
+    """The positions a fingerprint reads in a flattened tensor of `numel` values: min(numel, 8) evenly spaced, the
+    first and the last included, each the nearest integer to i (numel − 1) / (steps − 1). Integer arithmetic: exact
+    at any size (with steps − 1 = 7, odd, no position falls halfway)."""
+    steps = min(numel, SAMPLES)
+    if steps <= 1:
+        return [0] * steps
+    return [(2 * i * (numel - 1) + steps - 1) // (2 * (steps - 1)) for i in range(steps)]
+
+
+def _linspace_indices(numel: int) -> list[int] | None:
+    """Version 1's positions (erasekit 0.1.0): float32 linspace, rounded; None where one falls past the end."""
+    idx = torch.linspace(0, numel - 1, steps=min(numel, SAMPLES)).round().long().tolist()
+    return idx if all(i < numel for i in idx) else None
+
+
+def _digest(state: dict[str, torch.Tensor], indices) -> str | None:
+    """16 hex digits of sha256 over each tensor's name, shape and values at `indices(numel)` (rounded to bf16);
+    None when `indices` has no positions for some tensor."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        flat = tensor.detach().reshape(-1)
+        idx = indices(flat.numel())
+        if idx is None:
+            return None
+        sample = flat[torch.tensor(idx, dtype=torch.long, device=flat.device)]
+        digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
+        digest.update(sample.float().to(torch.bfloat16).float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -79,19 +112,30 @@ class Bundle:
         return replace(self, **{c: copy.deepcopy(self.component(c)) for c in components}, meta=dict(self.meta))
 
     def fingerprint(self) -> str:
-        """Stable hash of parameter names, shapes and a fixed sample of values (rounded to bf16).
+        """Stable hash of parameter names, shapes and a fixed sample of values (rounded to bf16), as "v2:" and 16
+        hex digits.
 
-        Rounding makes an fp16/bf16 load of the same weights match the fp32 one, so an edit made at one
-        precision applies at another; any change to a sampled value larger than bf16 rounding changes it.
-        """
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.state_dict().items()):
-            flat = tensor.detach().reshape(-1)
-            idx = torch.linspace(0, flat.numel() - 1, steps=min(flat.numel(), 8)).round().long()
-            sample = flat[idx.to(flat.device)].float().to(torch.bfloat16).float().cpu()
-            digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
-            digest.update(sample.numpy().tobytes())
-        return digest.hexdigest()[:16]
+        The sample is 8 evenly spaced values of every tensor (`sample_indices`: exact integer arithmetic, for any
+        size, on any device). Rounding makes an fp16/bf16 load of the same weights match the fp32 one, so an edit
+        made at one precision applies at another; any change to a sampled value larger than bf16 rounding changes
+        it. Compare a recorded fingerprint with `matches`, which also knows erasekit 0.1.0's."""
+        return FINGERPRINT_PREFIX + _digest(self.state_dict(), sample_indices)
+
+    def legacy_fingerprint(self) -> str | None:
+        """The fingerprint erasekit 0.1.0 wrote (version 1: 16 hex digits, no prefix), kept to check its edits, keys
+        and bench cells. Its sample positions came from a float32 `torch.linspace`, which rounds past the end of a
+        tensor of more than 2^24 values: None for a model with such a tensor (0.1.0 could not fingerprint it, so no
+        file holds its version-1 fingerprint)."""
+        return _digest(self.state_dict(), _linspace_indices)
+
+    def matches(self, fingerprint: str | None) -> bool:
+        """Whether a recorded fingerprint (an edit's base, a key's model, a bench cell's) is this model's: the
+        current version, or version 1, recomputed the way erasekit 0.1.0 computed it."""
+        if not fingerprint:
+            return False
+        if fingerprint.startswith(FINGERPRINT_PREFIX):
+            return fingerprint == self.fingerprint()
+        return fingerprint == self.legacy_fingerprint()
 
     # ---- text -------------------------------------------------------------------------------------
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
@@ -382,7 +426,7 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
         raise ErasekitError("empty model source; use 'mini', a hub id, a diffusers folder or a .safetensors file")
     path = Path(source).expanduser()
     if source == "tiny":
-        from erasekit.core.tiny import tiny_components
+        from erasekit.core.synthetic import tiny_components
 
         parts, arch = tiny_components(), "tiny"
     elif source == "mini":

@@ -144,11 +144,11 @@ class Edit:
 
     def check(self, bundle: Bundle, force: bool = False) -> None:
         """Refuse a base this edit was not made for: other fingerprint, unknown tensor, other shape."""
-        fingerprint = bundle.fingerprint()
-        if not force and self.base.get("fingerprint") not in (None, fingerprint):
+        recorded = self.base.get("fingerprint")
+        if not force and recorded is not None and not bundle.matches(recorded):
             raise ErasekitError(
-                f"edit was made for base {self.base['source']!r} (fingerprint {self.base['fingerprint']}) "
-                f"but the model {bundle.source!r} has fingerprint {fingerprint}; pass --force to apply anyway"
+                f"edit was made for base {self.base['source']!r} (fingerprint {recorded}) "
+                f"but the model {bundle.source!r} has fingerprint {bundle.fingerprint()}; pass --force to apply anyway"
             )
         if self.kind == "tokens":
             from erasekit.core.tokens import check_vectors

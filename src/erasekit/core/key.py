@@ -70,7 +70,7 @@ class Key:
 
     prompts: dict[str, torch.Tensor]
     edit: str  # fingerprint of the Edit it unlocks (`Edit.fingerprint`)
-    model: str  # fingerprint of the base with that edit applied (`Bundle.fingerprint`): an exported hidden model
+    model: str  # fingerprint of the base with that edit applied (`Bundle.fingerprint`; `Bundle.matches` checks it)
     base: dict  # the base's {"source", "fingerprint"}
     method: str  # "hide" (learned with the edit, Eq. 15) or "recover" (Eq. 16)
     config: dict = field(default_factory=dict)
@@ -144,7 +144,7 @@ class Key:
                 raise ErasekitError(f"this key unlocks the edit with fingerprint {self.edit} (hidden: "
                                     f"{', '.join(self.concepts)}), not this edit ({edit.method}, fingerprint "
                                     f"{edit.fingerprint()})")
-        elif model.fingerprint() != self.model:
+        elif not model.matches(self.model):
             raise ErasekitError(f"this key unlocks the hidden model with fingerprint {self.model} (hidden: "
                                 f"{', '.join(self.concepts)}), not {model.source!r} (fingerprint {model.fingerprint()})"
                                 "; pass the edit it was made with as --edit")

@@ -62,7 +62,7 @@ def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = S
     if key is not None:
         key.check(edited, edit)
     if word is not None:  # learned on the edited model or on the base: either serves both, width checked
-        learned_on_base = word.base.get("fingerprint") == base.fingerprint()
+        learned_on_base = base.matches(word.base.get("fingerprint"))
         edited = word.apply(edited, force=force or learned_on_base)
         base = word.apply(base, force=True)
     erased = list(edit.concepts.get("erase", [])) if erased is None else erased
