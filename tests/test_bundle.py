@@ -166,3 +166,27 @@ def test_ckpt_with_arbitrary_objects_is_refused(tmp_path):
     with pytest.raises(ErasekitError, match="refusing .*evil.ckpt: it holds pickled objects") as caught:
         load_bundle(ckpt)
     assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value)
+
+
+def test_a_clone_copies_only_the_tensors_that_change(tiny):
+    clone = tiny.clone(("unet",), changes=lambda name: ".attn2." in name)
+    mine, theirs = dict(clone.named_parameters()), dict(tiny.named_parameters())
+    assert mine.keys() == theirs.keys()
+    changed = [n for n in mine if ".attn2." in n]
+    assert changed and all(mine[n] is not theirs[n] and torch.equal(mine[n], theirs[n]) for n in changed)
+    assert all(mine[n] is theirs[n] for n in mine if n not in changed)  # shared, not copied
+    with torch.no_grad():
+        mine[changed[0]].add_(1)
+    assert not torch.equal(mine[changed[0]], theirs[changed[0]])
+    assert all(a is not b for a, b in zip(tiny.clone(("unet",)).unet.parameters(), tiny.unet.parameters()))
+
+
+def test_adding_a_word_shares_the_text_encoders_layers_and_leaves_the_base_as_it_was(tiny):
+    from erasekit.core.tokens import add_tokens
+
+    table = tiny.text_encoder.get_input_embeddings().weight.clone()
+    out = add_tokens(tiny, {"<w*>": torch.ones(2, table.shape[1])})
+    assert torch.equal(tiny.text_encoder.get_input_embeddings().weight, table)  # resizing did not reach the base
+    assert out.text_encoder.get_input_embeddings().weight.shape[0] == table.shape[0] + 2
+    shared = sum(a is b for a, b in zip(tiny.text_encoder.parameters(), out.text_encoder.parameters()))
+    assert shared == len(list(tiny.text_encoder.parameters())) - 1

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -107,9 +109,22 @@ class Bundle:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"{c}.{k}": v for c in COMPONENTS for k, v in self.component(c).state_dict().items()}
 
-    def clone(self, components: tuple[str, ...] = COMPONENTS) -> "Bundle":
-        """A bundle sharing everything but deep copies of `components` (so edits leave this one intact)."""
-        return replace(self, **{c: copy.deepcopy(self.component(c)) for c in components}, meta=dict(self.meta))
+    def clone(self, components: tuple[str, ...] = COMPONENTS, changes: Callable[[str], bool] | None = None) -> "Bundle":
+        """A bundle sharing everything but copies of `components` (so edits leave this one intact).
+
+        `changes`: a test on `component.parameter` names (buffers too). Only the tensors it accepts are copied; the
+        copied modules share every other tensor with this bundle, which must then not be changed in place. At real
+        size this is the difference between copying a 3.4 GB UNet and copying the 0.1 GB of cross-attention a
+        method trains or an edit replaces."""
+        def copied(name: str) -> torch.nn.Module:
+            module = self.component(name)
+            if changes is None:
+                return copy.deepcopy(module)
+            tensors = itertools.chain(module.named_parameters(), module.named_buffers())
+            shared = {id(t): t for n, t in tensors if not changes(f"{name}.{n}")}
+            return copy.deepcopy(module, shared)  # the memo: deepcopy returns these tensors themselves
+
+        return replace(self, **{c: copied(c) for c in components}, meta=dict(self.meta))
 
     def fingerprint(self) -> str:
         """Stable hash of parameter names, shapes and a fixed sample of values (rounded to bf16), as "v2:" and 16

@@ -64,7 +64,7 @@ class Edit:
                      **kwargs) -> "Edit":
         """An edit of `base` from new tensor values named `component.parameter`."""
         config = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+        tensors = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in tensors.items()}
         return cls(method=method, config=config, concepts=dict(concepts),
                    base={"source": base.source, "fingerprint": base.fingerprint()}, tensors=tensors, **kwargs)
 
@@ -183,11 +183,12 @@ class Edit:
             out = add_tokens(bundle, self.tensors, f"edit {self.method}")
             out.meta["embedding"] = {"method": self.method, "created": self.created, "words": sorted(self.tensors)}
             return out  # meta["edit"] still names the model's own edit, if any
-        touched = tuple(sorted({name.split(".", 1)[0] for name in self._targets()}))
-        out = bundle if inplace else bundle.clone(touched)
+        targets = self._targets()
+        touched = tuple(sorted({name.split(".", 1)[0] for name in targets}))
+        out = bundle if inplace else bundle.clone(touched, changes=targets.__contains__)
         params = dict(out.named_parameters())
         with torch.no_grad():
-            for name, parts in self._targets().items():
+            for name, parts in targets.items():
                 param = params[name]
                 if self.kind == "weights":
                     param.copy_(self.tensors[name].to(param.device, param.dtype))

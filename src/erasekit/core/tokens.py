@@ -64,7 +64,10 @@ def with_words(bundle, words: dict[str, int]):
 def add_tokens(bundle, vectors: dict[str, torch.Tensor], what: str = "embedding"):
     """A copy of `bundle` (its own tokenizer and text encoder) that knows each word of `vectors`."""
     check_vectors(bundle, vectors, what)
-    out = with_words(bundle, {name: len(value) for name, value in vectors.items()}).clone(("text_encoder",))
+    words = with_words(bundle, {name: len(value) for name, value in vectors.items()})
+    table = bundle.text_encoder.get_input_embeddings().weight
+    name = next(f"text_encoder.{n}" for n, p in bundle.text_encoder.named_parameters() if p is table)
+    out = words.clone(("text_encoder",), changes=name.__eq__)  # only the token table grows; the layers are shared
     te = out.text_encoder
     te.resize_token_embeddings(len(out.tokenizer), mean_resizing=False)  # rows set below
     table = te.get_input_embeddings().weight

@@ -133,7 +133,7 @@ def nearest_words(c: torch.Tensor, words: list[str], table: torch.Tensor) -> str
 def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Run = Run()) -> Edit:
     if run.scorer is None:
         raise ErasekitError("Dark Miner verifies mined embeddings with an image encoder (Eq. 6): pass run.scorer")
-    teacher, student = bundle, bundle.clone(("unet",))
+    teacher, student = bundle, bundle.clone(("unet",), changes=lambda name: False)  # LoRA adds; the UNet is shared
     layers = add_adapters(student, config.rank, list(config.modules), config.seed)
     adapters = [p for layer in layers.values() for p in layer.parameters() if p.requires_grad]
     prompts = expand(concepts.erase, config.templates)

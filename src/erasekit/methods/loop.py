@@ -40,8 +40,10 @@ class LoopConfig(Checked):
 
 
 def student(bundle: Bundle, group: str) -> tuple[Bundle, dict[str, torch.nn.Parameter]]:
-    """A copy of `bundle` with its own UNet, whose `group` parameters require grad; {unet param name: param}."""
-    copy = bundle.clone(("unet",))
+    """A copy of `bundle` with its own UNet, whose `group` parameters require grad; {unet param name: param}.
+    Only the group is copied: the rest of the UNet is the teacher's own, frozen tensors."""
+    trained = {f"unet.{name}" for name in select(bundle.unet, group)[0]}
+    copy = bundle.clone(("unet",), changes=trained.__contains__)
     names, params = select(copy.unet, group)
     for p in params:
         p.requires_grad_(True)

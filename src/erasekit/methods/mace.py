@@ -110,7 +110,7 @@ def focal_timesteps(n: int) -> torch.Tensor:
 
 def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, index: int) -> dict[str, torch.Tensor]:
     """Stage 2 for one concept: the refined projections with its trained LoRA merged, by edit name."""
-    model = refined.clone(("unet",))
+    model = refined.clone(("unet",), changes=lambda name: False)  # LoRA adds; the UNet is shared
     names = [f"{n}.{p}" for n, _ in cross_attention_layers(model.unet) for p in ("to_k", "to_v")]
     layers = add_adapters(model, config.rank, names, config.seed + index)
     params = {f"{n}.{ab}": getattr(m, ab)["default"].weight for n, m in layers.items() for ab in ("lora_A", "lora_B")}

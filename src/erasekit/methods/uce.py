@@ -221,7 +221,7 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
     alpha = torch.full((len(sources), T), 1.0 / T, dtype=torch.float64)  # one α per concept prompt
     seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
     best = (float("inf"), None, None, None)
-    edited = bundle.clone(("unet",))  # once: each round overwrites every projection it judges
+    edited = bundle.clone(("unet",), changes=projections(bundle).__contains__)  # each round overwrites them
     bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
     for k in bar:
         targets = [(C, C + torch.einsum("t,tnd->nd", alpha_i, a))  # c_i + Σ α_t a_t
