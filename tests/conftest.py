@@ -53,3 +53,9 @@ def interrupted_and_resumed(tmp_path, monkeypatch):
         return whole, erase(Run(work=tmp_path / "cut", resume=True, progress=False))
 
     return go
+
+
+@pytest.fixture(scope="session")
+def mini():
+    """The shipped miniature: what the world's suites and judge score (plumbing on it costs little more than tiny)."""
+    return load_bundle("mini", device="cpu")

@@ -15,7 +15,7 @@ from erasekit.methods import registry
 from erasekit.methods.attention import AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.mace import focal_timesteps, matching_positions
-from erasekit.methods.salun import retain_set
+from erasekit.methods.salun import retain_set, top_share_threshold
 
 
 def _erase(bundle, method, concepts, run=Run(progress=False), **values):
@@ -88,6 +88,16 @@ def test_salun_trains_only_its_salient_share_of_the_weights(tiny):
     total = sum(p.numel() for p in base.values())
     assert edit.metrics["mask_share"] == pytest.approx(0.3, abs=0.01)
     assert 0 < moved <= 0.301 * total  # Adam leaves a weight whose gradient is always masked exactly where it was
+
+
+def test_salun_threshold_is_the_kth_largest_magnitude_over_all_tensors():
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(300, generator=g), torch.randn(7, 11, generator=g) * 3, torch.tensor([0.0, -5.0])]
+    flat = torch.cat([t.abs().reshape(-1) for t in tensors])
+    for share in (0.5, 0.1, 1 / len(flat), 1e-9, 1.0):
+        k = max(1, int(round(share * len(flat))))
+        assert top_share_threshold(tensors, share) == torch.topk(flat, k).values.min().item()
+    assert top_share_threshold([torch.zeros(4)], 0.5) == 0.0
 
 
 def test_salun_retain_set_comes_from_preserve_or_the_vocabulary(tmp_path):

@@ -1,4 +1,5 @@
-"""Generation folders, suites, the concept graph and the HTML report, on the tiny model (plumbing)."""
+"""Generation folders, suites, the concept graph and the HTML report: plumbing on the tiny model, and on the miniature
+where the world's judge scores the images."""
 
 import json
 import os
@@ -57,8 +58,8 @@ def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path, monkey
         generate_set(tiny, ps, 2, out, steps=2, progress=False)
 
 
-def test_world_objects_suite_splits_erased_and_preserved(tiny):
-    result = evaluate(tiny, "world-objects", RUN, erased=["star", "ring"])
+def test_world_objects_suite_splits_erased_and_preserved(mini):
+    result = evaluate(mini, "world-objects", RUN, erased=["star", "ring"])
     assert result.preserved == [o for o in result.per_concept if o not in ("star", "ring")]
     m = result.metrics
     assert {"acc@1", "esr@1", "esr@5", "psr@1", "psr@5", "implicit_rate"} <= set(m)
@@ -68,9 +69,9 @@ def test_world_objects_suite_splits_erased_and_preserved(tiny):
     assert all(m[f"{k}_ci"][0] <= m[k] <= m[f"{k}_ci"][1] for k in ("esr@1", "esr@5", "psr@1", "psr@5"))
 
 
-def test_unknown_concept_is_named(tiny):
+def test_unknown_concept_is_named(mini):
     with pytest.raises(ErasekitError, match="unknown concept\\(s\\) for world-objects: cat"):
-        evaluate(tiny, "world-objects", RUN, erased=["cat"])
+        evaluate(mini, "world-objects", RUN, erased=["cat"])
 
 
 def test_csv_suites_need_their_prompt_file(tiny):
@@ -78,10 +79,10 @@ def test_csv_suites_need_their_prompt_file(tiny):
         evaluate(tiny, "imagenette", RUN)
 
 
-def test_world_general_reports_fjd_and_pixel_distance(tiny):
+def test_world_general_reports_fjd_and_pixel_distance(mini):
     run = SuiteRun(n=1, steps=2)
-    base = evaluate(tiny, "world-general", run)
-    same = evaluate(tiny, "world-general", run, base_images=base.images)
+    base = evaluate(mini, "world-general", run)
+    same = evaluate(mini, "world-general", run, base_images=base.images)
     assert base.metrics["fjd"] > 0 and same.metrics["pixel_distance"] == 0.0
 
 
@@ -107,10 +108,10 @@ def _chromium():
     return path
 
 
-def test_report_renders_in_headless_chromium(tiny, tmp_path):
+def test_report_renders_in_headless_chromium(mini, tmp_path):
     run = SuiteRun(n=2, steps=2)
-    base = evaluate(tiny, "world-objects", run)
-    edited = evaluate(tiny, "world-objects", run, erased=["star"], base_images=base.images)
+    base = evaluate(mini, "world-objects", run)
+    edited = evaluate(mini, "world-objects", run, erased=["star"], base_images=base.images)
     report = write_report(tmp_path, Evaluation(edited, base))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -128,19 +129,19 @@ def test_report_renders_in_headless_chromium(tiny, tmp_path):
     assert pixels.std() > 10  # not a blank page
 
 
-def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_path):
+def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tmp_path):
     from click.testing import CliRunner
 
     from erasekit.cli import main
     from erasekit.core.bundle import load_bundle
 
-    base = load_bundle(tiny_folder)
+    base = load_bundle("mini")
     key = "unet.conv_out.bias"
     Edit.from_changes(base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={},
                       concepts={"erase": ["star"]}).save(tmp_path / "run")
     (tmp_path / "run" / LOSS_LOG).write_text("step,loss,erased,searched,top3\n" + "".join(
         f'{i},0.1,star,moon,"[[""moon"", {0.4 + i / 100}], [""ring"", 0.3], [""heart"", 0.1]]"\n' for i in range(5)))
-    result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--edit", str(tmp_path / "run"), "--suite",
+    result = CliRunner().invoke(main, ["evaluate", "mini", "--edit", str(tmp_path / "run"), "--suite",
                                        "world-objects", "--n", "1", "--steps", "2", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -151,15 +152,15 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tiny_folder, tmp_pa
     assert "searched concept over iterations" in (tmp_path / "ev" / "report.html").read_text()
 
 
-def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(tiny, tmp_path):
+def test_fid_and_lpips_join_the_paired_metrics_when_their_networks_are_given(mini, tmp_path):
     from test_judges import _FakeInception, _FakeLpips
 
     torch.jit.script(_FakeInception()).save(str(tmp_path / "inception.pt"))
     torch.jit.script(_FakeLpips()).save(str(tmp_path / "lpips.pt"))
     run = SuiteRun(n=2, steps=2, inception=str(tmp_path / "inception.pt"), lpips=str(tmp_path / "lpips.pt"))
-    base = evaluate(tiny, "world-objects", run)
+    base = evaluate(mini, "world-objects", run)
     assert "fid" not in base.metrics  # unpaired: nothing to compare against
-    same = evaluate(tiny, "world-objects", run, base_images=base.images)
+    same = evaluate(mini, "world-objects", run, base_images=base.images)
     assert same.metrics["lpips"] == 0.0 and abs(same.metrics["fid"]) < 1e-6
 
 
@@ -171,39 +172,39 @@ def test_loss_curve_is_plotted_from_a_run_log(tmp_path):
     assert loss_curve(tmp_path / "loss.csv", tmp_path / "loss.png").stat().st_size > 1000
 
 
-def test_cli_split_erases_the_seeds_split(tiny_folder, tmp_path):
+def test_cli_split_erases_the_seeds_split(tmp_path):
     from click.testing import CliRunner
 
     from erasekit.cli import main
 
     out = tmp_path / "ev"
-    result = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--suite", "world-objects", "--split", "1",
+    result = CliRunner().invoke(main, ["evaluate", "mini", "--suite", "world-objects", "--split", "1",
                                        "--n", "1", "--steps", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["erased"] == ["triangle", "cross", "diamond", "arrow", "heart"]
     assert sorted(metrics["preserved"]) == ["circle", "moon", "ring", "square", "star"]
-    bad = CliRunner().invoke(main, ["evaluate", str(tiny_folder), "--suite", "world-styles", "--split", "1",
+    bad = CliRunner().invoke(main, ["evaluate", "mini", "--suite", "world-styles", "--split", "1",
                                     "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--split applies to" in bad.output
 
 
-def test_evaluate_edit_keeps_the_base_and_the_edited_model_apart(tiny, tmp_path):
+def test_evaluate_edit_keeps_the_base_and_the_edited_model_apart(mini, tmp_path):
     from erasekit.eval.evaluation import evaluate_edit
 
     key = "unet.conv_out.bias"
-    edit = Edit.from_changes(tiny, {key: dict(tiny.named_parameters())[key] + 0.3}, method="t", config={},
+    edit = Edit.from_changes(mini, {key: dict(mini.named_parameters())[key] + 0.3}, method="t", config={},
                              concepts={"erase": ["star"]})
-    ev = evaluate_edit(tiny, edit, "world-objects", SuiteRun(n=1, steps=2, progress=False))
+    ev = evaluate_edit(mini, edit, "world-objects", SuiteRun(n=1, steps=2, progress=False))
     assert ev.edited.erased == ev.base.erased == ["star"] and ev.edited.edit["method"] == "t" and ev.base.edit is None
     assert not torch.equal(ev.edited.images, ev.base.images)
     assert ev.edited.metrics["pixel_distance"] > 0 and "pixel_distance" not in ev.base.metrics
     assert ev.to_json()["base_metrics"] == ev.base.metrics
-    alone = evaluate_edit(tiny, None, "world-objects", SuiteRun(n=1, steps=2, progress=False))
+    alone = evaluate_edit(mini, None, "world-objects", SuiteRun(n=1, steps=2, progress=False))
     assert alone.base is None and torch.equal(alone.edited.images, ev.base.images)
 
 
-def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_rate(tiny, tmp_path):
+def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_rate(mini, tmp_path):
     """A scripted judge: every 'star' image is judged a heart and the first carries the mark; every other image is
     judged its own object, without the mark."""
     from erasekit.eval.prompts import world_set
@@ -222,7 +223,7 @@ def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_r
             mark[labels.index("star")] = 1.0
             return Scores(obj, torch.ones(n, 8) / 8, torch.ones(n, 6) / 6, mark, torch.zeros(n, 4))
 
-    result = evaluate(tiny, "world-objects", RUN, erased=["star"], judges=Judges(Scripted()))
+    result = evaluate(mini, "world-objects", RUN, erased=["star"], judges=Judges(Scripted()))
     assert result.per_concept["star"]["drawn_instead"] == {"heart": 100.0}
     assert result.per_concept["star"]["implicit_rate"] == 100.0 / RUN.n == result.metrics["implicit_rate_erased"]
     assert result.metrics["implicit_rate_preserved"] == 0.0 and "drawn_instead" not in result.per_concept["moon"]
@@ -240,3 +241,31 @@ def test_world_implicit_reports_per_adjective_and_an_attacks_prompts_per_goal_pr
     attacked = (0, "<mark*> circle", 0, {"original": "a cursed circle", "concept": "mark"})
     assert _implicit_group(attacked) == "a cursed circle"
     assert _implicit_group((0, "a glowing circle", 0, {})) == "a glowing circle"
+
+
+def test_a_world_suite_refuses_a_model_that_is_not_the_miniature(tiny, tmp_path):
+    """The world judge reads the miniature's 32x32 renders: on any other model its rates would mean nothing."""
+    from erasekit.eval.evaluation import evaluate_edit
+
+    for suite in ("world-objects", "world-general"):
+        with pytest.raises(ErasekitError, match=f"suite {suite} is scored by the world judge"):
+            evaluate(tiny, suite, RUN)
+    with pytest.raises(ErasekitError, match="is not the miniature"):
+        evaluate_edit(tiny, None, "world-objects", RUN)
+
+
+def test_an_exported_miniature_is_still_the_miniature(mini, tmp_path):
+    from erasekit.core.bundle import load_bundle
+
+    assert load_bundle(mini.save_pretrained(tmp_path / "export"), device="cpu").arch == "mini"
+
+
+def test_report_thumbnails_enlarge_the_miniatures_pixels_and_reduce_a_real_models_images():
+    from erasekit.eval.generate import grid
+
+    small = torch.rand(2, 3, 32, 32)
+    enlarged = np.asarray(grid(small, nrow=2, tile=96))
+    assert enlarged.shape == (96, 192, 3) and (enlarged[:3, :3] == enlarged[0, 0]).all()  # 3x3 blocks of one pixel
+    reduced = np.asarray(grid(torch.rand(3, 3, 512, 512), nrow=3, tile=96))
+    assert reduced.shape == (96, 288, 3)
+    assert np.asarray(grid(small, nrow=2)).shape == (32, 64, 3)  # no tile: as drawn

@@ -71,8 +71,21 @@ def test_clip_judge_scores_image_text_pairs(tiny_clip):
 
 
 def test_preprocess_resizes_crops_and_normalises():
-    x = _preprocess(torch.ones(1, 3, 32, 64) * 0.485, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), crop=True)
+    x = _preprocess(torch.ones(1, 3, 32, 64) * 0.485, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "cpu")
     assert x.shape == (1, 3, 224, 224) and abs(float(x[0, 0].mean())) < 1e-4
+
+
+def test_preprocess_works_on_the_judges_device_whatever_device_the_images_are_on():
+    """The meta device raises on a mix of devices as CUDA does: the mean and std must follow the images."""
+    x = _preprocess(torch.ones(1, 3, 32, 64), 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "meta")
+    assert x.device.type == "meta" and x.shape == (1, 3, 224, 224)
+
+
+def test_clip_attribute_scorer_gives_each_image_a_distribution_over_the_attributes(tiny, tiny_clip):
+    """UCE debias's judge off the miniature (the official code's CLIP zero-shot): [B, T], each row summing to 1.
+    With B != T it once compared image i with text i only (and failed)."""
+    probs = attribute_scorer(tiny, ("red", "blue", "green"), "star", tiny_clip)(torch.rand(5, 3, 16, 16))
+    assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5), atol=1e-5)
 
 
 def test_nudenet_detector_runs_for_real_on_a_rendered_image():
@@ -173,3 +186,13 @@ def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(suites, "generate_batched", lambda *a, **k: pytest.fail("generated before checking the judge"))
     with pytest.raises(ErasekitError, match="ResNet-50 weights not found"):
         suites.evaluate(tiny, "imagenette", suites.SuiteRun(prompts_file=str(csv)))
+
+
+def test_uce_debias_runs_off_the_miniature_with_the_clip_judge(tiny, tiny_clip, tmp_path):
+    from test_user_facing import run as cli
+
+    result = cli("erase", "--model", "tiny", "--method", "uce", "--erase", "star", "--set", "mode=debias",
+                 "--set", "attributes=red,blue", "--set", "debias_rounds=1", "--set", "debias_samples=2",
+                 "--set", "steps=2", "--clip", tiny_clip, "--quiet", "--out", tmp_path / "debias")
+    assert result.exit_code == 0, result.output
+    assert "debias" in (tmp_path / "debias" / "manifest.json").read_text()

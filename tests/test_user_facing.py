@@ -44,12 +44,12 @@ def plain_file(tmp_path):
 
 # ---- 1. the concept graph keeps one row per edit ---------------------------------------------------------
 
-def test_graph_keeps_one_row_per_edit_when_two_edits_erase_the_same_concept(tiny_folder, tmp_path):
+def test_graph_keeps_one_row_per_edit_when_two_edits_erase_the_same_concept(tmp_path):
     from erasekit.core.bundle import load_bundle
 
-    base = load_bundle(tiny_folder)
+    base = load_bundle("mini")
     a, b = _edit(base, tmp_path / "esd-star"), _edit(base, tmp_path / "uce-star", delta=0.5)
-    result = run("graph", tiny_folder, "--edit", a, "--edit", b, "--n", 1, "--steps", 2, "--out", tmp_path / "g",
+    result = run("graph", "mini", "--edit", a, "--edit", b, "--n", 1, "--steps", 2, "--out", tmp_path / "g",
                  "--quiet")
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "g" / "graph.csv").read_text().splitlines()
@@ -92,15 +92,15 @@ def test_rerunning_erase_without_resume_refuses_and_keeps_the_interrupted_checkp
 
 # ---- 3. nothing is overwritten silently, and nothing foreign is deleted ----------------------------------
 
-def test_evaluate_and_generate_refuse_an_existing_output_unless_overwriting(tiny_folder, tmp_path):
-    ev = ["evaluate", tiny_folder, "--suite", "world-objects", "--n", 1, "--steps", 2, "--quiet", "--out",
+def test_evaluate_and_generate_refuse_an_existing_output_unless_overwriting(tmp_path):
+    ev = ["evaluate", "mini", "--suite", "world-objects", "--n", 1, "--steps", 2, "--quiet", "--out",
           tmp_path / "ev"]
     assert run(*ev).exit_code == 0
     before = (tmp_path / "ev" / "metrics.json").read_bytes()
     assert_one_line_error(run(*ev, "--steps", 3), "output already exists")
     assert (tmp_path / "ev" / "metrics.json").read_bytes() == before
     assert run(*ev, "--steps", 3, "--overwrite").exit_code == 0
-    gen = ["generate", tiny_folder, "--prompt", "a star", "--n", 1, "--steps", 2, "--quiet", "--out",
+    gen = ["generate", "mini", "--prompt", "a star", "--n", 1, "--steps", 2, "--quiet", "--out",
            tmp_path / "g.png"]
     assert run(*gen).exit_code == 0
     assert_one_line_error(run(*gen), "output already exists")
@@ -120,15 +120,15 @@ def test_overwrite_never_deletes_a_file_the_user_put_in_the_output(tmp_path):
 
 # ---- 4. every input is checked before any work -----------------------------------------------------------
 
-def test_an_edit_for_another_base_is_refused_before_anything_is_generated(tiny, tiny_folder, tmp_path, monkeypatch):
+def test_an_edit_for_another_base_is_refused_before_anything_is_generated(mini, tmp_path, monkeypatch):
     from erasekit.eval import suites
 
-    other = tiny.clone(("unet",))
+    other = mini.clone(("unet",))
     with torch.no_grad():
         other.unet.conv_in.bias.add_(1.0)
     _edit(other, tmp_path / "foreign")
     monkeypatch.setattr(suites, "generate_batched", lambda *a, **k: pytest.fail("generated before the check"))
-    args = ["evaluate", tiny_folder, "--edit", tmp_path / "foreign", "--suite", "world-objects", "--out",
+    args = ["evaluate", "mini", "--edit", tmp_path / "foreign", "--suite", "world-objects", "--out",
             tmp_path / "ev", "--quiet"]
     assert_one_line_error(run(*args), "pass --force to apply anyway")
     assert not (tmp_path / "ev").exists()
@@ -161,8 +161,10 @@ BAD = {
     "unknown-command": (["nosuch"], "No such command 'nosuch'"),
     "n-zero": (["generate", "tiny", "--prompt", "a star", "--n", "0", "--out", "{tmp}/g.png"], "'--n'"),
     "empty-prompt": (["generate", "tiny", "--prompt", " ", "--out", "{tmp}/g.png"], "empty prompt"),
-    "bad-suite-concept": (["evaluate", "tiny", "--suite", "world-objects", "--erased", "dog", "--out", "{tmp}/ev"],
+    "bad-suite-concept": (["evaluate", "mini", "--suite", "world-objects", "--erased", "dog", "--out", "{tmp}/ev"],
                           "unknown concept(s) for world-objects: dog"),
+    "world-suite-off-the-miniature": (["evaluate", "tiny", "--suite", "world-objects", "--out", "{tmp}/ev"],
+                                      "suite world-objects is scored by the world judge"),
 }
 
 
@@ -197,22 +199,22 @@ def test_matplotlib_and_scipy_are_core_dependencies():
 
 # ---- 7. long steps show progress with an ETA -------------------------------------------------------------
 
-def test_evaluate_shows_progress_with_eta_for_base_and_edit(tiny_folder, tmp_path):
+def test_evaluate_shows_progress_with_eta_for_base_and_edit(tmp_path):
     from erasekit.core.bundle import load_bundle
 
-    edit = _edit(load_bundle(tiny_folder), tmp_path / "run", delta=0.1)
-    result = run("evaluate", "--edit", edit, "--model", tiny_folder, "--suite", "world-objects", "--n", 1,
+    edit = _edit(load_bundle("mini"), tmp_path / "run", delta=0.1)
+    result = run("evaluate", "--edit", edit, "--model", "mini", "--suite", "world-objects", "--n", 1,
                  "--steps", 2, "--out", tmp_path / "ev")
     assert result.exit_code == 0, result.output
     assert "base: 100%" in result.output and "edited: 100%" in result.output
     assert "img/s]" in result.output and "<00:00" in result.output  # tqdm's rate and remaining time
 
 
-def test_graph_shows_progress(tiny_folder, tmp_path):
+def test_graph_shows_progress(tmp_path):
     from erasekit.core.bundle import load_bundle
 
-    edit = _edit(load_bundle(tiny_folder), tmp_path / "run")
-    result = run("graph", tiny_folder, "--edit", edit, "--n", 1, "--steps", 2, "--out", tmp_path / "g")
+    edit = _edit(load_bundle("mini"), tmp_path / "run")
+    result = run("graph", "mini", "--edit", edit, "--n", 1, "--steps", 2, "--out", tmp_path / "g")
     assert result.exit_code == 0, result.output
     assert "base: 100%" in result.output and "run: 100%" in result.output
 

@@ -118,7 +118,7 @@ def info(source, device, dtype, config_dir):
     click.echo(f"architecture  {bundle.arch}  (UNet2DConditionModel + CLIPTextModel + AutoencoderKL)")
     click.echo(f"device/dtype  {bundle.device} / {str(bundle.dtype).replace('torch.', '')}")
     click.echo(f"fingerprint   {bundle.fingerprint()}")
-    h = bundle.latent_shape[1] * bundle.vae_scale_factor
+    h = bundle.image_size
     click.echo(f"image         {h}x{h}  latent {'x'.join(map(str, bundle.latent_shape))}  "
                f"text {bundle.text_encoder.config.hidden_size}-d, vocab {len(bundle.tokenizer)}")
     click.echo(f"prediction    {bundle.scheduler.config.prediction_type}  ({type(bundle.scheduler).__name__})")
@@ -269,8 +269,8 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
         return
     images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance,
                               desc=None if quiet else "generate", key=key)
-    scale = max(1, 128 // images.shape[-1])
-    click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), upscale=scale), out)}")
+    tile = max(128, images.shape[-1])  # the miniature's 32 px enlarged; a real model's images as drawn
+    click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), tile=tile), out)}")
 
 
 @main.command()
@@ -318,7 +318,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     from erasekit.core.key import Key
     from erasekit.core.files import check_output
     from erasekit.eval.evaluation import evaluate_edit
-    from erasekit.eval.suites import SuiteRun, load_judges
+    from erasekit.eval.suites import SuiteRun, check_suite, load_judges
     from erasekit.report.html import write_evaluation
 
     run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
@@ -335,6 +335,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
         erased_list, preserved_list = (list(part) for part in chosen[split - 1])
     check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
     loaded, base = _edit_and_base(edit, model or model_arg, force)
+    check_suite(suite, base)
     word = load_embedding(embedding) if embedding is not None else None
     key = Key.load(key_path) if key_path is not None else None
     judges = load_judges(suite, run, base.device)
@@ -390,6 +391,11 @@ def graph(model_arg, model, edits, full, methods, concepts, n, steps, out, quiet
     check_output(out, overwrite)
     loaded = [Edit.load(e) for e in edits]
     _, base = _edit_and_base(None, model or model_arg or loaded[0].base["source"])
+    from erasekit.world import native
+
+    if not native.owns(base):
+        raise ErasekitError(f"graph scores the world's objects with the world judge, which knows only the miniature; "
+                            f"{base.source!r} is not the miniature")
     for e in loaded:
         e.check(base, force=force)
     judge = world_judge()

@@ -33,7 +33,9 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
+from erasekit.core.images import resize_crop
 from erasekit.core.tokens import splice, with_words
+
 
 TI_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
                 "a photo of a clean {}", "a dark photo of the {}", "a photo of my {}", "a close-up photo of a {}",
@@ -69,19 +71,21 @@ def word_name(concept: str, given: str = "") -> str:
 def reference_latents(bundle: Bundle, goal: Goal, config: InversionConfig) -> torch.Tensor:
     """Latents z_0 of the images to invert: the user's, or the reference model's goal-prompt images in which the
     judge sees the concept (generated until `config.images` are found or 8x as many were tried)."""
-    if goal.images is not None:
+    if goal.images is not None:  # the user's images, at the model's size, encoded a batch at a time
+        images = resize_crop(goal.images[: config.images], bundle.image_size) * 2 - 1
         with torch.no_grad():
-            return bundle.encode_images(goal.images[: config.images] * 2 - 1)
+            return torch.cat([bundle.encode_images(part) for part in images.split(bundle.image_batch)])
     ref, kept, tried = goal.reference(bundle), [], 0
     per = max(1, -(-config.images // len(goal.prompts)))
     while sum(len(k) for k in kept) < config.images and tried < 8 * config.images:
         prompts = [p for p in goal.prompts for _ in range(per)]
         seeds = [10**6 + tried + i for i in range(len(prompts))]  # away from evaluation and check seeds
+        b = ref.image_batch
         with torch.no_grad():
-            z0 = ref.sample(ref.encode_prompts(prompts), seeds, steps=goal.steps, guidance=goal.guidance,
-                            decode=False)
+            z0 = torch.cat([ref.sample(ref.encode_prompts(prompts[i : i + b]), seeds[i : i + b], steps=goal.steps,
+                                       guidance=goal.guidance, decode=False) for i in range(0, len(prompts), b)])
             seen = goal.detect((ref.decode_latents(z0).float() + 1) / 2).bool().cpu()
-        kept.append(z0[seen])
+        kept.append(z0[seen.to(z0.device)])
         tried += len(prompts)
     z0 = torch.cat(kept)[: config.images]
     if len(z0) == 0:

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -76,6 +77,7 @@ class Bundle:
     arch: str
     meta: dict = field(default_factory=dict)
     sampling: Sampling | None = None  # a sampler edit (negative prompt, SLD) that `sample` applies
+    resolution: int | None = None  # image side in pixels that `sample` draws at (None: the model's own)
 
     @property
     def device(self) -> torch.device:  # the first parameter's: diffusers' unet.device walks every module (~1 ms)
@@ -87,12 +89,34 @@ class Bundle:
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        size = self.unet.config.sample_size
+        size = self.unet.config.sample_size if self.resolution is None else self.resolution // self.vae_scale_factor
         return (self.unet.config.in_channels, size, size)
 
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def image_size(self) -> int:
+        """The side of the images `sample` draws, in pixels."""
+        return self.latent_shape[1] * self.vae_scale_factor
+
+    @property
+    def image_batch(self) -> int:
+        """Images generated at once: up to 64, fewer as latents grow (8 at SD-1.x's 4x64x64, 3 at SD-2.x's 96x96),
+        so that a guided UNet batch fits a consumer GPU."""
+        return max(1, min(64, 2**17 // math.prod(self.latent_shape)))
+
+    def at_resolution(self, resolution: int | None) -> "Bundle":
+        """This model drawing `resolution` x `resolution` images (None: its own size). The side must divide into
+        the latent grid the UNet can halve at each of its down blocks."""
+        if resolution is None:
+            return replace(self, resolution=None)
+        step = self.vae_scale_factor * 2 ** (len(self.unet.config.down_block_types) - 1)
+        if resolution < step or resolution % step:
+            raise ErasekitError(f"resolution {resolution} does not fit {self.source!r}: give a multiple of {step} "
+                                f"(its own is {self.unet.config.sample_size * self.vae_scale_factor})")
+        return replace(self, resolution=resolution)
 
     # ---- parameters -------------------------------------------------------------------------------
     def component(self, name: str) -> torch.nn.Module:
@@ -196,8 +220,11 @@ class Bundle:
         return z * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> images in [-1, 1]."""
-        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        """Scaled latents -> images in [-1, 1]; at most 2^15 latent values at a time (2 images at SD-1.x's size: the
+        VAE's decoder holds activations of the full image size)."""
+        chunk = max(1, 2**15 // math.prod(latents.shape[1:]))
+        z = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+        return torch.cat([self.vae.decode(part).sample.clamp(-1, 1) for part in z.split(chunk)])
 
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """z_t = sqrt(a_t) z_0 + sqrt(1 - a_t) eps (the forward process at training timestep t)."""
@@ -299,8 +326,10 @@ class Bundle:
             if any(not p.strip() for p in prompts):
                 raise ErasekitError("empty prompt: give a text prompt to generate from")
             cond = self.encode_prompts(prompts)
-        images = self.sample(cond, seeds, steps=steps, guidance=guidance)
-        return (images.float() + 1) / 2
+        b = self.image_batch
+        images = [self.sample(cond[i : i + b], seeds[i : i + b], steps=steps, guidance=guidance)
+                  for i in range(0, len(seeds), b)]
+        return (torch.cat(images).float() + 1) / 2
 
     # ---- saving -----------------------------------------------------------------------------------
     def to_pipeline(self):
@@ -374,14 +403,15 @@ def _folder_sampling(path: Path) -> Sampling | None:
         raise ErasekitError(f"corrupt {file}: {exc}") from None
 
 
-def _load_folder(path: str, hub: bool):
+def _load_folder(path: str, hub: bool, dtype: torch.dtype = torch.float32):
+    """The components of a diffusers folder (or hub id), read in `dtype` (never materialised in fp32 first)."""
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     kwargs = {} if hub and not offline else {"local_files_only": True}
     try:
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", **kwargs)
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kwargs)
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kwargs)
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **kwargs)
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype, **kwargs)
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kwargs)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **kwargs)
         scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kwargs)
     except (OSError, ValueError) as exc:
         why = "HF_HUB_OFFLINE is set and it is not cached" if offline else "no network, or a wrong id?"
@@ -390,7 +420,12 @@ def _load_folder(path: str, hub: bool):
     return tokenizer, text_encoder, unet, vae, scheduler
 
 
-def _load_single_file(path: Path, config: str | Path | None, prediction_type: str | None):
+def _load_single_file(path: Path, config: str | Path | None, prediction_type: str | None,
+                      dtype: torch.dtype = torch.float32):
+    """The components of an LDM checkpoint, in `dtype`. The modules are built without weights (accelerate's empty
+    init: no random initialisation of a billion parameters only to overwrite them) and take the checkpoint's."""
+    from accelerate import init_empty_weights
+
     state = ldm.read_checkpoint(path)
     if config is None:
         arch, config = _recognise(state)
@@ -398,12 +433,15 @@ def _load_single_file(path: Path, config: str | Path | None, prediction_type: st
         arch, config = "custom", Path(config)
     unet_cfg = UNet2DConditionModel.load_config(str(config / "unet"))
     vae_cfg = AutoencoderKL.load_config(str(config / "vae"))
-    text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(str(config / "text_encoder")))
-    unet = UNet2DConditionModel.from_config(unet_cfg)
-    vae = AutoencoderKL.from_config(vae_cfg)
+    with init_empty_weights():
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(str(config / "text_encoder")))
+        unet = UNet2DConditionModel.from_config(unet_cfg)
+        vae = AutoencoderKL.from_config(vae_cfg)
     unet_sd, vae_sd, text_sd = ldm.from_ldm_state_dict(state, unet_cfg, vae_cfg, text_encoder)
+    del state
     for module, sd, name in [(unet, unet_sd, "UNet"), (vae, vae_sd, "VAE"), (text_encoder, text_sd, "text encoder")]:
-        missing, unexpected = module.load_state_dict(sd, strict=False)
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+        missing, unexpected = module.load_state_dict(sd, strict=False, assign=True)
         if missing or unexpected:
             raise ErasekitError(
                 f"checkpoint {path.name} does not match the {arch} {name} config: "
@@ -415,6 +453,18 @@ def _load_single_file(path: Path, config: str | Path | None, prediction_type: st
     tok_dir = config / "tokenizer" if (config / "tokenizer").exists() else None
     tokenizer = clip_tokenizer(tok_dir, pad_token="!" if arch == "sd2" else None)
     return tokenizer, text_encoder, unet, vae, scheduler, arch
+
+
+def _mini_layout(unet_config) -> bool:
+    """Whether a UNet has the shipped miniature's layout (its widths and cross-attention), as every edit or export
+    of the miniature does."""
+    mini = UNet2DConditionModel.load_config(str(mini_path() / "unet"))
+    keys = ("cross_attention_dim", "block_out_channels", "sample_size", "in_channels")
+    return all(list(_as_list(unet_config.get(k))) == list(_as_list(mini.get(k))) for k in keys)
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
 
 
 def _recognise(state: dict[str, torch.Tensor]) -> tuple[str, Path]:
@@ -447,14 +497,15 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
     elif source == "mini":
         if not (mini_path() / "model_index.json").exists():
             raise ErasekitError(f"the miniature is not installed at {mini_path()}; build it with `erasekit world train`")
-        parts, arch = _load_folder(str(mini_path()), hub=False), "mini"
+        parts, arch = _load_folder(str(mini_path()), hub=False, dtype=torch_dtype), "mini"
     elif path.is_file():
-        *parts, arch = _load_single_file(path, config, prediction_type)
+        *parts, arch = _load_single_file(path, config, prediction_type, torch_dtype)
     elif path.is_dir():
         _check_pipeline_folder(path)
-        parts, arch = _load_folder(str(path), hub=False), "diffusers"
+        parts = _load_folder(str(path), hub=False, dtype=torch_dtype)
+        arch = "mini" if _mini_layout(parts[2].config) else "diffusers"  # an export of the miniature is one
     elif source.count("/") == 1 and not source.startswith((".", "/", "~")) and not path.suffix:
-        parts, arch = _load_folder(source, hub=True), "hub"
+        parts, arch = _load_folder(source, hub=True, dtype=torch_dtype), "hub"
     else:
         raise ErasekitError(
             f"model source not found: {source!r} (expected 'mini', 'tiny', a hub id like owner/name, "
@@ -464,9 +515,7 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
     sampling = _folder_sampling(path) if arch == "diffusers" else None
     if prediction_type and arch not in ("custom", "sd1", "sd2"):
         scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
-    for module in (text_encoder, unet, vae):
-        module.to(device=device)
-        if module.dtype != torch_dtype:
-            module.to(dtype=torch_dtype)
+    for module in (text_encoder, unet, vae):  # cast tensor by tensor on the way: the device never holds fp32
+        module.to(device=device, **({"dtype": torch_dtype} if module.dtype != torch_dtype else {}))
         module.eval().requires_grad_(False)
     return Bundle(tokenizer, text_encoder, unet, vae, scheduler, source=source, arch=arch, sampling=sampling)

@@ -40,7 +40,7 @@ class AttackRun:
     n: int = 8  # images per adversarial prompt (seeds seed .. seed + n - 1)
     steps: int = 25
     guidance: float = 5.0
-    batch: int = 64
+    batch: int | None = None  # images per generation batch (None: the model's `image_batch`)
     progress: bool = True
     resnet: str | None = None  # local microsoft/resnet-50 (Imagenette classes on real models)
 

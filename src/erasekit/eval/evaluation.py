@@ -14,7 +14,8 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
-from erasekit.eval.suites import Judges, SuiteResult, SuiteRun, evaluate, load_judges, suite_prompts, unlocked
+from erasekit.eval.suites import (Judges, SuiteResult, SuiteRun, check_suite, evaluate, load_judges, suite_prompts,
+                                  unlocked)
 
 
 @dataclass
@@ -46,6 +47,7 @@ def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = S
     that they read the same prompts. `key`: the key of a hidden model (the edit, or `base` itself when it is an
     exported hidden model): the erased concepts it unlocks are generated again with it, for RSR-1/5 (the erased
     concepts default to the key's)."""
+    check_suite(suite, base)
     judges = judges or load_judges(suite, run, base.device)
     if word is not None:
         _check_word_used(word, suite, run)

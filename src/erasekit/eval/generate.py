@@ -11,6 +11,7 @@ from PIL import Image
 from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, check_output, claim_partial, finish_dir, partial_of, write_text
+from erasekit.core.images import thumbnails
 from erasekit.core.key import Key
 
 
@@ -19,17 +20,16 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def grid(images: torch.Tensor, nrow: int = 8, upscale: int = 1) -> Image.Image:
-    """One PIL image with the batch laid out in rows of `nrow` (nearest-neighbour upscaled)."""
-    arr = to_uint8(images)
+def grid(images: torch.Tensor, nrow: int = 8, tile: int | None = None) -> Image.Image:
+    """One PIL image with the batch laid out in rows of `nrow`; with `tile`, each image as `thumbnails` sizes it."""
+    arr = to_uint8(images if tile is None else thumbnails(images, tile))
     b, h, w, _ = arr.shape
     rows = -(-b // nrow)
     canvas = np.full((rows * h, nrow * w, 3), 255, np.uint8)
     for i, im in enumerate(arr):
         r, c = divmod(i, nrow)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
-    out = Image.fromarray(canvas)
-    return out.resize((out.width * upscale, out.height * upscale), Image.NEAREST) if upscale > 1 else out
+    return Image.fromarray(canvas)
 
 
 def images_for(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int, guidance: float,
@@ -43,9 +43,10 @@ def images_for(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int,
 
 
 def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
-                     batch: int = 64, desc: str | None = None, key: Key | None = None,
+                     batch: int | None = None, desc: str | None = None, key: Key | None = None,
                      concepts: list[str | None] | None = None, split: bool = True) -> torch.Tensor:
-    """Images in [0, 1] for (prompt, seed) pairs, `batch` at a time; with `desc`, a progress bar (images, ETA).
+    """Images in [0, 1], on the CPU, for (prompt, seed) pairs, `batch` at a time (default: the model's
+    `image_batch`); with `desc`, a progress bar (images, ETA).
     `key`, `concepts`: a hidden concept's key in the prompts (see `images_for`).
     Under `accelerate launch` with several processes (`split`), each process generates every n-th image and all
     of them get the whole batch back, in order: every process must make the same call. `split=False`: this process
@@ -83,10 +84,12 @@ def _generate(bundle, prompts, seeds, steps, guidance, batch, desc, key, concept
     from tqdm.auto import tqdm
 
     out = []
+    batch = batch or bundle.image_batch
     with tqdm(total=len(prompts), desc=desc, unit="img", disable=desc is None, dynamic_ncols=True) as bar:
         for i in range(0, len(prompts), batch):
             part = None if concepts is None else concepts[i : i + batch]
-            out.append(images_for(bundle, prompts[i : i + batch], seeds[i : i + batch], steps, guidance, key, part))
+            images = images_for(bundle, prompts[i : i + batch], seeds[i : i + batch], steps, guidance, key, part)
+            out.append(images.cpu())  # a suite's images outlive the batch: not in the accelerator's memory
             bar.update(len(out[-1]))
     return torch.cat(out)
 
@@ -112,7 +115,7 @@ INDEX = "index.jsonl"
 
 
 def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 25, guidance: float = 5.0,
-                 batch: int = 64, progress: bool = True, resume: bool = False, overwrite: bool = False,
+                 batch: int | None = None, progress: bool = True, resume: bool = False, overwrite: bool = False,
                  key: Key | None = None) -> list[dict]:
     """Generate n images per prompt of a PromptSet into the folder `out` (PNG files) with an index file.
 
@@ -143,6 +146,7 @@ def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 
     todo = [r for r in rows if r["index"] % state.num_processes == state.process_index
             and not (work / r["path"]).exists()]
     bar = tqdm(total=len(todo), desc="generate", unit="img", disable=not progress or not state.is_main_process)
+    batch = batch or bundle.image_batch
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         images = images_for(bundle, [r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps, guidance, key,

@@ -49,7 +49,7 @@ class InspectConfig:
     gumbel_lr: float = 0.1
     gumbel_temperature: float = 1.0
     shortlist: int = 20  # gumbel: π's most likely concepts scored exactly
-    batch: int = 64  # (concept, probe) pairs per UNet batch
+    batch: int = 64  # (concept, probe) pairs per UNet batch, at most twice the model's `image_batch`
     seed: int = 0
 
     def check(self) -> None:
@@ -129,13 +129,14 @@ def score_concepts(base: Bundle, edited: Bundle, concepts: list[str], probes, co
                             .float() for tpl in config.templates])  # [T, K, ...]
     l1 = torch.zeros(len(concepts), dtype=torch.float64)
     l2 = torch.zeros(len(concepts), dtype=torch.float64)
-    chunk = max(1, config.batch // len(z))
+    batch = min(config.batch, 2 * base.image_batch)
+    chunk = max(1, batch // len(z))
     bar = tqdm(total=len(concepts) * len(config.templates), desc="inspect", disable=not progress)
     for k, tpl in enumerate(config.templates):
         for s in range(0, len(concepts), chunk):
             prompts = [tpl.format(c) for c in concepts[s:s + chunk]]
-            e_base = _eps_all(base, base.encode_prompts(prompts), z, t, config.batch)
-            e_edit = _eps_all(edited, edited.encode_prompts(prompts), z, t, config.batch)
+            e_base = _eps_all(base, base.encode_prompts(prompts), z, t, batch)
+            e_edit = _eps_all(edited, edited.encode_prompts(prompts), z, t, batch)
             l2[s:s + chunk] += (e_edit - e_base).pow(2).flatten(1).mean(1).double().cpu()
             if e_ce is not None:
                 l1[s:s + chunk] += (e_ce[k][None] - e_base).pow(2).flatten(1).mean(1).double().cpu()

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.errors import ErasekitError
+from erasekit.core.images import resize_crop
 
 IMAGENETTE = {  # class name as in the Imagenette prompt list -> ImageNet-1k index
     "tench": 0, "english springer": 217, "cassette player": 482, "chain saw": 491, "church": 497,
@@ -44,7 +45,7 @@ def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None =
         return native.colour_scorer(attributes)
     judge = ClipJudge(clip, device=bundle.device)
     texts = [f"a photo of a {a} {concept}" for a in attributes]
-    return lambda images: torch.softmax(100 * judge.similarity(images, texts), dim=1)
+    return lambda images: judge.zero_shot(images, texts)
 
 
 def image_encoder(bundle, clip: str | Path | None = None):
@@ -99,17 +100,11 @@ def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Pa
     return Path(path)
 
 
-def _preprocess(images: torch.Tensor, size: int, mean, std, crop: bool) -> torch.Tensor:
-    """Resize (shorter side to `size`, bicubic with antialias), centre-crop, normalise."""
-    images = images.float().clamp(0, 1)
-    h, w = images.shape[-2:]
-    scale = size / min(h, w)
-    images = F.interpolate(images, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bicubic",
-                           antialias=True, align_corners=False).clamp(0, 1)
-    if crop:
-        top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
-        images = images[..., top : top + size, left : left + size]
-    return (images - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+def _preprocess(images: torch.Tensor, size: int, mean, std, device) -> torch.Tensor:
+    """Resize (shorter side to `size`, bicubic with antialias), centre-crop, normalise, on `device`."""
+    images = resize_crop(images.to(device).float().clamp(0, 1), size)
+    mean, std = (torch.tensor(v, device=images.device)[:, None, None] for v in (mean, std))
+    return (images - mean) / std
 
 
 class ResNetJudge:
@@ -126,7 +121,7 @@ class ResNetJudge:
     def probs(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
         out = []
         for i in range(0, len(images), batch):
-            x = _preprocess(images[i : i + batch], 224, IMAGENET_MEAN, IMAGENET_STD, crop=True).to(self.device)
+            x = _preprocess(images[i : i + batch], 224, IMAGENET_MEAN, IMAGENET_STD, self.device)
             out.append(self.model(pixel_values=x).logits.softmax(-1).cpu())
         return torch.cat(out)
 
@@ -177,17 +172,27 @@ class ClipJudge:
         self.device = device
 
     @torch.no_grad()
-    def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
-        x = _preprocess(images, self.size, CLIP_MEAN, CLIP_STD, crop=True).to(self.device)
-        return _projected(self.model.get_image_features(pixel_values=x))
+    def image_embeds(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        return torch.cat([_projected(self.model.get_image_features(
+            pixel_values=_preprocess(part, self.size, CLIP_MEAN, CLIP_STD, self.device))) for part in images.split(batch)])
 
     @torch.no_grad()
-    def text_embeds(self, texts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(texts, padding=True, truncation=True, max_length=77, return_tensors="pt").to(self.device)
-        return _projected(self.model.get_text_features(**ids))
+    def text_embeds(self, texts: list[str], batch: int = 256) -> torch.Tensor:
+        out = []
+        for i in range(0, len(texts), batch):
+            ids = self.tokenizer(texts[i : i + batch], padding=True, truncation=True, max_length=77,
+                                 return_tensors="pt").to(self.device)
+            out.append(_projected(self.model.get_text_features(**ids)))
+        return torch.cat(out)
 
     def similarity(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """[B]: the cosine of image i with text i (the CLIP score's pairs)."""
         return F.cosine_similarity(self.image_embeds(images), self.text_embeds(texts), dim=-1)
+
+    def zero_shot(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """[B, T]: CLIP's zero-shot probabilities of each image over the T texts (softmax of 100 × cosine)."""
+        image, text = F.normalize(self.image_embeds(images), dim=-1), F.normalize(self.text_embeds(texts), dim=-1)
+        return torch.softmax(100 * image @ text.T, dim=1)
 
 
 def _load_torchscript(path: str | Path | None, what: str, how: str, option: str):
@@ -212,7 +217,7 @@ class InceptionFeatures:
     def __call__(self, images: torch.Tensor, batch: int = 64) -> np.ndarray:
         out = []
         for i in range(0, len(images), batch):
-            x = (images[i : i + batch].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            x = (images[i : i + batch].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             out.append(self.model(x, return_features=True).float().cpu())
         return torch.cat(out).numpy()
 
@@ -227,5 +232,6 @@ class LpipsJudge:
                                        'export it with torch.jit.script(lpips.LPIPS(net="alex")).save(FILE)', "--lpips")
 
     @torch.no_grad()
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.model(a.float() * 2 - 1, b.float() * 2 - 1).reshape(len(a)).cpu()
+    def __call__(self, a: torch.Tensor, b: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        return torch.cat([self.model(x.cpu().float() * 2 - 1, y.cpu().float() * 2 - 1).reshape(len(x))
+                          for x, y in zip(a.split(batch), b.split(batch))])

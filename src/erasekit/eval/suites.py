@@ -38,7 +38,7 @@ class SuiteRun:
     n: int = 8
     steps: int = 25
     guidance: float = 5.0
-    batch: int = 64
+    batch: int | None = None  # images per generation batch (None: the model's `image_batch`)
     prompts_file: str | None = None  # imagenette / i2p / coco CSV, or a world suite's own prompts (suite_prompts)
     resnet: str | None = None
     clip: str | None = None
@@ -79,6 +79,18 @@ class Judges:
     main: object
     inception: object | None = None  # with `run.inception`
     lpips: object | None = None  # with `run.lpips`
+
+
+def check_suite(suite: str, bundle: Bundle) -> None:
+    """Refuse a suite the model cannot be scored on: the world suites' judge knows only the miniature's world."""
+    if suite not in SUITES:
+        raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
+    from erasekit.world import native
+
+    if suite.startswith("world-") and not native.owns(bundle):
+        raise ErasekitError(f"suite {suite} is scored by the world judge, which knows only the miniature's 32x32 "
+                            f"world, and {bundle.source!r} is not the miniature: evaluate it on imagenette "
+                            "(--resnet), i2p (NudeNet) or coco (--clip)")
 
 
 def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
@@ -140,8 +152,7 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
     `key`: a hidden model's key (Hide & Recover). Only the prompts of the erased concepts it unlocks are generated,
     each with its concept's key, and the metrics are the recovery success rates RSR-1/5 (`rsr@1`, `rsr@5`: the
     share of those images whose concept is in the judge's top-1 / top-5), with n and intervals."""
-    if suite not in SUITES:
-        raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
+    check_suite(suite, bundle)
     ps = suite_prompts(suite, run)
     judges = judges or load_judges(suite, run, bundle.device)
     erased, names = list(erased), _concept_names(suite, ps)

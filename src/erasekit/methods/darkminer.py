@@ -43,6 +43,7 @@ from erasekit.core.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
+from erasekit.core.images import thumbnails
 from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
@@ -270,6 +271,9 @@ def _shares(prompts: list[str], total: int) -> list[tuple[str, int]]:
     return [(p, n) for p, n in shares if n > 0]
 
 
+RECORD_SIDE = 64  # pixels: the largest images record/images.safetensors keeps (the report shows them at 64)
+
+
 class _Record:
     """record/ in the work folder: loops.json (one row per finished loop), the embedding pool P_E and each loop's
     images of c before and after its circumvention (what the report shows). Without a work folder: memory only."""
@@ -286,8 +290,11 @@ class _Record:
                 self.images = dict(load_file(str(self.folder / "images.safetensors")))
 
     def keep(self, key: str, images: torch.Tensor) -> None:
-        """Images in [0, 1], kept as uint8 (as they are saved)."""
-        self.images[key] = (images * 255).round().to(torch.uint8).contiguous()
+        """Images in [0, 1], kept as uint8 (as they are saved), at most `RECORD_SIDE` pixels high: the file is
+        rewritten after every loop, and a real model's 512 px images would make that 5 MB more each time."""
+        if images.shape[-1] > RECORD_SIDE:
+            images = thumbnails(images, RECORD_SIDE)
+        self.images[key] = (images.cpu() * 255).round().to(torch.uint8).contiguous()
 
     def loop(self, loop: int) -> dict | None:
         """The row of `loop` if it finished before a resume."""

@@ -57,6 +57,7 @@ class LatentPool:
     def __init__(self, bundle: Bundle, cond: torch.Tensor, size: int, seed: int, steps: int = 25,
                  guidance: float = 5.0, batch: int = 32, uncond: torch.Tensor | None = None):
         self.bundle = bundle  # uncond: [1, L, D] of cond's length L (default: the empty prompt, when L is 77)
+        batch = min(batch, bundle.image_batch)
         chunks = []
         for i in range(0, size, batch):
             seeds = list(range(seed + i, seed + min(size, i + batch)))

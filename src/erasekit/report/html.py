@@ -20,6 +20,7 @@ from erasekit.eval.metrics import headline, shown
 from erasekit.report.plots import concept_bars, loops_curve, loss_curve, mined_grid, search_curve
 
 PER_CONCEPT = 8  # images shown per concept (or prompt)
+THUMB = 96  # pixels: each image in a report (the miniature's enlarged, a real model's reduced)
 MAX_GROUPS = 24  # concepts or prompts shown
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td:first-child{text-align:left}
@@ -51,7 +52,6 @@ def _image_sections(ev: Evaluation) -> list[str]:
     erased, labels = ev.edited.erased, ev.edited.concepts
     order = list(dict.fromkeys(labels))
     order = [c for c in order if c in erased] + [c for c in order if c not in erased]
-    scale = max(1, 96 // ev.edited.images.shape[-1])
     batches = [(ev.base.images, "base")] if ev.base is not None else []
     batches.append((ev.edited.images, "edited"))
     parts = ["<h2>Images (same seeds, base beside edited)</h2>"]
@@ -59,11 +59,11 @@ def _image_sections(ev: Evaluation) -> list[str]:
         parts.append(f"<p>the first {MAX_GROUPS} of {len(order)} prompts</p>")
     for name in order[:MAX_GROUPS]:
         idx = [i for i, label in enumerate(labels) if label == name][:PER_CONCEPT]
-        row = "".join(_figure(_png(grid(batch[idx], nrow=len(idx), upscale=scale)), caption)
+        row = "".join(_figure(_png(grid(batch[idx], nrow=len(idx), tile=THUMB)), caption)
                       for batch, caption in batches)
         keyed = [i for i, label in enumerate(ev.keyed.concepts) if label == name][:PER_CONCEPT] if ev.keyed else []
         if keyed:  # the same seeds again, with the hidden concept's key
-            row += _figure(_png(grid(ev.keyed.images[keyed], nrow=len(keyed), upscale=scale)), "edited, with the key")
+            row += _figure(_png(grid(ev.keyed.images[keyed], nrow=len(keyed), tile=THUMB)), "edited, with the key")
         tag = " (erased)" if name in erased else ""
         parts.append(f'<div class="concept"><h3>{html.escape(name)}{tag}</h3>{row}</div>')
     return parts
@@ -158,7 +158,6 @@ def write_attack_report(out: str | Path, data: dict, ev, title: str | None = Non
              "<p>Rates are percentages with their 95% Wilson interval and n. The attack checked success on seeds "
              "the evaluation does not use.</p>", "<h2>Images (same seeds: base, edited, edited under attack)</h2>"]
     n = data["n_per_prompt"]
-    scale = max(1, 96 // ev.base_images.shape[-1])
     shown_rows = set()
     for a, item in enumerate(data["per_prompt"][:MAX_GROUPS]):
         row = item["row"]
@@ -166,10 +165,10 @@ def write_attack_report(out: str | Path, data: dict, ev, title: str | None = Non
         adv_idx = [i for i, r in enumerate(ev.attacked_rows) if r["adv"] == a][:PER_CONCEPT]
         figures = []
         if row not in shown_rows:
-            figures += [_figure(_png(grid(ev.base_images[goal_idx], nrow=len(goal_idx), upscale=scale)), "base"),
-                        _figure(_png(grid(ev.edited_images[goal_idx], nrow=len(goal_idx), upscale=scale)), "edited")]
+            figures += [_figure(_png(grid(ev.base_images[goal_idx], nrow=len(goal_idx), tile=THUMB)), "base"),
+                        _figure(_png(grid(ev.edited_images[goal_idx], nrow=len(goal_idx), tile=THUMB)), "edited")]
             shown_rows.add(row)
-        figures.append(_figure(_png(grid(ev.attacked_images[adv_idx], nrow=len(adv_idx), upscale=scale)),
+        figures.append(_figure(_png(grid(ev.attacked_images[adv_idx], nrow=len(adv_idx), tile=THUMB)),
                                f"under attack: {item['asr']:.0f}%"))
         parts.append(f"<div class='prompt'><h3>{html.escape(item['original'])} &rarr; "
                      f"<code>{html.escape(item['prompt'])}</code></h3>{''.join(figures)}</div>")
@@ -188,10 +187,9 @@ def write_inspect_report(out: str | Path, ins, shown, title: str) -> Path:
              f"<p>{what}; {ins.vocabulary_size} concepts ({ins.searched}), {ins.config.probes} probes.</p>",
              f'<table id="ranked">{head}{rows}</table>', "<h2>Top concepts (same seeds: before, after)</h2>"]
     for s in shown:
-        scale = max(1, 96 // s.base.shape[-1])
         n = min(PER_CONCEPT, len(s.base))
         delta = "" if s.delta is None else f" — judge δ {s.delta:.3f} ± {s.se:.3f}"
         parts.append(f"<div class='concept'><h3>{html.escape(s.concept)}{delta}</h3>"
-                     + _figure(_png(grid(s.base[:n], nrow=n, upscale=scale)), f"before: {s.prompts[0]}")
-                     + _figure(_png(grid(s.edited[:n], nrow=n, upscale=scale)), "after") + "</div>")
+                     + _figure(_png(grid(s.base[:n], nrow=n, tile=THUMB)), f"before: {s.prompts[0]}")
+                     + _figure(_png(grid(s.edited[:n], nrow=n, tile=THUMB)), "after") + "</div>")
     return _write_document(out, title, parts)

@@ -87,9 +87,9 @@ def loops_curve(run_folder: str | Path, out_png: str | Path) -> Path | None:
     return _save(fig, out_png)
 
 
-def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) -> Path | None:
+def mined_grid(run_folder: str | Path, out_png: str | Path, tile: int = 64) -> Path | None:
     """One row per loop: the images of its mined embedding c before its circumvention, a white tile, then after
-    (same seeds); None if the run kept no such images."""
+    (same seeds), each `tile` pixels high; None if the run kept no such images."""
     import torch
     from safetensors.torch import load_file
 
@@ -108,7 +108,7 @@ def mined_grid(run_folder: str | Path, out_png: str | Path, upscale: int = 2) ->
         # black after: the loop that ended the run circumvented nothing
         after = images[f"{loop}.after"].float() / 255 if f"{loop}.after" in images else before * 0
         tiles += [before, torch.ones_like(before[:1]), after]
-    return save_image(grid(torch.cat(tiles), nrow=2 * len(before) + 1, upscale=upscale), out_png)
+    return save_image(grid(torch.cat(tiles), nrow=2 * len(before) + 1, tile=tile), out_png)
 
 
 def graph_heatmap(matrix, rows: list[str], concepts, out_png: str | Path) -> Path:
