@@ -190,3 +190,24 @@ def test_adding_a_word_shares_the_text_encoders_layers_and_leaves_the_base_as_it
     assert out.text_encoder.get_input_embeddings().weight.shape[0] == table.shape[0] + 2
     shared = sum(a is b for a, b in zip(tiny.text_encoder.parameters(), out.text_encoder.parameters()))
     assert shared == len(list(tiny.text_encoder.parameters())) - 1
+
+
+def test_a_model_draws_at_another_resolution_and_refuses_one_its_unet_cannot_halve(tiny):
+    assert tiny.image_size == 16 and tiny.generate(["a star"], [0], steps=2).shape == (1, 3, 16, 16)
+    big = tiny.at_resolution(32)
+    assert big.image_size == 32 and big.latent_shape == (4, 16, 16) and big.unet is tiny.unet
+    assert big.generate(["a star"], [0], steps=2).shape == (1, 3, 32, 32)
+    assert big.at_resolution(None).image_size == 16
+    with pytest.raises(ErasekitError, match="resolution 18 does not fit 'tiny': give a multiple of 4"):
+        tiny.at_resolution(18)
+
+
+def test_images_are_drawn_a_model_sized_batch_at_a_time_with_the_same_result(tiny, monkeypatch):
+    whole = tiny.generate(["a star", "a moon", "a ring"], [0, 1, 2], steps=2)
+    monkeypatch.setattr(type(tiny), "image_batch", property(lambda self: 2))
+    calls = []
+    real = type(tiny).sample
+    monkeypatch.setattr(type(tiny), "sample", lambda self, cond, seeds, **kw: calls.append(len(seeds)) or
+                        real(self, cond, seeds, **kw))
+    assert torch.allclose(tiny.generate(["a star", "a moon", "a ring"], [0, 1, 2], steps=2), whole, atol=1e-5)
+    assert calls == [2, 1]

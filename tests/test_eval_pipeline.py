@@ -44,7 +44,7 @@ def test_generate_set_writes_images_and_index_and_resumes(tiny, tmp_path, monkey
     monkeypatch.setattr(gen, "save_image", real_save)
     assert not out.exists() and len(list((tmp_path / "gen.partial").glob("*.png"))) == 3
     stamp = os.stat(saved[0]).st_mtime_ns
-    with pytest.raises(ErasekitError, match="interrupted run left .*gen.partial: resume it with --resume"):
+    with pytest.raises(ErasekitError, match="failed run left .*gen.partial .3 file.s. of progress.*: resume it with"):
         generate_set(tiny, ps, 2, out, steps=2, progress=False)
     rows = generate_set(tiny, ps, 2, out, steps=2, progress=False, resume=True)
     assert [r["seed"] for r in rows] == [10, 11, 20, 21] and not (tmp_path / "gen.partial").exists()

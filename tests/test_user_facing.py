@@ -84,7 +84,7 @@ def test_rerunning_erase_without_resume_refuses_and_keeps_the_interrupted_checkp
     monkeypatch.setattr(loop, "save_checkpoint", real)
     checkpoint = tmp_path / "run.partial" / "checkpoint.json"
     assert json.loads(checkpoint.read_text())["step"] == 2
-    assert_one_line_error(run(*args), "an interrupted run left")
+    assert_one_line_error(run(*args), "an interrupted or failed run left")
     assert json.loads(checkpoint.read_text())["step"] == 2 and not (tmp_path / "run").exists()
     assert_one_line_error(run(*args, "--set", "lr=0.5", "--resume"), "it was started with other config")
     assert run(*args, "--overwrite").exit_code == 0 and not (tmp_path / "run.partial").exists()
@@ -165,6 +165,8 @@ BAD = {
                           "unknown concept(s) for world-objects: dog"),
     "world-suite-off-the-miniature": (["evaluate", "tiny", "--suite", "world-objects", "--out", "{tmp}/ev"],
                                       "suite world-objects is scored by the world judge"),
+    "resolution-off-the-grid": (["generate", "tiny", "--prompt", "a star", "--resolution", "18", "--out",
+                                 "{tmp}/g.png"], "resolution 18 does not fit 'tiny': give a multiple of 4"),
 }
 
 
@@ -299,3 +301,19 @@ def test_info_reads_a_single_file_export_of_an_edit_of_the_miniature(tmp_path):
     result = run("info", tmp_path / "e.safetensors")
     assert result.exit_code == 0, result.output
     assert "architecture  mini" in result.output
+
+
+def test_a_run_that_failed_before_any_progress_does_not_block_the_next_try(tmp_path, monkeypatch):
+    """A crash after the run folder was claimed (the issue: a real model's fingerprint) left OUT.partial/, and the
+    next try was refused as an 'interrupted run' with nothing to resume in it."""
+    from erasekit.methods import esd
+
+    def crash(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(esd.ZSampler, "__call__", crash)
+    args = ["erase", *FAST_ESD, "--set", "iterations=1", "--out", tmp_path / "run"]
+    assert isinstance(run(*args).exception, RuntimeError)
+    assert [p.name for p in (tmp_path / "run.partial").iterdir()] == ["run.json"]
+    monkeypatch.undo()
+    assert run(*args).exit_code == 0 and not (tmp_path / "run.partial").exists()

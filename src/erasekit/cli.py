@@ -169,27 +169,32 @@ def export(run, out, model, fmt, overwrite, force):
     click.echo(f"wrote {path}")
 
 
-def _edit_and_base(edit_path, source, force=False):
+def _edit_and_base(edit_path, source, force=False, resolution=None):
     """(Edit or None, base Bundle): the edit read and checked against the base (its recorded source unless a model
-    is named) before any work."""
+    is named) before any work; the base draws `resolution` px images (None: its own size)."""
     from erasekit.core.bundle import load_bundle
     from erasekit.core.edit import Edit
 
-    if edit_path is None:
-        return None, load_bundle(source or "mini")
-    edit = Edit.load(edit_path)
-    base = load_bundle(source or edit.base["source"])
-    edit.check(base, force=force)
+    edit = Edit.load(edit_path) if edit_path is not None else None
+    base = load_bundle(source or (edit.base["source"] if edit is not None else "mini")).at_resolution(resolution)
+    if edit is not None:
+        edit.check(base, force=force)
     return edit, base
 
 
-def _model(source, edit_path, force=False, embedding=None):
+def _resolution_option(fn):
+    return click.option("--resolution", default=None, type=click.IntRange(min=1), metavar="PIXELS",
+                        help="side of the images drawn (default: the model's own: 512 for SD-1.x, 768 for SD-2.x, "
+                             "32 for the miniature)")(fn)
+
+
+def _model(source, edit_path, force=False, embedding=None, resolution=None):
     """The model, with an edit applied when one is given, and then a learned word (an attack's embedding: a token
     edit folder or a textual-inversion file), checked against the model it was learned on."""
     from erasekit.core.edit import load_embedding
 
     word = load_embedding(embedding) if embedding is not None else None
-    edit, base = _edit_and_base(edit_path, source, force)
+    edit, base = _edit_and_base(edit_path, source, force, resolution)
     model = base if edit is None else edit.apply(base, force=force)
     return model if word is None else word.apply(model, force=force)
 
@@ -233,9 +238,10 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--out", required=True, type=click.Path(), help="output .png grid, or folder with --prompts")
 @click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@_resolution_option
 @_out_options
 def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n, seed, steps, guidance, out, resume,
-             quiet, overwrite, force):
+             quiet, resolution, overwrite, force):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
@@ -259,7 +265,7 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
     else:
         prompts = load_prompt_set(prompt_set)
         check_output(out, overwrite)
-    bundle = _model(model or model_arg, edit, force, embedding)
+    bundle = _model(model or model_arg, edit, force, embedding, resolution)
     key = _key(key_path, bundle, edit, [prompt] if prompt is not None else prompts.prompts)
     if prompt_set is not None:
         claim_partial(out, resume, overwrite)
@@ -301,9 +307,10 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
 @click.option("--inception", default=None, type=click.Path(), help="TorchScript FID Inception (with --edit: fid)")
 @click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@_resolution_option
 @_out_options
 def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, embedding,
-             key_path, limit, resnet, clip, inception, lpips, quiet, overwrite, force):
+             key_path, limit, resnet, clip, inception, lpips, quiet, resolution, overwrite, force):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
@@ -334,7 +341,7 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
         chosen = IMAGENETTE_SPLITS if suite == "imagenette" else splits_for(OBJECTS)
         erased_list, preserved_list = (list(part) for part in chosen[split - 1])
     check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
-    loaded, base = _edit_and_base(edit, model or model_arg, force)
+    loaded, base = _edit_and_base(edit, model or model_arg, force, resolution)
     check_suite(suite, base)
     word = load_embedding(embedding) if embedding is not None else None
     key = Key.load(key_path) if key_path is not None else None
@@ -546,13 +553,10 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-RUN_RECORD = "run.json"  # in OUT.partial/: what the interrupted run was, so that --resume cannot mix two runs
-
-
 def _claim_run(work: Path, resume: bool, record: dict) -> None:
     """Record the run in its work folder, or, resuming, refuse a work folder left by a different run."""
 
-    from erasekit.core.files import write_text
+    from erasekit.core.files import RUN_RECORD, write_text
 
     path = work / RUN_RECORD
     record = json.loads(json.dumps(record, sort_keys=True, default=str))  # as it reads back (tuples are lists)
@@ -739,9 +743,10 @@ def recover(edit_path, model, concept, config_file, overrides, out, resume, over
 @click.option("--resume", is_flag=True, help="continue an interrupted attack from OUT.partial/")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 (Imagenette concepts)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@_resolution_option
 @_out_options
 def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, images, config_file, overrides, n, steps,
-           guidance, out, resume, resnet, quiet, overwrite, force):
+           guidance, out, resume, resnet, quiet, resolution, overwrite, force):
     """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
 
     \b
@@ -757,7 +762,7 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     import shutil
 
     from erasekit.attacks import registry
-    from erasekit.core.files import check_output, claim_partial, finish_dir, write_text
+    from erasekit.core.files import RUN_RECORD, check_output, claim_partial, finish_dir, write_text
     from erasekit.core.loop import Run
     from erasekit.eval.attack import AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
     from erasekit.report.html import write_attack_report
@@ -766,7 +771,7 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     out = Path(out)
     check_output(out, overwrite)
     work = claim_partial(out, resume, overwrite)
-    loaded, base = _edit_and_base(edit, model or model_arg, force)
+    loaded, base = _edit_and_base(edit, model or model_arg, force, resolution)
     edited = base if loaded is None else loaded.apply(base, force=force)
     config = registry.build_config(spec, config_file, overrides, arch=base.arch)
     detect = concept_detector(edited, concept, resnet)

@@ -93,14 +93,20 @@ def partial_of(out: str | Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+RUN_RECORD = "run.json"  # in OUT.partial/: what the run was, so that --resume cannot mix two runs
+
+
 def claim_partial(out: str | Path, resume: bool, overwrite: bool) -> Path:
-    """The partial folder of `out`, checked before any work: one left by an interrupted run is resumed with
-    `resume`, discarded with `overwrite`, and otherwise refused (it would be lost silently)."""
+    """The partial folder of `out`, checked before any work: one left by an interrupted or failed run is resumed
+    with `resume`, discarded with `overwrite`, and otherwise refused (its progress would be lost silently). One
+    that holds no progress (a run that stopped before its first checkpoint or image) is discarded: there is nothing
+    to resume, and it must not block the next try."""
     work = partial_of(out)
     if work.exists() and not resume:
-        if not overwrite:
-            raise ErasekitError(f"an interrupted run left {work}: resume it with --resume, or pass --overwrite to "
-                                "start again")
+        progress = sorted(_files(work) - {RUN_RECORD})
+        if progress and not overwrite:
+            raise ErasekitError(f"an interrupted or failed run left {work} ({len(progress)} file(s) of progress, "
+                                f"e.g. {progress[0]}): resume it with --resume, or pass --overwrite to start again")
         shutil.rmtree(work)
     return work
 

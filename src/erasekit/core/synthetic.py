@@ -62,3 +62,13 @@ def full_size_components(arch: str, seed: int = 0):
     scheduler = DDIMScheduler.from_pretrained(str(config / "scheduler"))
     tokenizer = clip_tokenizer(pad_token="!" if arch == "sd2" else None)
     return tokenizer, text_encoder, unet, vae, scheduler
+
+
+def save_full_size(arch: str, out: str | Path, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write `full_size_components(arch)` as a diffusers pipeline folder, as a user's checkpoint would be (fp32)."""
+    from erasekit.core.bundle import Bundle
+
+    bundle = Bundle(*full_size_components(arch, seed), source=f"random {arch}", arch="diffusers")
+    for module in (bundle.text_encoder, bundle.unet, bundle.vae):
+        module.eval().requires_grad_(False)
+    return bundle.save_pretrained(out, overwrite=overwrite)
