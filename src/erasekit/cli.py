@@ -588,8 +588,9 @@ def _claim_run(work: Path, resume: bool, record: dict) -> None:
               help="local CLIP folder (on real models: UCE debias's judge, Dark Miner's verifier)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@_resolution_option
 def erase(model, method, erase_, preserve, target, anchor, config_file, overrides, out, resume, overwrite, clip,
-          device, quiet):
+          device, quiet, resolution):
     """Erase concepts from a model with a method; writes an Edit folder.
 
     \b
@@ -612,7 +613,7 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     out = Path(out)
     check_output(out, overwrite)
     work = claim_partial(out, resume, overwrite)
-    bundle = load_bundle(model, device=device)
+    bundle = load_bundle(model, device=device).at_resolution(resolution)
     from erasekit.world import native
 
     if native.owns(bundle):
@@ -623,7 +624,8 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     scorer = method_scorer(spec, bundle, config, concepts, clip)
     work.mkdir(parents=True, exist_ok=True)
     _claim_run(work, resume, {"method": spec.name, "config": dataclasses.asdict(config),
-                              "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint()})
+                              "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint(),
+                              "resolution": bundle.image_size})
     run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
     edit = spec.erase(bundle, concepts, config, run)
     edit.save(out, overwrite=overwrite, files=(*sorted(work.glob(f"*{LOSS_LOG}")), *sorted((work / RECORD).glob("*"))))
@@ -661,11 +663,12 @@ Examples:
 @click.option("--overwrite", is_flag=True, help="replace an existing OUT, or discard OUT.partial/ and start again")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@_resolution_option
 @click.pass_context
-def hide(ctx, model, erase_, preserve, config_file, overrides, out, resume, overwrite, device, quiet):
+def hide(ctx, model, erase_, preserve, config_file, overrides, out, resume, overwrite, device, quiet, resolution):
     ctx.invoke(erase, model=model, method="hide", erase_=erase_, preserve=preserve, target="", anchor=None,
                config_file=config_file, overrides=overrides, out=out, resume=resume, overwrite=overwrite, clip=None,
-               device=device, quiet=quiet)
+               device=device, quiet=quiet, resolution=resolution)
 
 
 @main.command()

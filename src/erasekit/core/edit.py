@@ -42,7 +42,7 @@ class Edit:
     method: str
     config: dict
     concepts: dict
-    base: dict  # {"source": ..., "fingerprint": ...}
+    base: dict  # {"source": ..., "fingerprint": ...} and "resolution" when made drawing at another size
     tensors: dict[str, torch.Tensor]
     kind: str = "weights"
     lora_scale: float = 1.0
@@ -65,8 +65,10 @@ class Edit:
         """An edit of `base` from new tensor values named `component.parameter`."""
         config = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
         tensors = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in tensors.items()}
-        return cls(method=method, config=config, concepts=dict(concepts),
-                   base={"source": base.source, "fingerprint": base.fingerprint()}, tensors=tensors, **kwargs)
+        where = {"source": base.source, "fingerprint": base.fingerprint()}
+        if base.resolution is not None:  # drawn at another size than the model's own while it was made
+            where["resolution"] = base.image_size
+        return cls(method=method, config=config, concepts=dict(concepts), base=where, tensors=tensors, **kwargs)
 
     def fingerprint(self) -> str:
         """A hash of what the edit changes: its kind, scale and every tensor's name, shape and values (so a key made
