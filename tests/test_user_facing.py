@@ -317,3 +317,17 @@ def test_a_run_that_failed_before_any_progress_does_not_block_the_next_try(tmp_p
     assert [p.name for p in (tmp_path / "run.partial").iterdir()] == ["run.json"]
     monkeypatch.undo()
     assert run(*args).exit_code == 0 and not (tmp_path / "run.partial").exists()
+
+
+def test_running_out_of_memory_is_one_line_and_says_what_to_try(tmp_path, monkeypatch):
+    import torch
+
+    from erasekit.methods import esd
+
+    def exhausted(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(esd.ZSampler, "__call__", exhausted)
+    result = run("erase", *FAST_ESD, "--set", "iterations=1", "--out", tmp_path / "run")
+    assert_one_line_error(result, "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB): draw smaller")
+    assert not (tmp_path / "run").exists()

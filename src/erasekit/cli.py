@@ -65,6 +65,12 @@ class Group(click.Group):
             if exc.filename is None:
                 raise
             fail(f"cannot access {exc.filename}: {exc.strerror}")
+        except (MemoryError, RuntimeError) as exc:  # torch's OutOfMemoryError is a RuntimeError; other ones are bugs
+            if not isinstance(exc, MemoryError) and type(exc).__name__ != "OutOfMemoryError":
+                raise
+            first = (str(exc).strip().splitlines() or ["no detail"])[0]
+            fail(f"out of memory ({first}): draw smaller images (--resolution), or use a device with more memory; "
+                 "an interrupted run resumes from its last checkpoint with --resume")
         except KeyboardInterrupt:
             click.echo("erasekit: interrupted", err=True)
             sys.exit(130)
