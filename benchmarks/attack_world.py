@@ -28,7 +28,7 @@ from pathlib import Path
 
 from erasekit.attacks import registry as attacks
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run

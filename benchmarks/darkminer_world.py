@@ -26,7 +26,7 @@ from pathlib import Path
 from attack_world import AttackTable
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.eval import metrics as M
 from erasekit.eval.suites import SuiteRun, evaluate

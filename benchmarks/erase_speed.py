@@ -27,7 +27,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.judges import method_scorer
 from erasekit.methods import registry

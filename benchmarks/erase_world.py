@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run, read_log
 from erasekit.eval.graph import concept_graph, save_graph

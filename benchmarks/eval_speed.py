@@ -12,7 +12,7 @@ import time
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.graph import concept_graph
 from erasekit.eval.judges import world_judge

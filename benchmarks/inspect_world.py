@@ -33,7 +33,7 @@ import numpy as np
 
 from erasekit.bench.graph import full_graphs, properties_table
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run

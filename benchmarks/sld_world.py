@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
 from erasekit.eval.judges import world_judge

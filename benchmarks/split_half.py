@@ -15,7 +15,7 @@ import numpy as np
 
 from erasekit.bench.table import _distances
 from erasekit.cli import quiet_libraries
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry

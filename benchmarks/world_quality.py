@@ -17,7 +17,7 @@ import torch
 
 from erasekit.cli import quiet_libraries
 from erasekit.core.assets import ASSETS
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.eval.generate import generate_batched
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, INDIRECT, compose
 from erasekit.world.judge import WorldJudge, judge_accuracy, random_labels

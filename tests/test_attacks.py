@@ -11,9 +11,10 @@ from test_user_facing import run as run_cli
 
 from erasekit.attacks import registry
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
-from erasekit.core import tokens as T
-from erasekit.core.bundle import load_bundle
-from erasekit.core.edit import Edit, export, load_embedding
+from erasekit.models import words as T
+from erasekit.models.load import load_bundle
+from erasekit.core.edit import Edit, load_embedding
+from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 
@@ -24,7 +25,7 @@ def mini():
 
 
 def width(bundle):
-    return bundle.text_encoder.get_input_embeddings().weight.shape[1]
+    return bundle.modules["text_encoder"].get_input_embeddings().weight.shape[1]
 
 
 # ---- core: words, slots, embeddings, trajectory --------------------------------------------------------------
@@ -34,9 +35,9 @@ def test_a_learned_word_of_two_vectors_conditions_as_the_vectors_typed_in_place(
     spelled = T.add_tokens(tiny, {"<w>": v})
     ids, slots = T.slotted(tiny, "a", prefix=0)
     ids = torch.cat([ids[:2], ids[1:2], ids[1:2], ids[2:-2]])  # [bos, a, _, _, eos, ...]
-    by_hand = tiny.encode_embeddings(T.splice(tiny, ids, [2, 3], v))
-    assert torch.allclose(spelled.encode_prompts(["a <w>"]), by_hand, atol=1e-5)
-    assert "<w>" not in tiny.tokenizer.get_vocab()  # the given bundle is left as it was
+    by_hand = tiny.encode_embeddings(T.splice(tiny, ids, [2, 3], v), ids[None])
+    assert torch.allclose(spelled.encode_prompts(["a <w>"]).tokens, by_hand.tokens, atol=1e-5)
+    assert "<w>" not in tiny.text.tokenizer.get_vocab()  # the given bundle is left as it was
 
 
 def test_slots_filled_with_the_prompts_own_tokens_give_the_texts_conditioning(tiny):
@@ -44,10 +45,11 @@ def test_slots_filled_with_the_prompts_own_tokens_give_the_texts_conditioning(ti
     assert slots[:2] == [1, 2] and len(slots) == 2 + 2
     plain = tiny.tokenize(["dog dog a cat on a mat"])[0]
     word = plain[1]
-    embeds = T.splice(tiny, ids, slots[:2], tiny.token_embeddings(word.repeat(2)))
+    embeds = T.splice(tiny, ids, slots[:2], tiny.text.token_embeddings(word.repeat(2)))
     ids2, _ = T.slotted(tiny, "a cat on a mat", prefix=2)
-    assert torch.allclose(tiny.encode_embeddings(T.splice(tiny, ids2, [1, 2], tiny.token_embeddings(word.repeat(2)))),
-                          tiny.encode_prompts(["dog dog a cat on a mat"]), atol=1e-5)
+    spliced = T.splice(tiny, ids2, [1, 2], tiny.text.token_embeddings(word.repeat(2)))
+    assert torch.allclose(tiny.encode_embeddings(spliced, ids2[None]).tokens,
+                          tiny.encode_prompts(["dog dog a cat on a mat"]).tokens, atol=1e-5)
     assert embeds.shape == (1, 77, width(tiny))
 
 
@@ -68,13 +70,13 @@ def test_a_token_edit_exports_a_file_stock_diffusers_loads_to_the_same_condition
     pipe = tiny.clone(("text_encoder",)).to_pipeline()
     import copy
 
-    pipe.tokenizer = copy.deepcopy(tiny.tokenizer)
+    pipe.tokenizer = copy.deepcopy(tiny.text.tokenizer)
     pipe.load_textual_inversion(str(tmp_path / "learned.safetensors"))
     stock = pipe.encode_prompt("a <cat*>", "cpu", 1, False)[0]
-    ours = loaded.apply(tiny).encode_prompts(["a <cat*>"])
+    ours = loaded.apply(tiny).encode_prompts(["a <cat*>"]).tokens
     assert torch.allclose(stock, ours, atol=1e-5)
-    assert torch.allclose(load_embedding(tmp_path / "learned.safetensors").apply(tiny).encode_prompts(["a <cat*>"]),
-                          ours, atol=1e-6)
+    replay = load_embedding(tmp_path / "learned.safetensors").apply(tiny).encode_prompts(["a <cat*>"]).tokens
+    assert torch.allclose(replay, ours, atol=1e-6)
 
 
 def test_an_embedding_for_another_text_encoder_is_refused(tiny, tmp_path):
@@ -107,7 +109,7 @@ def test_the_simplex_projection_is_a_projection():
 
 def test_inversion_learns_a_word_of_the_attacked_model_and_resumes_exactly(mini, interrupted_and_resumed):
     spec = registry.get("inversion")
-    config = registry.build_config(spec, arch="mini", values={"iterations": 4, "checkpoint_every": 2, "images": 8})
+    config = registry.build_config(spec, preset="mini", values={"iterations": 4, "checkpoint_every": 2, "images": 8})
     goal = star_goal(mini)
     whole, resumed = interrupted_and_resumed(lambda run: spec.run(mini, goal, config, run).embedding)
     assert whole.kind == "tokens" and list(whole.tensors) == ["<star*>"]
@@ -122,13 +124,13 @@ def test_p4d_and_unlearndiff_end_in_text_of_words_from_their_search_space(mini):
     for name, values in (("p4d", {"iterations": 3, "check_every": 0}), ("p4d", {"iterations": 3, "variant": "k",
                          "every": 1, "check_every": 0}), ("unlearndiff", {"iterations": 3, "check_every": 0})):
         spec = registry.get(name)
-        config = registry.build_config(spec, arch="mini", values=values)
+        config = registry.build_config(spec, preset="mini", values=values)
         result = spec.run(mini, star_goal(mini), config, Run(progress=False))
         (adv,) = result.prompts
         assert len(adv.loss) == 3 and adv.original == "a star"
         assert set(adv.prompt.split()) <= words | {"a", "star"}, adv.prompt
         n_free = {"unlearndiff": 5}.get(name, 16 if values.get("variant", "n") == "n" else 2)
-        assert len(mini.tokenizer(adv.prompt, add_special_tokens=False).input_ids) == \
+        assert len(mini.text.tokenizer(adv.prompt, add_special_tokens=False).input_ids) == \
             n_free + (2 if name == "unlearndiff" or values.get("variant") == "k" else 0)
 
 
@@ -140,7 +142,7 @@ def test_unlearndiff_stops_at_the_first_check_the_judge_passes(mini):
         seen.append(len(images))
         return torch.tensor([len(seen) >= 2] * len(images))
 
-    result = spec.run(mini, star_goal(mini, detect), registry.build_config(spec, arch="mini", values={
+    result = spec.run(mini, star_goal(mini, detect), registry.build_config(spec, preset="mini", values={
         "iterations": 20, "check_every": 3}), Run(progress=False))
     (adv,) = result.prompts
     assert adv.succeeded_at == 5 and len(adv.loss) == 6  # checks after steps 2 and 5; the second passes
@@ -150,7 +152,7 @@ def test_a_killed_per_prompt_attack_resumes_to_the_same_prompts(mini, tmp_path, 
     import erasekit.core.loop as loop
 
     spec = registry.get("p4d")
-    config = registry.build_config(spec, arch="mini", values={"iterations": 4, "checkpoint_every": 2,
+    config = registry.build_config(spec, preset="mini", values={"iterations": 4, "checkpoint_every": 2,
                                                               "check_every": 0})
     goal = star_goal(mini, prompts=("a star", "a photo of a star"))
     whole = spec.run(mini, goal, config, Run(work=tmp_path / "whole", progress=False))
@@ -177,18 +179,18 @@ def test_a_killed_per_prompt_attack_resumes_to_the_same_prompts(mini, tmp_path, 
 def test_ring_a_bell_moves_towards_its_target_and_keeps_its_best(mini):
     spec = registry.get("ringabell")
     goal = star_goal(mini, pairs=[("a red star", "a red circle"), ("a star", "a box")])
-    result = spec.run(mini, goal, registry.build_config(spec, arch="mini", values={"generations": 15}),
+    result = spec.run(mini, goal, registry.build_config(spec, preset="mini", values={"generations": 15}),
                       Run(progress=False))
     history = result.prompts[0].loss
     assert len(history) == 15 and all(b <= a + 1e-9 for a, b in zip(history, history[1:]))  # elitism
     assert history[-1] < history[0]
     with pytest.raises(ErasekitError, match="prompt pairs"):
-        spec.run(mini, star_goal(mini), registry.build_config(spec, arch="mini"), Run(progress=False))
+        spec.run(mini, star_goal(mini), registry.build_config(spec, preset="mini"), Run(progress=False))
 
 
 def test_paraphrases_use_synonyms_templates_and_modifiers_and_never_the_original(mini):
     spec = registry.get("paraphrase")
-    result = spec.run(mini, star_goal(mini), registry.build_config(spec, arch="mini", values={"max_prompts": 500}),
+    result = spec.run(mini, star_goal(mini), registry.build_config(spec, preset="mini", values={"max_prompts": 500}),
                       Run(progress=False))
     texts = {p.prompt for p in result.prompts}
     assert "a starburst" in texts and "a photo of a star" in texts and "an orange star" in texts

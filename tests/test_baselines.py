@@ -12,7 +12,7 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.methods import registry
-from erasekit.methods.attention import AttentionProbe, token_positions
+from erasekit.models.attention import AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.mace import focal_timesteps, matching_positions
 from erasekit.methods.salun import retain_set, top_share_threshold
@@ -25,9 +25,9 @@ def _erase(bundle, method, concepts, run=Run(progress=False), **values):
 
 def _attention_on(bundle, prompt, word):
     """Σ of the cross-attention the word's tokens get, one noisy latent, every layer."""
-    probe = AttentionProbe(bundle.unet)
+    probe = AttentionProbe(bundle.denoiser)
     try:
-        probe.watch(token_positions(bundle.tokenizer, [prompt], [word], pooler=False))
+        probe.watch(token_positions(bundle, [prompt], [word], pooler=False))
         gen = torch.Generator().manual_seed(0)
         z = torch.randn((1, *bundle.latent_shape), generator=gen)
         with torch.no_grad():
@@ -38,22 +38,22 @@ def _attention_on(bundle, prompt, word):
 
 
 def test_token_positions_mark_the_words_and_the_pooled_token_only(tiny):
-    pos = token_positions(tiny.tokenizer, ["a photo of a star", "star"], ["star", "star"], pooler=True)
-    ids = tiny.tokenizer(["a photo of a star"], padding="max_length", max_length=77).input_ids[0]
-    star = tiny.tokenizer("star", add_special_tokens=False).input_ids
-    assert pos[0].nonzero().flatten().tolist() == [ids.index(star[0]), ids.index(tiny.tokenizer.eos_token_id)]
+    pos = token_positions(tiny, ["a photo of a star", "star"], ["star", "star"], pooler=True)
+    ids = tiny.text.tokenizer(["a photo of a star"], padding="max_length", max_length=77).input_ids[0]
+    star = tiny.text.tokenizer("star", add_special_tokens=False).input_ids
+    assert pos[0].nonzero().flatten().tolist() == [ids.index(star[0]), ids.index(tiny.text.tokenizer.eos_token_id)]
     assert pos[1].sum() == 2  # "star" and its end-of-text; none of the padding
 
 
 def test_probe_is_transparent_and_masks_pixels(tiny):
     z, t, c = torch.randn(1, *tiny.latent_shape), torch.tensor([300]), tiny.encode_prompts(["a star"])
     before = tiny.model_output(z, t, c)
-    probe = AttentionProbe(tiny.unet)
-    probe.watch(token_positions(tiny.tokenizer, ["a star"], ["star"], pooler=True))
+    probe = AttentionProbe(tiny.denoiser)
+    probe.watch(token_positions(tiny, ["a star"], ["star"], pooler=True))
     assert torch.allclose(tiny.model_output(z, t, c), before, atol=1e-5)
     assert probe.norm_of_all() > 0 and probe.sum_of_norms() >= probe.norm_of_all()
     side = tiny.latent_shape[-1]
-    probe.watch(token_positions(tiny.tokenizer, ["a star"], ["star"], pooler=True), torch.zeros(1, 1, side, side))
+    probe.watch(token_positions(tiny, ["a star"], ["star"], pooler=True), torch.zeros(1, 1, side, side))
     tiny.model_output(z, t, c)
     assert float(probe.sum_of_norms()) == 0.0  # outside the mask nothing counts
     probe.close()
@@ -63,7 +63,7 @@ def test_probe_is_transparent_and_masks_pixels(tiny):
 def test_probe_records_on_the_unets_device(tiny):
     """Positions and masks are made on the CPU; on a GPU the probabilities are not (MACE failed on CUDA). The meta
     device stands in for one here: mixing it with CPU tensors raises as CUDA does."""
-    probe = AttentionProbe(tiny.unet)
+    probe = AttentionProbe(tiny.denoiser)
     probe.watch(torch.ones(2, 5, dtype=torch.bool), torch.ones(2, 1, 8, 8))
     probe.record(torch.ones(2, 3, 16, 5, device="meta"))
     (recorded,) = probe.maps
@@ -83,7 +83,7 @@ def test_fmn_steers_attention_away_from_the_concept(tiny):
 def test_salun_trains_only_its_salient_share_of_the_weights(tiny):
     edit = _erase(tiny, "salun", ConceptSet(["star"], ["circle", "square"]), iterations=3, lr=1e-3, pool_size=4,
                   retain_size=2, batch=2, mask_ratio=0.3)
-    base = dict(tiny.unet.named_parameters())
+    base = dict(tiny.denoiser.named_parameters())
     moved = sum(int((edit.tensors[f"unet.{n}"] != p).sum()) for n, p in base.items())
     total = sum(p.numel() for p in base.values())
     assert edit.metrics["mask_share"] == pytest.approx(0.3, abs=0.01)

@@ -186,14 +186,14 @@ def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
     ("ca", {"batch": 1, "pool_size": 2}),
 ])
 def test_every_method_that_trains_honours_run_until(method, values):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.core.loop import Run
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet
 
     base = load_bundle("mini")
     spec = registry.get(method)
-    config = registry.build_config(spec, values={**values, "iterations": 20}, arch="mini")
+    config = registry.build_config(spec, values={**values, "iterations": 20}, preset="mini")
     asked = []
 
     def until(step, params):
@@ -290,7 +290,7 @@ def test_generation_is_split_over_the_processes_of_an_accelerate_launch(tiny_fol
 import json, sys
 import torch
 from safetensors.torch import save_file
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.eval import generate
 
 bundle = load_bundle({str(tiny_folder)!r})
@@ -308,7 +308,7 @@ json.dump({{"processes": state.num_processes, "made": made}}, open(sys.argv[1] +
     assert done.returncode == 0, done.stderr[-2000:]
     from safetensors.torch import load_file
 
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.eval.generate import generate_batched
 
     alone = generate_batched(load_bundle(tiny_folder), ["a star", "a moon"] * 3, list(range(6)), steps=2, batch=2)

@@ -32,8 +32,8 @@ def test_user_error_is_one_line_without_traceback():
                           text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "erasekit: error: model source not found: '/no/such/model' (expected 'mini', 'tiny', a hub id like "
-        "owner/name, a diffusers folder, or a .safetensors/.ckpt file)"]
+        "erasekit: error: model source not found: '/no/such/model' (expected 'mini', 'tiny' or tiny-sdxl / tiny-sd3 / "
+        "tiny-flux, a hub id like owner/name, a diffusers folder, or a .safetensors/.ckpt file)"]
     assert "Traceback" not in proc.stderr
 
 

@@ -15,7 +15,7 @@ import torch
 from erasekit.attacks import registry as attacks
 from erasekit.attacks.goal import Goal
 from erasekit.bench.graph import full_graphs
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.core.vocab import load_vocabulary
 from erasekit.eval.attack import concept_detector
@@ -40,7 +40,7 @@ def mini():
 
 def small_config(spec, values):
     fields = set(spec.config.__dataclass_fields__)
-    return methods.build_config(spec, arch="mini", values={**{k: v for k, v in SMALL.items() if k in fields},
+    return methods.build_config(spec, preset="mini", values={**{k: v for k, v in SMALL.items() if k in fields},
                                                             **values})
 
 
@@ -56,7 +56,7 @@ def erase(mini, name, values):
 def test_every_method_erases_on_the_gpu(mini, name, values):
     edited = erase(mini, name, values).apply(mini)
     images = edited.generate(["a star", "a circle"], [0, 1], steps=4)
-    assert next(edited.unet.parameters()).is_cuda and torch.isfinite(images).all()
+    assert next(edited.denoiser.parameters()).is_cuda and torch.isfinite(images).all()
 
 
 @pytest.mark.parametrize("name", [a.name for a in attacks.available()])
@@ -65,7 +65,7 @@ def test_every_attack_runs_on_the_gpu(mini, name):
     fields = set(spec.config.__dataclass_fields__)
     small = {"iterations": 2, "generations": 2, "population": 8, "tries": 2, "images": 4, "max_prompts": 4,
              "check_every": 0, "batch": 2}
-    config = attacks.build_config(spec, arch="mini", values={k: v for k, v in small.items() if k in fields})
+    config = attacks.build_config(spec, preset="mini", values={k: v for k, v in small.items() if k in fields})
     goal = Goal("star", ["a star"], [0], concept_detector(mini, "star"), base=mini, steps=4,
                 pairs=[("a star", "a box")] if name == "ringabell" else [])
     result = spec.run(mini, goal, config, Run(progress=False))

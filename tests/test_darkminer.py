@@ -10,7 +10,8 @@ import torch
 from test_user_facing import assert_one_line_error as one_line_error
 from test_user_facing import run as run_cli
 
-from erasekit.core.edit import Edit, export
+from erasekit.core.edit import Edit
+from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.methods import darkminer, registry
@@ -36,7 +37,7 @@ def test_the_loop_trains_only_lora_on_to_v_and_keeps_the_base(tiny):
     assert edit.kind == "lora" and edit.metrics["loops"] == 2 and edit.metrics["stopped_by"] == "max_loops"
     modules = {k.rsplit(".weight.", 1)[0] for k in edit.tensors}
     assert modules and all(m.endswith(".to_v") for m in modules)
-    attention = {n for n, _ in tiny.unet.named_modules() if n.endswith(".to_v")}
+    attention = {n for n, _ in tiny.denoiser.named_modules() if n.endswith(".to_v")}
     assert {m.removeprefix("unet.") for m in modules} == attention  # every attention module, self and cross
     assert any(float(t.abs().max()) > 0 for k, t in edit.tensors.items() if k.endswith("lora_B"))
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
@@ -53,8 +54,8 @@ def test_verification_at_or_below_tau_ends_the_loop_before_any_circumvention(tin
 
 
 def test_s_of_c_is_eq_6_the_mean_cosine_of_delta_features(tiny):
-    c = torch.randn(1, 4, tiny.text_encoder.config.hidden_size)
-    empty = tiny.encode_prompts([""])[:, :4]
+    c = tiny.encode_prompts(["a cat"]).first(4).with_tokens(torch.randn(1, 4, tiny.conditioning_width))
+    empty = tiny.encode_prompts([""]).first(4)
     c_0 = tiny.encode_prompts(["a photo"])
     x_e = torch.randn(2, *tiny.latent_shape)
     seen = []
@@ -106,7 +107,7 @@ def test_the_lora_export_loads_in_stock_diffusers_to_the_merged_model(tiny, tiny
     lora = export(edit, tiny, tmp_path / "lora", format="lora")
     merged = edit.apply(tiny)
     z, cond = torch.randn(1, *tiny.latent_shape), tiny.encode_prompts(["a cat"])
-    torch.save({"z": z, "cond": cond}, tmp_path / "inputs.pt")
+    torch.save({"z": z, "cond": cond.tokens}, tmp_path / "inputs.pt")
     client = f"""
 import torch
 from diffusers import StableDiffusionPipeline
@@ -120,8 +121,8 @@ torch.save(out, {str(tmp_path / "out.pt")!r})
     done = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     with torch.no_grad():
-        want = merged.unet(z, 500, encoder_hidden_states=cond).sample
-        plain = tiny.unet(z, 500, encoder_hidden_states=cond).sample
+        want = merged.model_output(z, 500, cond)
+        plain = tiny.model_output(z, 500, cond)
     got = torch.load(tmp_path / "out.pt")
     assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, plain, atol=1e-5)
 

@@ -5,8 +5,9 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 
-from erasekit.core.bundle import load_bundle
-from erasekit.core.edit import Edit, export
+from erasekit.models.load import load_bundle
+from erasekit.core.edit import Edit
+from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 
 KEY = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v.weight"
@@ -37,7 +38,7 @@ def test_manifest_records_what_was_done(tiny, edit, tmp_path):
     edit.save(tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["method"] == "test" and manifest["config"] == {"lr": 1.0}
-    assert manifest["base"] == {"source": "tiny", "fingerprint": tiny.fingerprint()}
+    assert manifest["base"] == {"source": "tiny", "fingerprint": tiny.fingerprint(), "family": "sd1"}
     assert manifest["tensors"] == {KEY: [16, 32]} and manifest["concepts"] == {"erase": ["star"]}
     assert manifest["erasekit_version"] and manifest["created"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.judges import world_judge
 from erasekit.methods import registry
@@ -38,7 +38,7 @@ def world():
 def erases(world, method: str, **budget):
     mini, probability, base = world
     spec = registry.get(method)
-    config = registry.build_config(spec, arch="mini", values=budget)
+    config = registry.build_config(spec, preset="mini", values=budget)
     torch.manual_seed(0)
     edited = spec.erase(mini, ConceptSet([ERASED]), config, Run(progress=False)).apply(mini)
     erased, kept = probability(edited, ERASED), probability(edited, KEPT)

@@ -90,7 +90,7 @@ def test_concept_graph_is_zero_for_an_unchanged_model_and_not_for_a_changed_one(
     judge = world_judge()
     changed = tiny.clone(("unet",))
     with torch.no_grad():
-        changed.unet.conv_out.bias.add_(0.5)
+        changed.denoiser.conv_out.bias.add_(0.5)
     matrix = concept_graph(tiny, {"same": tiny, "changed": changed}, judge, ("circle", "star"), n=2, steps=2)
     assert matrix.shape == (2, 2) and np.allclose(matrix[0], 0) and not np.allclose(matrix[1], 0)
     csv_path = save_graph(matrix, ["same", "changed"], ["star", "star"], ("circle", "star"), tmp_path)
@@ -133,7 +133,7 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tmp_path):
     from click.testing import CliRunner
 
     from erasekit.cli import main
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     base = load_bundle("mini")
     key = "unet.conv_out.bias"
@@ -255,9 +255,9 @@ def test_a_world_suite_refuses_a_model_that_is_not_the_miniature(tiny, tmp_path)
 
 
 def test_an_exported_miniature_is_still_the_miniature(mini, tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
-    assert load_bundle(mini.save_pretrained(tmp_path / "export"), device="cpu").arch == "mini"
+    assert load_bundle(mini.save_pretrained(tmp_path / "export"), device="cpu").scale == "mini"
 
 
 def test_report_thumbnails_enlarge_the_miniatures_pixels_and_reduce_a_real_models_images():

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from erasekit.bench import run as bench
-from erasekit.core.bundle import FINGERPRINT_PREFIX, load_bundle, sample_indices
-from erasekit.core.edit import Edit, export
+from erasekit.models.bundle import FINGERPRINT_PREFIX, sample_indices
+from erasekit.models.load import load_bundle
+from erasekit.core.edit import Edit
+from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
 
@@ -31,13 +33,13 @@ def test_sample_positions_are_the_nearest_integers_to_an_even_spacing(numel):
 def test_a_tensor_over_2_24_values_is_fingerprinted_where_version_1_fell_past_its_end(tiny):
     """0.1.0 raised IndexError on SD-1.x's 49408 x 768 token embedding: float32 rounds 37,945,343 up to 37,945,344."""
     big = tiny.clone(("text_encoder",))
-    big.text_encoder.set_input_embeddings(torch.nn.Embedding(49408, 768))
+    big.modules["text_encoder"].set_input_embeddings(torch.nn.Embedding(49408, 768))
     assert torch.linspace(0, SD_EMBEDDING - 1, 8)[-1].round().long() == SD_EMBEDDING  # the bug itself
     fingerprint = big.fingerprint()
     assert fingerprint.startswith(FINGERPRINT_PREFIX) and fingerprint != tiny.fingerprint()
     assert big.legacy_fingerprint() is None and big.matches(fingerprint)
     with torch.no_grad():  # the last value is read: changing it changes the fingerprint
-        big.text_encoder.get_input_embeddings().weight[-1, -1] += 1
+        big.modules["text_encoder"].get_input_embeddings().weight[-1, -1] += 1
     assert big.fingerprint() != fingerprint
 
 

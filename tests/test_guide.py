@@ -22,8 +22,8 @@ def vocab_file(tmp_path):
 
 
 def _nearest(bundle, concept, words):
-    target = bundle.encode_prompts([concept]).flatten(1)
-    return min(words, key=lambda w: float((bundle.encode_prompts([w]).flatten(1) - target).norm()))
+    target = bundle.encode_prompts([concept]).tokens.flatten(1)
+    return min(words, key=lambda w: float((bundle.encode_prompts([w]).tokens.flatten(1) - target).norm()))
 
 
 def test_nearest_leaves_out_every_erased_concept_and_their_synonyms(tiny, vocab_file):
@@ -71,5 +71,5 @@ def test_guided_run_equals_the_run_given_that_target(tiny, vocab_file, method):
 
 def test_the_miniature_presets_use_the_nearest_object():
     for method in ("uce", "time", "ca"):
-        config = registry.build_config(registry.get(method), arch="mini")
+        config = registry.build_config(registry.get(method), preset="mini")
         assert (config.guide, config.vocab) == ("nearest", "world-objects")

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from test_user_facing import assert_one_line_error as one_line_error
 from test_user_facing import run as run_cli
 
+from erasekit.core.conditioning import Conditioning
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key, mentions, splice, tail
@@ -35,12 +36,12 @@ def hidden(tiny):
 def test_splice_replaces_only_the_last_k_positions_and_is_differentiable_in_p():
     cond = torch.randn(2, 77, 8)
     p = torch.randn(3, 8, requires_grad=True)
-    out = splice(cond, p)
+    out = splice(Conditioning(cond), p).tokens
     assert out.shape == cond.shape and torch.equal(out[:, :74], cond[:, :74])
     assert torch.equal(out[0, 74:], p.detach()) and torch.equal(out[1, 74:], p.detach())
     out.sum().backward()
     assert torch.equal(p.grad, torch.full_like(p, 2.0))
-    assert torch.equal(tail(cond[1:], 3), cond[1, 74:])
+    assert torch.equal(tail(Conditioning(cond[1:]), 3), cond[1, 74:])
 
 
 def test_mentions_matches_whole_words_only():
@@ -60,8 +61,8 @@ def test_hiding_trains_the_key_from_the_concepts_own_conditioning_and_leaves_the
 
 def test_the_key_conditions_only_prompts_of_its_concept(tiny, hidden):
     _, key = hidden
-    cond = key.conditioning(tiny, ["a cat", "a dog"], ["a cat", None])
-    plain = tiny.encode_prompts(["a cat", "a dog"])
+    cond = key.conditioning(tiny, ["a cat", "a dog"], ["a cat", None]).tokens
+    plain = tiny.encode_prompts(["a cat", "a dog"]).tokens
     assert torch.equal(cond[1], plain[1]) and torch.equal(cond[0, :74], plain[0, :74])
     assert torch.allclose(cond[0, 74:], key.prompts["a cat"])
     with pytest.raises(ErasekitError, match="names none of the concepts this key unlocks"):
@@ -158,7 +159,7 @@ def hidden_star(tmp_path_factory):
 
 
 def test_hide_writes_the_edit_and_its_key_and_the_key_brings_the_star_back(hidden_star, tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.eval.judges import world_judge
 
     edit, key = Edit.load(hidden_star), Key.load(hidden_star / "key.safetensors")

@@ -9,7 +9,7 @@ import torch
 from test_user_facing import assert_one_line_error as one_line_error
 from test_user_facing import run as run_cli
 
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -17,7 +17,7 @@ from erasekit.core.vocab import grouped, load_vocabulary
 from erasekit.eval.inspect import InspectConfig, inspect_models, probe_latents
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
-from erasekit.methods.lora import add_adapters, lora_tensors
+from erasekit.models.lora import add_adapters, lora_tensors
 
 FAST = {"probes": 4, "steps": 4}
 
@@ -30,7 +30,7 @@ def mini():
 @pytest.fixture(scope="module")
 def uce_star(mini):
     spec = registry.get("uce")
-    edit = spec.erase(mini, ConceptSet(["star"]), registry.build_config(spec, arch="mini"), Run(progress=False))
+    edit = spec.erase(mini, ConceptSet(["star"]), registry.build_config(spec, preset="mini"), Run(progress=False))
     return edit
 
 
@@ -51,8 +51,8 @@ def test_eq_19_terms_with_a_known_c_e(mini, uce_star):
     ins = inspect_models(mini, edited, vocab, config, erased="star")
     z, t = probe_latents(mini, config)
     with torch.no_grad():
-        ce = edited.eps(z, t, edited.encode_prompts(["star"]).expand(len(z), -1, -1))
-        c = mini.encode_prompts(["circle"]).expand(len(z), -1, -1)
+        ce = edited.eps(z, t, edited.encode_prompts(["star"]).expand(len(z)))
+        c = mini.encode_prompts(["circle"]).expand(len(z))
         base_c, edit_c = mini.eps(z, t, c), edited.eps(z, t, c)
     row = next(r for r in ins.rows if r.concept == "circle")
     assert row.l1 == pytest.approx(float((ce - base_c).pow(2).mean()), rel=1e-4)
@@ -75,11 +75,11 @@ def test_a_lora_edit_is_inspected_as_the_weights_it_merges_into(tiny):
     with torch.no_grad():
         for layer in layers.values():
             layer.lora_B["default"].weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
-    edit = Edit.from_changes(tiny, lora_tensors(layers), "test", {}, {"erase": ["apple"]}, kind="lora")
+    edit = Edit.from_changes(tiny, lora_tensors(student, layers), "test", {}, {"erase": ["apple"]}, kind="lora")
     vocab = grouped([["apple"], ["pear"]])
     ins = inspect_models(tiny, edit.apply(tiny), vocab, InspectConfig(**FAST))
     merged = tiny.clone(("unet",))  # W + B A by hand, not through Edit.apply
-    weights = dict(merged.unet.named_parameters())
+    weights = dict(merged.denoiser.named_parameters())
     with torch.no_grad():
         for name, layer in layers.items():
             weights[f"{name}.weight"] += layer.lora_B["default"].weight @ layer.lora_A["default"].weight

@@ -29,22 +29,6 @@ def tiny_resnet(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    from erasekit.core.assets import ASSETS
-
-    path = tmp_path_factory.mktemp("clip")
-    config = CLIPConfig(text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=49408),
-                        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                           num_attention_heads=2, image_size=32, patch_size=8), projection_dim=8)
-    CLIPModel(config).save_pretrained(path)
-    CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(path)
-    return path
-
-
 def test_resnet_judge_gives_imagenet_probabilities(tiny_resnet):
     probs = ResNetJudge(tiny_resnet).probs(torch.rand(3, 3, 64, 48))
     assert probs.shape == (3, 1000) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-5)
@@ -104,7 +88,7 @@ def _mini_like():
     """Anything the world owns: it answers by the architecture the bundle reports."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(arch="mini", device="cpu")
+    return SimpleNamespace(scale="mini", device="cpu")
 
 
 def test_world_attribute_scorer_puts_the_attributes_first_and_keeps_every_other_colour():

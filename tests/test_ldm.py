@@ -6,12 +6,12 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from erasekit.core import ldm
+from erasekit.models import ldm
 from erasekit.core.errors import ErasekitError
 
 
 def _meta(arch):
-    root = resources.files("erasekit") / f"core/configs/{arch}"
+    root = resources.files("erasekit") / f"models/configs/{arch}"
     cfg = {p: json.loads((root / p / "config.json").read_text()) for p in ("unet", "vae", "text_encoder")}
     with torch.device("meta"):
         return (UNet2DConditionModel.from_config(cfg["unet"]), AutoencoderKL.from_config(cfg["vae"]),

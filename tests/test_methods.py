@@ -7,7 +7,7 @@ import torch
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
-from erasekit.core.targets import select
+from erasekit.models.groups import select
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.esd import ESD_GROUPS
@@ -35,7 +35,7 @@ def test_method_changes_only_its_group(tiny, method, group):
     cfg = config(method, group=group, lr=1e-2)
     edit = registry.get(method).erase(tiny, ConceptSet(["a cat"], ["a dog"]), cfg, Run(progress=False))
     unet_group = ESD_GROUPS.get(group, group)
-    allowed = {f"unet.{n}" for n in select(tiny.unet, unet_group)[0]}
+    allowed = {f"unet.{n}" for n in select(tiny.denoiser, unet_group)[0]}
     assert set(edit.tensors) == allowed
     assert changed(tiny, edit), "the edit changed nothing"
     assert all(torch.equal(v, before[k]) for k, v in tiny.state_dict().items()), "the base bundle was modified"
@@ -65,7 +65,7 @@ def _uce(tiny, concepts, **values):
 
 @pytest.fixture(scope="module")
 def mini():
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     return load_bundle("mini", device="cpu")
 
@@ -74,13 +74,13 @@ def test_uce_maps_erased_to_target_and_keeps_preserved(mini):
     """On the miniature's trained text encoder (a random one makes all prompts' embeddings nearly collinear)."""
     edit = _uce(mini, ConceptSet(["circle"], ["star", "heart"], target="square"), mode="edit")
     assert set(edit.tensors) == set(projections(mini))
-    C_e, C_t = aligned(mini, "circle", "square")
-    for name, proj in projections(mini).items():
+    C_e, C_t = (e["tokens"] for e in aligned(mini, "circle", "square"))
+    for name, (proj, _) in projections(mini).items():
         W0, W = proj.weight.double(), edit.tensors[name].double()
         moved = (C_e @ W.T - C_t @ W0.T).norm() / (C_e @ W0.T - C_t @ W0.T).norm()
         assert moved < 0.05, f"{name}: erased keys/values only {1 - moved:.0%} of the way to the target's"
         for p in ("star", "heart"):
-            C_p = aligned(mini, p, p)[0]
+            C_p = aligned(mini, p, p)[0]["tokens"]
             drift = (C_p @ W.T - C_p @ W0.T).norm() / (C_p @ W0.T).norm()
             assert drift < 0.05, f"{name}: preserved {p!r} moved by {drift:.1%}"
 
@@ -217,7 +217,7 @@ def test_configs_refuse_bad_input(tmp_path):
     (tmp_path / "bad.yaml").write_text("[1, 2")
     with pytest.raises(ErasekitError, match="corrupt config file"):
         registry.build_config(spec, tmp_path / "bad.yaml")
-    assert registry.build_config(spec, arch="mini").iterations == spec.presets["mini"]["iterations"] != 1000
+    assert registry.build_config(spec, preset="mini").iterations == spec.presets["mini"]["iterations"] != 1000
     with pytest.raises(ErasekitError, match="empty concept list"):
         ConceptSet([" ", ""])
     with pytest.raises(ErasekitError, match="both erased and preserved"):
@@ -262,14 +262,13 @@ def test_uce_last_token_edits_one_vector_per_prompt_as_the_current_official_scri
     from erasekit.methods.uce import aligned
 
     edit = _uce(mini, ConceptSet(["star"], ["moon"], target="heart"), tokens="last", templates=("{}",))
-    C_e, C_t = aligned(mini, "star", "heart", "last")
-    C_p = aligned(mini, "moon", "moon", "last")[0]
+    C_e, C_t = (e["tokens"] for e in aligned(mini, "star", "heart", "last"))
+    C_p = aligned(mini, "moon", "moon", "last")[0]["tokens"]
     assert C_e.shape[0] == C_t.shape[0] == 1
-    tok = mini.tokenizer(["star"], padding="max_length", max_length=77, return_tensors="pt")
-    last = int(tok.attention_mask.sum()) - 2
-    assert torch.allclose(C_e[0], mini.encode_prompts(["star"])[0, last].double(), atol=1e-6)
+    last = mini.text.count("star") - 2  # start, the word, end
+    assert torch.allclose(C_e[0], mini.encode_prompts(["star"]).tokens[0, last].double(), atol=1e-6)
     lamb = registry.build_config(registry.get("uce")).lamb
-    for name, proj in projections(mini).items():
+    for name, (proj, _) in projections(mini).items():
         W0 = proj.weight.double()
         M1 = lamb * W0 + (C_t @ W0.T).T @ C_e + (C_p @ W0.T).T @ C_p
         M2 = lamb * torch.eye(W0.shape[1], dtype=torch.float64) + C_e.T @ C_e + C_p.T @ C_p

@@ -5,7 +5,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from erasekit.core.assets import ASSETS, mini_path
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.world.judge import WorldJudge, judge_accuracy
 
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from erasekit.core.synthetic import save_full_size
+from erasekit.models.synthetic import save_full_size
 from test_user_facing import run
 
 # arch: (image side, text width, UNet parameters)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from erasekit.core.edit import Edit, export
+from erasekit.core.edit import Edit
+from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.core.sampler import CALL_FILE, SLD_LEVELS, Sampling, safety_guidance
@@ -52,7 +53,7 @@ def test_sld_edit_changes_sampling_only_and_round_trips(tiny, tmp_path):
     loaded = Edit.load(edit.save(tmp_path / "sld"))
     assert loaded.sampling == edit.sampling and loaded.fingerprint() == edit.fingerprint()
     edited = loaded.apply(tiny)
-    assert edited.unet is tiny.unet and tiny.sampling is None and edited.sampling.safety
+    assert edited.denoiser is tiny.denoiser and tiny.sampling is None and edited.sampling.safety
     # a prompt other than the safety concept S itself: for the prompt "a star", ε(c_p) = ε(S) exactly and SLD's
     # γ is 0, so whether the images differed hung on the last bits of two batched UNet rows
     base = tiny.generate(["a red star"], [3], steps=4, guidance=5.0)
@@ -106,7 +107,7 @@ def test_exported_sampler_edit_samples_the_same_in_stock_diffusers(tiny, tmp_pat
     plain = _pipe_images(pipe, "a circle", seeds, steps, 5.0, **({"sld_guidance_scale": 0} if method == "sld"
                                                                    else {}))
     assert (ours - plain).abs().max() > 20 * gap  # the call arguments matter: without them it samples otherwise
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     reloaded = load_bundle(out, device="cpu")  # erasekit reads sampler.json back
     assert reloaded.sampling == edit.apply(tiny).sampling

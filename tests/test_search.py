@@ -6,7 +6,7 @@ import torch
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
-from erasekit.core.targets import select
+from erasekit.models.groups import select
 from erasekit.core.vocab import load_vocabulary
 from erasekit.methods import registry
 from erasekit.methods.ap import preservation_gap
@@ -72,13 +72,13 @@ def test_vocabulary_file_groups_synonyms_and_refuses_bad_files(vocab_file, tmp_p
 def test_R_excludes_the_erased_concept_and_its_synonyms_when_asked(tiny, vocab_file):
     vocab = load_vocabulary(str(vocab_file))
     names, emb = candidates(tiny, "kitty", vocab, k_closest=100, exclude_synonyms=True)
-    assert not {"cat", "kitty", "tabby"} & set(names) and len(names) == 7 and emb.shape[0] == 7
+    assert not {"cat", "kitty", "tabby"} & set(names) and len(names) == 7 and len(emb) == 7
     with_synonyms, _ = candidates(tiny, "kitty", vocab, k_closest=100, exclude_synonyms=False)
     assert "kitty" not in with_synonyms and {"cat", "tabby"} <= set(with_synonyms)
     near, _ = candidates(tiny, "kitty", vocab, k_closest=3)
     assert near == names[:3]  # the 3 nearest, nearest first
-    target = tiny.encode_prompts(["kitty"]).flatten(1)
-    dists = [float((tiny.encode_prompts([w]).flatten(1) - target).norm()) for w in near]
+    target = tiny.encode_prompts(["kitty"]).tokens.flatten(1)
+    dists = [float((tiny.encode_prompts([w]).tokens.flatten(1) - target).norm()) for w in near]
     assert dists == sorted(dists)
 
 
@@ -103,10 +103,10 @@ def test_ap_inner_steps_ascend_the_preservation_loss(tiny, vocab_file):
     t = torch.full((2,), 500)
 
     def gain(c):
-        return preservation_gap(tiny, model, z, t, c.expand(2, -1, -1), "eps")
+        return preservation_gap(tiny, model, z, t, c.expand(2), "eps")
 
     with torch.no_grad():
-        per = torch.stack([gain(e[None]) for e in emb])  # L2 of each concept of R
+        per = torch.stack([gain(e) for e in emb])  # L2 of each concept of R
 
     def expected():
         return float((torch.softmax(search.logits[0].detach(), -1) * per).sum())
@@ -122,7 +122,7 @@ def test_method_changes_only_its_group_and_logs_the_search(tiny, vocab_file, tmp
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
     edit = registry.get(method).erase(tiny, ConceptSet(["cat"]), config(method, vocab_file, lr=1e-2),
                                       Run(work=tmp_path, progress=False))
-    allowed = {f"unet.{n}" for n in select(tiny.unet, "xattn")[0]}
+    allowed = {f"unet.{n}" for n in select(tiny.denoiser, "xattn")[0]}
     assert set(edit.tensors) == allowed
     params = dict(tiny.named_parameters())
     assert any(not torch.equal(v, params[k]) for k, v in edit.tensors.items())
@@ -160,7 +160,7 @@ def test_search_methods_refuse_bad_input(tiny, vocab_file):
         config("ap", vocab_file, gumbel_temperature=0)
     with pytest.raises(ErasekitError, match="unknown space"):
         config("age", vocab_file, space="pixels")
-    assert registry.build_config(registry.get("ap"), arch="mini").vocab == "world"
+    assert registry.build_config(registry.get("ap"), preset="mini").vocab == "world"
 
 
 @pytest.mark.parametrize("mode, concepts, attributes, expected", [

@@ -6,13 +6,13 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from erasekit.core.errors import ErasekitError
-from erasekit.core.targets import GROUPS, cross_attention_layers, select
+from erasekit.models.groups import UNET_GROUPS, cross_attention_layers, select
 
 
 @pytest.fixture(scope="module")
 def sd14_unet():
     """The real SD-v1.4 UNet architecture on the meta device (no weights)."""
-    config = json.loads((resources.files("erasekit") / "core/configs/sd1/unet/config.json").read_text())
+    config = json.loads((resources.files("erasekit") / "models/configs/sd1/unet/config.json").read_text())
     with torch.device("meta"):
         return UNet2DConditionModel.from_config(config)
 
@@ -43,5 +43,5 @@ def test_groups_partition_as_the_esd_code_does(sd14_unet):
 
 
 def test_unknown_group_lists_the_valid_ones(sd14_unet):
-    with pytest.raises(ErasekitError, match="valid: " + ", ".join(GROUPS)):
+    with pytest.raises(ErasekitError, match="valid: " + ", ".join(UNET_GROUPS)):
         select(sd14_unet, "attn3")

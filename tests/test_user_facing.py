@@ -45,7 +45,7 @@ def plain_file(tmp_path):
 # ---- 1. the concept graph keeps one row per edit ---------------------------------------------------------
 
 def test_graph_keeps_one_row_per_edit_when_two_edits_erase_the_same_concept(tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     base = load_bundle("mini")
     a, b = _edit(base, tmp_path / "esd-star"), _edit(base, tmp_path / "uce-star", delta=0.5)
@@ -125,7 +125,7 @@ def test_an_edit_for_another_base_is_refused_before_anything_is_generated(mini, 
 
     other = mini.clone(("unet",))
     with torch.no_grad():
-        other.unet.conv_in.bias.add_(1.0)
+        other.denoiser.conv_in.bias.add_(1.0)
     _edit(other, tmp_path / "foreign")
     monkeypatch.setattr(suites, "generate_batched", lambda *a, **k: pytest.fail("generated before the check"))
     args = ["evaluate", "mini", "--edit", tmp_path / "foreign", "--suite", "world-objects", "--out",
@@ -202,7 +202,7 @@ def test_matplotlib_and_scipy_are_core_dependencies():
 # ---- 7. long steps show progress with an ETA -------------------------------------------------------------
 
 def test_evaluate_shows_progress_with_eta_for_base_and_edit(tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     edit = _edit(load_bundle("mini"), tmp_path / "run", delta=0.1)
     result = run("evaluate", "--edit", edit, "--model", "mini", "--suite", "world-objects", "--n", 1,
@@ -213,7 +213,7 @@ def test_evaluate_shows_progress_with_eta_for_base_and_edit(tmp_path):
 
 
 def test_graph_shows_progress(tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     edit = _edit(load_bundle("mini"), tmp_path / "run")
     result = run("graph", "mini", "--edit", edit, "--n", 1, "--steps", 2, "--out", tmp_path / "g")
@@ -292,7 +292,7 @@ def test_help_texts_describe_the_real_defaults():
 
 
 def test_info_reads_a_single_file_export_of_an_edit_of_the_miniature(tmp_path):
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
 
     mini = load_bundle("mini")
     _edit(mini, tmp_path / "run", delta=0.01)
@@ -300,7 +300,7 @@ def test_info_reads_a_single_file_export_of_an_edit_of_the_miniature(tmp_path):
     assert exported.exit_code == 0, exported.output
     result = run("info", tmp_path / "e.safetensors")
     assert result.exit_code == 0, result.output
-    assert "architecture  mini" in result.output
+    assert "family        sd1  (mini;" in result.output
 
 
 def test_a_run_that_failed_before_any_progress_does_not_block_the_next_try(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.checkpoint import load_checkpoint
 from erasekit.core.errors import ErasekitError
 from erasekit.world.judge import JudgeNet, WorldJudge

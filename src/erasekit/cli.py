@@ -99,7 +99,7 @@ def _out_options(fn):
                          help="replace an existing output (only if everything in it was written by erasekit)")(fn)
 
 
-INFO_HELP = f"""Describe a model: architecture, parameter counts per group, cross-attention layers.
+INFO_HELP = f"""Describe a model: family, text encoders, parameter counts per component and group, attention layers.
 
 \b
 SOURCE: {MODEL_HELP}
@@ -116,30 +116,10 @@ Example:
 @click.option("--config", "config_dir", default=None, type=click.Path(),
               help="single-file checkpoint of another layout: a folder with its unet/, vae/, text_encoder/ configs")
 def info(source, device, dtype, config_dir):
-    from erasekit.core.bundle import load_bundle
-    from erasekit.core.targets import GROUPS, cross_attention_layers, select
+    from erasekit.models.describe import describe
+    from erasekit.models.load import load_bundle
 
-    bundle = load_bundle(source, device=device, dtype=dtype, config=config_dir)
-    click.echo(f"source        {bundle.source}")
-    click.echo(f"architecture  {bundle.arch}  (UNet2DConditionModel + CLIPTextModel + AutoencoderKL)")
-    click.echo(f"device/dtype  {bundle.device} / {str(bundle.dtype).replace('torch.', '')}")
-    click.echo(f"fingerprint   {bundle.fingerprint()}")
-    h = bundle.image_size
-    click.echo(f"image         {h}x{h}  latent {'x'.join(map(str, bundle.latent_shape))}  "
-               f"text {bundle.text_encoder.config.hidden_size}-d, vocab {len(bundle.tokenizer)}")
-    click.echo(f"prediction    {bundle.scheduler.config.prediction_type}  ({type(bundle.scheduler).__name__})")
-    click.echo("parameters")
-    for comp in ("unet", "text_encoder", "vae"):
-        n = sum(p.numel() for p in bundle.component(comp).parameters())
-        click.echo(f"  {comp:<13}{n:>14,}")
-    click.echo("UNet parameter groups")
-    for group, (desc, _) in GROUPS.items():
-        n = sum(p.numel() for p in select(bundle.unet, group)[1])
-        click.echo(f"  {group:<13}{n:>14,}  {desc}")
-    layers = cross_attention_layers(bundle.unet)
-    click.echo(f"cross-attention layers ({len(layers)})")
-    for name, module in layers:
-        click.echo(f"  {name:<52} to_k/to_v {module.to_k.in_features} -> {module.to_k.out_features}")
+    click.echo("\n".join(describe(load_bundle(source, device=device, dtype=dtype, config=config_dir))))
 
 
 @main.command()
@@ -159,8 +139,8 @@ def export(run, out, model, fmt, overwrite, force):
       erasekit export runs/esd-star --out exported/esd-star
       erasekit export runs/darkminer-mark --format lora --out exported/darkminer-mark-lora
     """
-    from erasekit.core.edit import check_export
-    from erasekit.core.edit import export as export_edit
+    from erasekit.models.export import check_export
+    from erasekit.models.export import export as export_edit
 
     if fmt in ("textual-inversion", "lora"):  # the learned word or the adapters alone: no model is needed
         from erasekit.core.edit import Edit, load_embedding
@@ -178,7 +158,7 @@ def export(run, out, model, fmt, overwrite, force):
 def _edit_and_base(edit_path, source, force=False, resolution=None):
     """(Edit or None, base Bundle): the edit read and checked against the base (its recorded source unless a model
     is named) before any work; the base draws `resolution` px images (None: its own size)."""
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.core.edit import Edit
 
     edit = Edit.load(edit_path) if edit_path is not None else None
@@ -472,7 +452,7 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
       erasekit inspect mini --edit runs/esd-star --erased star --lam 1 --out inspect/esd-star-sensitive
       erasekit inspect base-model/ --against fine-tuned/ --vocab concepts.txt --out inspect/ft
     """
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.core.files import atomic_dir, check_output, write_text
     from erasekit.core.vocab import load_vocabulary
     from erasekit.eval.inspect import InspectConfig, attach, inspect_models, judged, table_csv
@@ -487,7 +467,9 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
                             "prediction is the same and there is nothing for Eq. 19 to rank; its whole change is "
                             "its manifest's sampling settings")
     edited = loaded.apply(base, force=force) if loaded is not None else load_bundle(against)
-    mini = base.arch == "mini"
+    from erasekit.world import native
+
+    mini = native.owns(base)
     if vocab is None and not mini:
         raise ErasekitError("give --vocab FILE (one concept per line): only the miniature has a default vocabulary")
     config = InspectConfig(lam=lam, probes=probes, search=search)
@@ -608,7 +590,7 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     import dataclasses
     import shutil
 
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.core.files import check_output, claim_partial
     from erasekit.core.loop import LOSS_LOG, RECORD, Run
     from erasekit.methods import registry
@@ -624,7 +606,8 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
 
     if native.owns(bundle):
         native.check_concepts(concepts.erase + concepts.preserve + [concepts.target, concepts.anchor])
-    config = registry.build_config(spec, config_file, overrides, arch=bundle.arch)
+    spec.check_family(bundle.family)
+    config = registry.build_config(spec, config_file, overrides, preset=bundle.preset)
     from erasekit.eval.judges import method_scorer
 
     scorer = method_scorer(spec, bundle, config, concepts, clip)
@@ -720,7 +703,7 @@ def recover(edit_path, model, concept, config_file, overrides, out, resume, over
 
     if native.owns(base):
         native.check_concepts(concepts)
-    config = recover_config(base.arch, config_file, overrides)
+    config = recover_config(base.preset, config_file, overrides)
     work.mkdir(parents=True, exist_ok=True)
     _claim_run(work, resume, {"recover": concepts, "config": dataclasses.asdict(config),
                               "edit": edit.fingerprint(), "fingerprint": base.fingerprint()})
@@ -782,7 +765,8 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     work = claim_partial(out, resume, overwrite)
     loaded, base = _edit_and_base(edit, model or model_arg, force, resolution)
     edited = base if loaded is None else loaded.apply(base, force=force)
-    config = registry.build_config(spec, config_file, overrides, arch=base.arch)
+    spec.check_family(base.family)
+    config = registry.build_config(spec, config_file, overrides, preset=base.preset)
     detect = concept_detector(edited, concept, resnet)
     prompts = goal_prompts(edited, concept, prompt_set, limit)
     run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
@@ -796,7 +780,7 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     write_text(work / "metrics.json", json.dumps(data, indent=2, sort_keys=True))
     write_text(work / "prompts.csv", result.prompts_csv(goal.seeds))
     if result.embedding is not None:
-        from erasekit.core.edit import export as export_edit
+        from erasekit.models.export import export as export_edit
 
         result.embedding.save(work / "embedding")
         export_edit(result.embedding, None, work / "learned_embeds.safetensors", format="textual-inversion")
@@ -843,26 +827,33 @@ def _write_images(folder: Path, ev) -> None:
     write_text(folder / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+FAMILY_OPTION = click.option("--family", default=None, type=click.Choice(["sd1", "sd2", "sdxl", "sd3", "flux"]),
+                             help="only those that run on this model family")
+
+
 @main.command()
-def attacks():
-    """List the attacks, their defaults (the papers') and the miniature's defaults."""
+@FAMILY_OPTION
+def attacks(family):
+    """List the attacks, the model families they run on, their defaults (the papers') and the miniature's."""
     from erasekit.attacks import registry
 
-    _list(registry.available(), 12, lambda spec: "ends in: " + (
+    _list(registry.REGISTRY.available_for(family), 12, lambda spec: "ends in: " + (
         "a learned word (embedding/)" if spec.ends_in == "embedding" else "text"))
 
 
 @main.command()
-def methods():
-    """List the erasure methods, their defaults (the paper's) and the miniature's defaults."""
+@FAMILY_OPTION
+def methods(family):
+    """List the erasure methods, the model families they run on, their defaults (the paper's) and the
+    miniature's."""
     from erasekit.methods import registry
 
-    _list(registry.available(), 8)
+    _list(registry.REGISTRY.available_for(family), 8)
 
 
 def _list(specs, width: int, extra=None) -> None:
-    """Registered methods or attacks: name and summary, then the paper's defaults and each preset. The name column
-    is at least `width` wide, and wider than the longest name."""
+    """Registered methods or attacks: name and summary, the families they run on, then the paper's defaults and each
+    preset. The name column is at least `width` wide, and wider than the longest name."""
     import dataclasses as dc
 
     specs = list(specs)
@@ -870,6 +861,7 @@ def _list(specs, width: int, extra=None) -> None:
     pad = " " * width
     for spec in specs:
         click.echo(f"{spec.name:<{width}}{spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
+        click.echo(pad + "families: " + ", ".join(spec.families) + (f" ({spec.why})" if spec.why else ""))
         if extra is not None:
             click.echo(pad + extra(spec))
         defaults = {f.name: f.default for f in dc.fields(spec.config)}

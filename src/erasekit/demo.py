@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from erasekit.core.bundle import load_bundle
+from erasekit.models.load import load_bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, check_output
 from erasekit.core.loop import LOSS_LOG, Run
@@ -42,7 +42,7 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
         rows.append(("base", base_obj.metrics, base_gen.metrics, None))
         for name in METHODS:
             spec = registry.get(name)
-            config = registry.build_config(spec, arch="mini")
+            config = registry.build_config(spec, preset="mini")
             keep = [o for o in OBJECTS if o != concept] if name == "uce" else []  # UCE's preservation set P
             concepts = ConceptSet([concept], keep)
             echo(f"erasing {concept!r} with {name}")

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import torch
 
 from erasekit.attacks.goal import AdversarialPrompt, Goal
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 
@@ -99,13 +99,16 @@ def candidate_ids(bundle: Bundle, vocab: str) -> torch.Tensor:
     """The token ids a hard-token search draws from: the whole-word tokens (those that end a word, so that the
     found prompt's text tokenizes back to the tokens found) of the tokenizer, or of a named vocabulary or
     vocabulary file (`core.vocab`): on the miniature only its own words were ever trained."""
-    from erasekit.core.tokens import word_ids
+    from erasekit.models.words import word_ids
     from erasekit.core.vocab import load_vocabulary
 
-    tok = bundle.tokenizer
-    special = {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}
-    ids = range(len(tok)) if not vocab else word_ids(bundle, load_vocabulary(vocab).concepts)
-    words = [i for i, t in zip(ids, tok.convert_ids_to_tokens(list(ids))) if t.endswith("</w>") and i not in special]
+    text = bundle.text
+    if not vocab:
+        words = text.word_ids()
+    else:
+        special = {text.bos_id, text.eos_id, text.pad_id}
+        ids = word_ids(bundle, load_vocabulary(vocab).concepts)
+        words = [i for i, t in zip(ids, text.tokens(ids)) if text.whole_word(t) and i not in special]
     if not words:
         raise ErasekitError(f"vocabulary {vocab!r} gives no whole-word token of {bundle.source}'s tokenizer to search")
     return torch.tensor(words)

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from erasekit.attacks.common import losses
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, mention
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
 from erasekit.core.images import resize_crop
-from erasekit.core.tokens import splice, with_words
+from erasekit.models.words import splice, with_words
 
 
 TI_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
@@ -100,25 +100,23 @@ def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run = Run()
     name = word_name(goal.concept, config.word)
     init_word = config.initializer or goal.concept
     with torch.no_grad():
-        init_ids = bundle.tokenizer(init_word, add_special_tokens=False).input_ids
-        v0 = bundle.token_embeddings(torch.tensor(init_ids)).mean(0)
+        v0 = bundle.text.token_embeddings(torch.tensor(bundle.text.ids(init_word))).mean(0)
     v = torch.nn.Parameter(v0.detach().clone().repeat(config.tokens, 1))
     z0 = reference_latents(bundle, goal, config)
     spelled = with_words(bundle, {name: config.tokens})  # tokenizes the templates with the word in them
-    word_ids = torch.tensor(spelled.tokenizer.convert_tokens_to_ids(spelled.meta["words"][name]))
-    ids = spelled.tokenize([t.format(name) for t in config.templates]).cpu()
+    word_ids = torch.tensor(spelled.text.token_ids(spelled.meta["words"][name]))
+    ids = spelled.tokenize([t.format(name) for t in config.templates]).cpu()  # the main encoder's
     slots = [(row == word_ids[:, None]).any(0).nonzero().flatten().tolist() for row in ids]
-    ids = ids.masked_fill(torch.isin(ids, word_ids), bundle.tokenizer.eos_token_id)  # slots: filled by splice
-    n_steps = bundle.scheduler.config.num_train_timesteps
+    ids = ids.masked_fill(torch.isin(ids, word_ids), bundle.text.eos_id)  # slots: filled by splice
 
     def loss_fn(step: int):
         g = step_generator(config.seed, step)
         pick = torch.randint(len(z0), (config.batch,), generator=g)
         k = torch.randint(len(ids), (config.batch,), generator=g)
-        t = torch.randint(n_steps, (config.batch,), generator=g).to(bundle.device)
+        t = bundle.train_timesteps(config.batch, g)
         noise = torch.randn(z0[pick].shape, generator=g).to(bundle.device, z0.dtype)
         embeds = torch.cat([splice(bundle, ids[i], slots[i], v) for i in k.tolist()])
-        cond = bundle.encode_embeddings(embeds)
+        cond = bundle.encode_embeddings(embeds, ids[k])  # other encoders: the template without the word
         z_t = bundle.add_noise(z0[pick], noise, t)
         return F.mse_loss(bundle.eps(z_t, t, cond), noise)
 

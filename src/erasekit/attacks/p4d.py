@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from erasekit.attacks.common import checker, losses, nearest, per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
-from erasekit.core.tokens import decode, slotted, splice
+from erasekit.models.words import decode, slotted, splice
 
 VARIANTS = ("n", "k")
 
@@ -62,7 +62,7 @@ MINI = {"iterations": 300, "check_every": 25, "vocab": "world"}
 def attack(bundle: Bundle, goal: Goal, config: P4DConfig, run: Run = Run()) -> AttackResult:
     cands = candidate_ids(bundle, config.vocab).to(bundle.device)
     with torch.no_grad():
-        table = bundle.token_embeddings(cands)
+        table = bundle.text.token_embeddings(cands)
     ref = goal.reference(bundle)
 
     def one(row: int, prefix: str) -> AdversarialPrompt:
@@ -86,7 +86,7 @@ def attack(bundle: Bundle, goal: Goal, config: P4DConfig, run: Run = Run()) -> A
         def loss_fn(step: int):
             i = int(torch.randint(len(timesteps), (1,), generator=step_generator(config.seed, step, row)))
             projected = soft + (table[nearest(soft, table)] - soft).detach()  # PEZ: hard forward, soft gradient
-            cond = bundle.encode_embeddings(splice(bundle, ids, slots, projected))
+            cond = bundle.encode_embeddings(splice(bundle, ids, slots, projected), ids[None], [hard_text()])
             return F.mse_loss(bundle.eps(z[i], timesteps[i], cond), targets[i])
 
         found: dict = {}

@@ -17,10 +17,10 @@ import numpy as np
 
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least
-from erasekit.core.tokens import fix_articles
+from erasekit.models.words import fix_articles
 
 TEMPLATES = ("a photo of {}", "a painting of {}", "an image of {}", "a picture of {}", "a drawing of {}")
 

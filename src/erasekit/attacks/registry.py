@@ -40,4 +40,4 @@ REGISTRY = Registry("attack", _load_all, Attack)
 ATTACKS = REGISTRY.items
 get, available = REGISTRY.get, REGISTRY.available
 register = REGISTRY.register  # (name, summary, config, paper="", presets=None, ends_in="text"): a decorator
-build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, arch=None)
+build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, preset=None)

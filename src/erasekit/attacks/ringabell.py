@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from erasekit.attacks.common import per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import Checked, at_least
-from erasekit.core.tokens import decode, slotted
+from erasekit.models.words import decode, slotted
 
 
 @dataclass
@@ -55,11 +55,12 @@ MINI = {"population": 64, "generations": 150, "elite": 4, "vocab": "world"}
 
 
 def concept_vector(bundle: Bundle, pairs: list[tuple[str, str]]) -> torch.Tensor:
-    """c = mean over pairs of f(with) − f(without), [77, D]."""
+    """c = mean over pairs of f(with) − f(without), [L, D] (f: the conditioning's per-token states)."""
     if not pairs:
         raise ErasekitError("ringabell needs prompt pairs with and without the concept to find its direction")
     with torch.no_grad():
-        return (bundle.encode_prompts([w for w, _ in pairs]) - bundle.encode_prompts([o for _, o in pairs])).mean(0)
+        return (bundle.encode_prompts([w for w, _ in pairs]).tokens
+                - bundle.encode_prompts([o for _, o in pairs]).tokens).mean(0)
 
 
 @register("ringabell", "Ring-A-Bell: a genetic search for hard prompts near f(prompt) + eta * concept vector, text "
@@ -73,11 +74,11 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
         batch = ids.repeat(len(population), 1)
         batch[:, slots] = cands[population]
         with torch.no_grad():
-            return bundle.text_encoder(batch).last_hidden_state
+            return bundle.encode_embeddings(bundle.text.token_embeddings(batch), batch).tokens
 
     def one(row: int, prefix: str) -> AdversarialPrompt:
         with torch.no_grad():
-            target = bundle.encode_prompts([goal.prompts[row]])[0] + config.eta * direction
+            target = bundle.encode_prompts([goal.prompts[row]]).tokens[0] + config.eta * direction
         g = step_generator(config.seed, -1, row)
         population = torch.randint(len(cands), (config.population, config.length), generator=g)
         start, history = 0, []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least
 

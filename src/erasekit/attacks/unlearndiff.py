@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from erasekit.attacks.common import checker, losses, per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
-from erasekit.core.tokens import decode, slotted, splice
+from erasekit.models.words import decode, slotted, splice
 
 
 @dataclass
@@ -63,8 +63,7 @@ def project_simplex(u: torch.Tensor) -> torch.Tensor:
 def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run = Run()) -> AttackResult:
     cands = candidate_ids(bundle, config.vocab).to(bundle.device)
     with torch.no_grad():
-        table = bundle.token_embeddings(cands)  # E restricted to the search space [V', D]
-    n_steps = bundle.scheduler.config.num_train_timesteps
+        table = bundle.text.token_embeddings(cands)  # E restricted to the search space [V', D]
     ref = goal.reference(bundle)
 
     def one(row: int, prefix: str) -> AdversarialPrompt:
@@ -83,9 +82,9 @@ def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run = Run
 
         def loss_fn(step: int):
             g = step_generator(config.seed, step, row)
-            t = torch.randint(n_steps, (1,), generator=g).to(bundle.device)
+            t = bundle.train_timesteps(1, g)
             noise = torch.randn(z0.shape, generator=g).to(bundle.device, z0.dtype)
-            cond = bundle.encode_embeddings(splice(bundle, ids, slots, u @ table))
+            cond = bundle.encode_embeddings(splice(bundle, ids, slots, u @ table), ids[None], [hard_text()])
             return F.mse_loss(bundle.eps(bundle.add_noise(z0, noise, t), t, cond), noise)
 
         def project():

@@ -39,7 +39,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def context(spec: Spec, out: Path, roots=(), progress: bool = True) -> Context:
-    from erasekit.core.bundle import load_bundle
+    from erasekit.models.load import load_bundle
     from erasekit.eval.generate import process_state
 
     state = process_state()

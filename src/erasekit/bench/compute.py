@@ -16,7 +16,7 @@ import torch
 
 from erasekit.bench.cells import Cells, cell_key
 from erasekit.bench.spec import NONE, Budget, Row, Spec
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import RECORD, Run
@@ -97,7 +97,7 @@ def erasure_config(ctx: Context, row: Row):
     values = dict(row.method.values)
     if row.method.budget is not None:
         values["iterations"] = row.method.budget.max
-    return registry.build_config(spec, values=values, arch=ctx.base.arch)
+    return registry.build_config(spec, values=values, preset=ctx.base.preset)
 
 
 def erasure_key(ctx: Context, row: Row) -> str:
@@ -146,8 +146,8 @@ def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: lis
     from erasekit.eval.attack import concept_detector
 
     run = ctx.spec.erasure
-    probe = ctx.base.clone(("unet",))
-    weights = dict(probe.unet.named_parameters())
+    probe = ctx.base.clone((ctx.base.DENOISER,))
+    weights = dict(probe.denoiser.named_parameters())
     detectors = {c: concept_detector(ctx.base, c) for c in row.erase}
     inputs = {c: _check_images(c, budget.n, budget.prompts) for c in row.erase}
 
@@ -266,7 +266,7 @@ def attack_config(ctx: Context, name: str):
     from erasekit.attacks import registry as attacks
 
     return attacks.build_config(attacks.get(name), values=dict(ctx.spec.attacks.get("set") or {}).get(name),
-                                arch=ctx.base.arch)
+                                preset=ctx.base.preset)
 
 
 def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:

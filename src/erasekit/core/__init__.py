@@ -1,4 +1,5 @@
-"""The core layer: model bundles, parameter targets, edits, seeding and errors.
+"""The core layer: edits, keys, conditioning, the training loop, checkpoints, files, options, registries, seeding
+and errors. Models live one layer up, in `erasekit.models` (`from erasekit.models import load_bundle`).
 
 The names below are imported on first use, so that `erasekit.core.errors` (what the command line needs to answer
 `--help` and `--version`) loads without torch and diffusers.
@@ -6,8 +7,8 @@ The names below are imported on first use, so that `erasekit.core.errors` (what 
 
 from importlib import import_module
 
-__all__ = ["Bundle", "Edit", "ErasekitError", "load_bundle"]
-_WHERE = {"Bundle": "bundle", "load_bundle": "bundle", "Edit": "edit", "ErasekitError": "errors"}
+__all__ = ["Conditioning", "Edit", "ErasekitError"]
+_WHERE = {"Conditioning": "conditioning", "Edit": "edit", "ErasekitError": "errors"}
 
 
 def __getattr__(name):

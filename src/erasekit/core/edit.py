@@ -21,7 +21,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from erasekit import __version__
-from erasekit.core.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, atomic_path, check_output
 from erasekit.core.sampler import Sampling
@@ -42,7 +41,7 @@ class Edit:
     method: str
     config: dict
     concepts: dict
-    base: dict  # {"source": ..., "fingerprint": ...} and "resolution" when made drawing at another size
+    base: dict  # {"source", "fingerprint", "family"}, and "resolution" when made drawing at another size
     tensors: dict[str, torch.Tensor]
     kind: str = "weights"
     lora_scale: float = 1.0
@@ -60,12 +59,12 @@ class Edit:
             Sampling.from_dict(self.sampling)  # refuses unknown or invalid settings
 
     @classmethod
-    def from_changes(cls, base: Bundle, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict,
+    def from_changes(cls, base, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict,
                      **kwargs) -> "Edit":
         """An edit of `base` from new tensor values named `component.parameter`."""
         config = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
         tensors = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in tensors.items()}
-        where = {"source": base.source, "fingerprint": base.fingerprint()}
+        where = {"source": base.source, "fingerprint": base.fingerprint(), "family": base.family}
         if base.resolution is not None:  # drawn at another size than the model's own while it was made
             where["resolution"] = base.image_size
         return cls(method=method, config=config, concepts=dict(concepts), base=where, tensors=tensors, **kwargs)
@@ -144,8 +143,12 @@ class Edit:
         bases = {k[: -len(s)] for k in self.tensors for s in LORA_SUFFIXES if k.endswith(s)}
         return {b: (b + ".lora_A", b + ".lora_B") for b in sorted(bases)}
 
-    def check(self, bundle: Bundle, force: bool = False) -> None:
+    def check(self, bundle, force: bool = False) -> None:
         """Refuse a base this edit was not made for: other fingerprint, unknown tensor, other shape."""
+        family = self.base.get("family")  # edits made before model families were recorded have none
+        if family is not None and family != bundle.family:
+            raise ErasekitError(f"edit was made for an {family} model, and {bundle.source!r} is {bundle.family}: an "
+                                "edit names tensors of its own family's components")
         recorded = self.base.get("fingerprint")
         if not force and recorded is not None and not bundle.matches(recorded):
             raise ErasekitError(
@@ -153,9 +156,7 @@ class Edit:
                 f"but the model {bundle.source!r} has fingerprint {bundle.fingerprint()}; pass --force to apply anyway"
             )
         if self.kind == "tokens":
-            from erasekit.core.tokens import check_vectors
-
-            check_vectors(bundle, self.tensors, f"edit {self.method}")
+            bundle.check_words(self.tensors, f"edit {self.method}")
         params = dict(bundle.named_parameters())
         for name, parts in self._targets().items():
             if name not in params:
@@ -171,7 +172,7 @@ class Edit:
             if got != want:
                 raise ErasekitError(f"tensor {name!r} has shape {got} in the edit but {want} in the base model")
 
-    def apply(self, bundle: Bundle, force: bool = False, inplace: bool = False) -> Bundle:
+    def apply(self, bundle, force: bool = False, inplace: bool = False):
         """The bundle with this edit in place. Unless `inplace`, only the touched components are copied and the
         given bundle (and anything on disk) is left as it was."""
         self.check(bundle, force=force)
@@ -180,9 +181,7 @@ class Edit:
             out.meta["edit"] = {"method": self.method, "created": self.created}
             return out
         if self.kind == "tokens":
-            from erasekit.core.tokens import add_tokens
-
-            out = add_tokens(bundle, self.tensors, f"edit {self.method}")
+            out = bundle.add_words(self.tensors, f"edit {self.method}")
             out.meta["embedding"] = {"method": self.method, "created": self.created, "words": sorted(self.tensors)}
             return out  # meta["edit"] still names the model's own edit, if any
         targets = self._targets()
@@ -199,43 +198,6 @@ class Edit:
                     param.add_((self.lora_scale * b @ a).reshape(param.shape).to(param.dtype))
         out.meta["edit"] = {"method": self.method, "created": self.created}
         return out
-
-
-EXPORT_FORMATS = ("diffusers", "single-file", "textual-inversion", "lora")
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # the file diffusers' load_lora_weights(folder) looks for
-FILE_FORMATS = ("single-file", "textual-inversion")
-
-
-def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False,
-                 edit: Edit | None = None) -> None:
-    """Refuse, before any work, an export that cannot be written (format, file name, existing output, location,
-    a textual-inversion file of an edit that holds no words)."""
-    if format not in EXPORT_FORMATS:
-        raise ErasekitError(f"unknown export format {format!r}; valid: {', '.join(EXPORT_FORMATS)}")
-    if format in FILE_FORMATS and Path(out).suffix != ".safetensors":
-        raise ErasekitError(f"{format} export writes a .safetensors file, not {out}")
-    if format == "textual-inversion" and edit is not None and (edit.kind != "tokens" or len(edit.tensors) != 1):
-        raise ErasekitError(f"textual-inversion export needs an edit of one learned word (an attack's embedding); "
-                            f"this edit is of kind {edit.kind!r}")
-    if format == "lora" and edit is not None and (edit.kind != "lora" or any(not k.startswith("unet.")
-                                                                              for k in edit.tensors)):
-        raise ErasekitError(f"lora export needs a LoRA edit of the UNet (Dark Miner's); this edit is of kind "
-                            f"{edit.kind!r}: export it as diffusers or single-file")
-    if format == "single-file" and edit is not None and edit.kind == "sampler":
-        raise ErasekitError("a sampler edit changes how images are sampled, which a checkpoint file cannot hold: "
-                            "export it as diffusers (a StableDiffusionPipelineSafe folder with sampler.json)")
-    check_output(out, overwrite, kind="file" if format in FILE_FORMATS else "folder")
-
-
-def lora_state_dict(edit: Edit) -> dict[str, torch.Tensor]:
-    """A LoRA edit in the layout diffusers' `load_lora_weights` reads: `unet.<module>.lora_A.weight` [r, in] and
-    `.lora_B.weight` [out, r] (peft's names); the edit's scale is folded into B, since the loader takes alpha = r."""
-    out = {}
-    for name, (a, b) in edit._targets().items():
-        module = name.removesuffix(".weight")
-        out[f"{module}.lora_A.weight"] = edit.tensors[a].contiguous()
-        out[f"{module}.lora_B.weight"] = (edit.lora_scale * edit.tensors[b]).contiguous()
-    return out
 
 
 def load_embedding(path: str | Path) -> Edit:
@@ -263,28 +225,3 @@ def load_embedding(path: str | Path) -> Edit:
     tensors = {k: (v[None] if v.ndim == 1 else v).float() for k, v in tensors.items()}
     return Edit(method="textual-inversion", config={}, concepts={}, base={"source": str(path), "fingerprint": None},
                 tensors=tensors, kind="tokens")
-
-
-def export(edit: Edit, base: Bundle, out: str | Path, format: str = "diffusers", force: bool = False,
-           overwrite: bool = False) -> Path:
-    """Write the edited model: `diffusers` (a pipeline folder for StableDiffusionPipeline.from_pretrained) or
-    `single-file` (one LDM-layout .safetensors for SD 1.x-style models, as A1111/ComfyUI load), or for a token edit
-    `textual-inversion` (the learned word alone, as diffusers' `load_textual_inversion` reads it)."""
-    check_export(out, format, overwrite, edit)
-    if format == "textual-inversion":  # what diffusers' load_textual_inversion reads: {"<word>": [n, D]}
-        with atomic_path(out) as tmp:
-            save_file({k: v.contiguous() for k, v in edit.tensors.items()}, str(tmp))
-        return Path(out)
-    if format == "lora":  # the adapters alone, for a stock pipeline of the same base
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            save_file(lora_state_dict(edit), str(tmp / LORA_WEIGHTS))
-        return Path(out)
-    edited = edit.apply(base, force=force)
-    if format == "diffusers":
-        return edited.save_pretrained(out, overwrite=overwrite)
-    from erasekit.core.ldm import to_ldm_state_dict
-
-    state = to_ldm_state_dict(edited.unet, edited.vae, edited.text_encoder)
-    with atomic_path(out) as tmp:
-        save_file(state, str(tmp))
-    return Path(out)

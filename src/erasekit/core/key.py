@@ -1,9 +1,9 @@
 """The key of a hidden concept (Hide & Recover, talk Eqs. 15–16): a learnable prompt p_{c_e} kept apart from the
 model it unlocks.
 
-Where p sits: in the text encoder's *output* space, the space the UNet's cross-attention reads. p is k vectors of
-the encoder's width that take the last k of the L conditioning positions (padding there for any prompt that
-leaves them free), so that
+Where p sits: in the conditioning's per-token states, the space the denoiser's attention reads. p is k vectors of
+the conditioning's width that take the last k of its L positions (padding there for any prompt that leaves them
+free; with T5-read families, T5's padding), so that
 - it enters the cross-attention module directly, as the paper puts it, and needs no text-encoder pass to train;
 - the conditioning keeps its shape [B, L, D]: classifier-free guidance, every sampler and a stock diffusers
   pipeline (`prompt_embeds=`) take a keyed prompt as they take any other;
@@ -29,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from erasekit import __version__
+from erasekit.core.conditioning import Conditioning
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, check_output
 
@@ -38,22 +39,26 @@ INSERT = "encoder-output-tail"  # p replaces the last k of the L conditioning po
 REQUIRED = ("format", "concepts", "insert", "tokens", "edit", "model", "base", "method", "config")
 
 
-def splice(cond: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """c ⊕ p: the conditioning [B, L, D] with its last k positions replaced by p [k, D] (differentiable in p)."""
-    k = p.shape[0]
-    return torch.cat([cond[:, : cond.shape[1] - k], p.to(cond.dtype).expand(cond.shape[0], -1, -1)], dim=1)
+def splice(cond: Conditioning, p: torch.Tensor) -> Conditioning:
+    """c ⊕ p: the conditioning with the last k positions of its per-token states replaced by p [k, D]
+    (differentiable in p); its pooled vector, where the family has one, is the prompt's own."""
+    k, tokens = p.shape[0], cond.tokens
+    return cond.with_tokens(torch.cat([tokens[:, : tokens.shape[1] - k],
+                                       p.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=1))
 
 
-def tail(cond: torch.Tensor, k: int) -> torch.Tensor:
+def tail(cond: Conditioning, k: int) -> torch.Tensor:
     """A conditioning's own vectors at the key's positions [k, D] (c_e in Eq. 16's ball ||p − c_e|| ≤ ρ)."""
-    return cond[0, cond.shape[1] - k :]
+    return cond.tokens[0, cond.length - k :]
 
 
 def check_room(bundle, prompts: list[str], k: int) -> None:
-    """Refuse a prompt whose tokens (with start and end) reach the k positions the key takes."""
-    limit = bundle.tokenizer.model_max_length - k
+    """Refuse a prompt whose tokens (with start and end) reach the k positions the key takes: the last positions of
+    the text encoder whose sequence ends the conditioning (CLIP's for SD and SDXL, T5's for SD3 and FLUX)."""
+    text = bundle.tail_text
+    limit = text.max_length - k
     for prompt in prompts:
-        n = len(bundle.tokenizer(prompt, truncation=False).input_ids)
+        n = text.count(prompt)
         if n > limit:
             raise ErasekitError(f"prompt {prompt!r} has {n} tokens; with a key of {k} vectors it may have at most "
                                 f"{limit}")
@@ -148,10 +153,10 @@ class Key:
             raise ErasekitError(f"this key unlocks the hidden model with fingerprint {self.model} (hidden: "
                                 f"{', '.join(self.concepts)}), not {model.source!r} (fingerprint {model.fingerprint()})"
                                 "; pass the edit it was made with as --edit")
-        width = model.text_encoder.config.hidden_size
+        width = model.conditioning_width
         if next(iter(self.prompts.values())).shape[1] != width:
             raise ErasekitError(f"this key's vectors are {self.prompts[self.concepts[0]].shape[1]}-d, the model's "
-                                f"text encoder is {width}-d")
+                                f"conditioning is {width}-d")
 
     def concept_in(self, prompt: str) -> str:
         """The hidden concept `prompt` names (the key to splice into it); one clear error if none or several."""
@@ -162,16 +167,14 @@ class Key:
                                 f"({', '.join(self.concepts)}); a key brings back only its own concept")
         return named[0]
 
-    def conditioning(self, bundle, prompts: list[str], concepts: list[str | None] | None = None) -> torch.Tensor:
+    def conditioning(self, bundle, prompts: list[str], concepts: list[str | None] | None = None) -> Conditioning:
         """The prompts' conditioning with each one's key spliced in: the key of `concepts[i]` (None: no key), or by
         default of the hidden concept each prompt names."""
         concepts = [self.concept_in(p) for p in prompts] if concepts is None else list(concepts)
         check_room(bundle, [p for p, c in zip(prompts, concepts) if c is not None], self.tokens)
         cond = bundle.encode_prompts(prompts)
-        for i, concept in enumerate(concepts):
-            if concept is not None:
-                cond[i : i + 1] = splice(cond[i : i + 1], self.prompts[concept].to(cond.device))
-        return cond
+        return Conditioning.cat([cond[i] if concept is None else splice(cond[i], self.prompts[concept].to(cond.device))
+                                 for i, concept in enumerate(concepts)])
 
 
 def check_key_path(path: str | Path, overwrite: bool = False) -> None:

@@ -1,5 +1,6 @@
 """A registry of named, configurable things (the methods, the attacks): each has a config dataclass with its
-paper's defaults and presets per architecture, validated when it registers, as any user's options would be."""
+paper's defaults and presets per model (the miniature's, a family's), validated when it registers, as any user's
+options would be."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import build, build_options
+
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")  # the model families (models/families), in one place
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,16 @@ class Entry:
     config: type  # dataclass with the paper's defaults
     fn: Callable  # what it does: a method's erase, an attack's attack
     paper: str = ""
-    presets: dict = dataclasses.field(default_factory=dict)  # arch -> its defaults over the paper's ("mini": ...)
+    presets: dict = dataclasses.field(default_factory=dict)  # preset key -> defaults over the paper's ("mini": ...)
+    families: tuple = FAMILIES  # the model families where its math applies
+    why: str = ""  # why not the others, where it leaves some out
+
+    def check_family(self, family: str) -> None:
+        """Refuse, before any work, a model of a family this entry does not declare."""
+        if family not in self.families:
+            why = f" ({self.why})" if self.why else ""
+            raise ErasekitError(f"{self.name} does not run on {family} models; it runs on {', '.join(self.families)}"
+                                f"{why}")
 
 
 class Registry:
@@ -29,17 +41,27 @@ class Registry:
         self.entry = entry
 
     def register(self, name: str, summary: str, config: type, paper: str = "", presets: dict | None = None,
-                 **fields):
-        """A decorator that registers the function under `name`; `fields`: the entry type's own."""
+                 families: tuple = FAMILIES, why: str = "", **fields):
+        """A decorator that registers the function under `name`; `families`: where it runs (`why` not elsewhere);
+        `fields`: the entry type's own."""
         def wrap(fn):
-            self.add(self.entry(name, summary, config, fn, paper, dict(presets or {}), **fields))
+            self.add(self.entry(name, summary, config, fn, paper, dict(presets or {}), tuple(families), why,
+                                **fields))
             return fn
         return wrap
 
+    def available_for(self, family: str | None = None) -> list:
+        """Every entry, or those that run on `family`."""
+        return [s for s in self.available() if family is None or family in s.families]
+
     def add(self, spec) -> None:
-        """`spec` has `name`, `config` and `presets` ({arch: defaults over the paper's})."""
-        for arch, preset in spec.presets.items():
-            build(spec.config, preset, f"{spec.name} (its {arch} preset)")
+        """`spec` has `name`, `config` and `presets` ({preset key: defaults over the paper's})."""
+        unknown = [f for f in spec.families if f not in FAMILIES]
+        if unknown or not spec.families:
+            raise ErasekitError(f"{spec.name}: unknown families {unknown or spec.families}; valid: "
+                                f"{', '.join(FAMILIES)}")
+        for key, preset in spec.presets.items():
+            build(spec.config, preset, f"{spec.name} (its {key} preset)")
         self.items[spec.name] = spec
 
     def get(self, name: str):
@@ -53,7 +75,7 @@ class Registry:
         return [self.items[k] for k in sorted(self.items)]
 
     @staticmethod
-    def config(spec, file=None, overrides=(), values: dict | None = None, arch: str | None = None):
-        """The config: the paper's defaults, the preset for `arch`, a YAML file, `values`, then `key=value`
-        overrides."""
-        return build_options(spec.config, spec.name, spec.presets.get(arch), file, overrides, values)
+    def config(spec, file=None, overrides=(), values: dict | None = None, preset: str | None = None):
+        """The config: the paper's defaults, the preset for the model (`Bundle.preset`: "mini", "tiny" or its
+        family), a YAML file, `values`, then `key=value` overrides."""
+        return build_options(spec.config, spec.name, spec.presets.get(preset), file, overrides, values)

@@ -53,9 +53,11 @@ class Sampling:
     sld_threshold: float = 0.0
     sld_momentum_scale: float = 0.0
     sld_mom_beta: float = 0.0
+    true_cfg: float = 4.0  # a guidance-distilled model (FLUX-dev): the scale of the unconditional pass this edit adds
 
     def __post_init__(self):
-        numbers = [self.sld_guidance_scale, self.sld_threshold, self.sld_momentum_scale, self.sld_mom_beta]
+        numbers = [self.sld_guidance_scale, self.sld_threshold, self.sld_momentum_scale, self.sld_mom_beta,
+                   self.true_cfg]
         if not all(math.isfinite(float(v)) for v in numbers) or self.sld_warmup_steps < 0:
             raise ErasekitError(f"invalid SLD settings {asdict(self)}: every number must be finite, warmup ≥ 0")
         if not 0 <= self.sld_mom_beta <= 1:
@@ -77,7 +79,10 @@ class Sampling:
         return cls(**values)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings, `true_cfg` only where it differs from its default (so that sampler edits made before it
+        existed keep the manifests and fingerprints they had)."""
+        out = asdict(self)
+        return out if out["true_cfg"] != Sampling.true_cfg else {k: v for k, v in out.items() if k != "true_cfg"}
 
     def call_kwargs(self) -> dict:
         """The keyword arguments that make a stock diffusers pipeline sample like this (see `CALL_FILE`)."""

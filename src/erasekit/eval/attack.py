@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from erasekit.attacks.goal import CHECK_OFFSET, AttackResult, Goal
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched

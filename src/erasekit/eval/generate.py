@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, check_output, claim_partial, finish_dir, partial_of, write_text
 from erasekit.core.images import thumbnails

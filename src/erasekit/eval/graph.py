@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.files import atomic_path
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched

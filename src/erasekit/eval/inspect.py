@@ -6,7 +6,8 @@
 - C is a vocabulary (`core.vocab`): the miniature's lexicon, or a file of concepts.
 - Every concept is scored on the same `probes` noisy latents z_t: K DDIM trajectories of the *base* model under
   the empty prompt, stopped at K evenly spaced steps (one seed each). Both models see the same (z_t, t), so
-  their difference is the edit's alone; the probes are shared by every concept, so a concept costs 2K UNet passes.
+  their difference is the edit's alone; the probes are shared by every concept, so a concept costs 2K denoiser
+  passes.
 - Blind (no c_e): each concept is its own c_e, Eq. 19 becomes (1 + λ) L2, and the ranking is by the output-space
   change L2(c) = mean ||ε_θ'(z_t, c) − ε_θ(z_t, c)||², whatever λ is.
 - With c_e: L1 + λ L2 for every c_t; λ trades "what c_e now draws is far from c_t" (L1) for "c_t itself changed"
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import step_generator
 from erasekit.core.vocab import Vocabulary
 from erasekit.eval.generate import generate_batched
-from erasekit.methods.latents import ddim_timesteps
 from erasekit.methods.search import ConceptSearch, encode_concepts
 
 SEARCHES = ("auto", "exhaustive", "gumbel")
@@ -85,11 +86,14 @@ class Inspection:
 
 
 def check_pair(base: Bundle, edited: Bundle) -> None:
-    """θ and θ' must be comparable: the same latent shape and text-conditioning width."""
+    """θ and θ' must be comparable: the same family, latent shape and conditioning width."""
+    if base.family != edited.family:
+        raise ErasekitError(f"the two models are of different families ({base.family} vs {edited.family}): inspect "
+                            "compares fine-tunes of one architecture")
     if base.latent_shape != edited.latent_shape:
         raise ErasekitError(f"the two models' latents differ ({base.latent_shape} vs {edited.latent_shape}): "
                             "inspect compares fine-tunes of one architecture")
-    a, b = base.text_encoder.config.hidden_size, edited.text_encoder.config.hidden_size
+    a, b = base.conditioning_width, edited.conditioning_width
     if a != b:
         raise ErasekitError(f"the two models' text encoders differ in width ({a} vs {b}): inspect compares "
                             "fine-tunes of one architecture")
@@ -97,19 +101,17 @@ def check_pair(base: Bundle, edited: Bundle) -> None:
 
 @torch.no_grad()
 def probe_latents(base: Bundle, config: InspectConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """K probes (z_t [K, C, h, w], t [K]): the base model's empty-prompt DDIM trajectories, probe j from seed
+    """K probes (z_t [K, C, h, w], t [K]): the base model's empty-prompt sampling trajectories, probe j from seed
     `seed + j` stopped after j·steps/K steps (the first probe is pure noise at the first timestep)."""
-    uncond = base.encode_prompts([""])
-    times = ddim_timesteps(base, config.steps)
-    zs, ts = [], []
-    for j in range(config.probes):
-        stop = j * config.steps // config.probes
-        zs.append(base.sample(uncond, [config.seed + j], steps=config.steps, guidance=1.0, stop_at=stop))
-        ts.append(int(times[stop]))
-    return torch.cat(zs), torch.tensor(ts, device=base.device, dtype=torch.long)
+    uncond = base.unconditional()
+    times = base.sampling_timesteps(config.steps)
+    zs = [base.sample(uncond, [config.seed + j], steps=config.steps, guidance=1.0, stop_at=j * config.steps //
+                      config.probes) for j in range(config.probes)]
+    ts = times[[j * config.steps // config.probes for j in range(config.probes)]]
+    return torch.cat(zs), ts.to(base.device)
 
 
-def _eps_all(model: Bundle, conds: torch.Tensor, z: torch.Tensor, t: torch.Tensor, batch: int) -> torch.Tensor:
+def _eps_all(model: Bundle, conds: Conditioning, z: torch.Tensor, t: torch.Tensor, batch: int) -> torch.Tensor:
     """ε(z_j, t_j, c_i) for every concept i and probe j: [N, K, C, h, w]."""
     n, k = len(conds), len(z)
     ii, jj = torch.arange(n).repeat_interleave(k), torch.arange(k).repeat(n)  # pair p = (concept p // k, probe p % k)
@@ -125,7 +127,7 @@ def score_concepts(base: Bundle, edited: Bundle, concepts: list[str], probes, co
     z, t = probes
     e_ce = None
     if erased is not None:
-        e_ce = torch.stack([edited.eps(z, t, edited.encode_prompts([tpl.format(erased)]).expand(len(z), -1, -1))
+        e_ce = torch.stack([edited.eps(z, t, edited.encode_prompts([tpl.format(erased)]).expand(len(z)))
                             .float() for tpl in config.templates])  # [T, K, ...]
     l1 = torch.zeros(len(concepts), dtype=torch.float64)
     l2 = torch.zeros(len(concepts), dtype=torch.float64)
@@ -159,10 +161,10 @@ def gumbel_shortlist(base: Bundle, edited: Bundle, concepts: list[str], probes, 
         c_e = edited.encode_prompts([config.templates[0].format(erased)]) if erased is not None else None
     search = ConceptSearch([concepts], [emb], config.gumbel_lr, config.gumbel_temperature, hard=True, topk=1)
 
-    def gain(c):  # Eq. 19 at the searched conditioning c [1, L, d], on a few probes
+    def gain(c):  # Eq. 19 at the searched conditioning c (a batch of one), on a few probes
         with torch.no_grad():
-            ce = edited.eps(zb, tb, c_e.expand(len(zb), -1, -1)).float() if c_e is not None else None
-        cb = c.expand(len(zb), -1, -1)
+            ce = edited.eps(zb, tb, c_e.expand(len(zb))).float() if c_e is not None else None
+        cb = c.expand(len(zb))
         e_base = base.eps(zb, tb, cb).float()
         l2 = (edited.eps(zb, tb, cb).float() - e_base).pow(2).mean()
         if ce is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
 from erasekit.eval import metrics as M

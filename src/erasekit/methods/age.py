@@ -36,7 +36,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -106,23 +107,24 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
     def loss_fn(step: int):
         s = setup.step(step, config)
         b = len(s.z_e)
-        c_e = conds[s.k][None].expand(b, -1, -1)
+        c_e = conds[s.k].expand(b)
         with torch.no_grad():  # neither ε_θ'(z_e, c_e) nor ε_θ(z_e, c_e) depends on c_t: once per step
             s_e = model.eps(s.z_e, s.t, c_e)
             e_e = bundle.eps(s.z_e, s.t, c_e) if eta else None
 
         def gain(c_t):  # Eq. 13's objective as a function of c_t: π ascends it
-            c_t = c_t.expand(b, -1, -1)
+            c_t = c_t.expand(b)
             target, e_t = teacher(s, c_t, e_e)
             return (prediction_gap(bundle, s_e, target, s.t, config.space)
                     + lam * prediction_gap(bundle, model.eps(s.z_s, s.t, c_t), e_t, s.t, config.space))
 
         search.climb(s.i, s.gen, config.pgd_steps, gain)
         # θ' maps c_e onto the c_t found and preserves c_t (Eq. 13's outer min)
-        c_t = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b, -1, -1)
+        c_t = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b)
         with torch.no_grad():
             target, e_t = teacher(s, c_t, e_e)
-        s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_t])).chunk(2)
+        s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]),
+                             Conditioning.cat([c_e, c_t])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_t, e_t, s.t, config.space)
         return l1 + lam * l2, setup.log(concepts, s, l1, l2)

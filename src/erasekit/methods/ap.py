@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -43,7 +44,7 @@ class APConfig(SearchConfig):
     num_centers: int = 100
 
 
-def preservation_gap(bundle: Bundle, model: Bundle, z: torch.Tensor, t: torch.Tensor, c_a: torch.Tensor,
+def preservation_gap(bundle: Bundle, model: Bundle, z: torch.Tensor, t: torch.Tensor, c_a: Conditioning,
                      space: str) -> torch.Tensor:
     """L2 = ||ε_θ'(z, c_a) − ε_θ(z, c_a)||² (Eq. 9's second term), differentiable in c_a."""
     return prediction_gap(bundle, model.eps(z, t, c_a), bundle.eps(z, t, c_a), t, space)
@@ -71,14 +72,14 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run
         b = len(s.z_e)
         # Algorithm 1: c_a ← argmax L2, by ascent on π
         search.climb(s.i, s.gen, config.pgd_steps,
-                     lambda c_a: preservation_gap(bundle, model, s.z_s, s.t, c_a.expand(b, -1, -1), config.space))
+                     lambda c_a: preservation_gap(bundle, model, s.z_s, s.t, c_a.expand(b), config.space))
         # Algorithm 2: θ' descends Eq. 9 at the c_a found
-        c_a = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b, -1, -1)
-        c_e = conds[s.k][None].expand(b, -1, -1)
+        c_a = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b)
+        c_e = conds[s.k].expand(b)
         with torch.no_grad():  # ε_θ(c_n) (guided away from c_e by η) and ε_θ(c_a), one batch
-            target, (e_a,) = guided_target(bundle, s.t, (s.z_e, c_n.expand(b, -1, -1)), (s.z_e, c_e), eta,
-                                           (s.z_s, c_a))
-        s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), torch.cat([c_e, c_a])).chunk(2)
+            target, (e_a,) = guided_target(bundle, s.t, (s.z_e, c_n.expand(b)), (s.z_e, c_e), eta, (s.z_s, c_a))
+        s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]),
+                             Conditioning.cat([c_e, c_a])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_a, e_a, s.t, config.space)  # preservation_gap, with the batch shared
         return l1 + lam * l2, setup.log(concepts, s, l1, l2)

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import GROUPS
+from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.latents import LatentPool
@@ -75,11 +76,11 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run
         x_t, t, eps = pool.draw(gen, config.batch)
         k = int(torch.randint(0, len(c_star), (1,), generator=gen))
         b = len(x_t)
-        cond = torch.cat([c_star[k][None].expand(b, -1, -1), c_anchor.expand(b, -1, -1)])
+        cond = Conditioning.cat([c_star[k].expand(b), c_anchor.expand(b)])
         out_star, out_anchor = model.eps(torch.cat([x_t, x_t]), torch.cat([t, t]), cond).chunk(2)
         if config.mode == "model":
             with torch.no_grad():
-                target = bundle.eps(x_t, t, c_anchor.expand(b, -1, -1))
+                target = bundle.eps(x_t, t, c_anchor.expand(b))
         else:
             target = eps
         l_ablate, l_prior = F.mse_loss(out_star, target), F.mse_loss(out_anchor, eps)

@@ -3,7 +3,9 @@ models", arXiv:2409.17682): loop mining → verifying → circumventing until th
 concept back no longer does (Sec. 3.2, Fig. 1).
 
 Only LoRA adapters train (rank 8 on `to_v` of every attention module, through peft). θ' is the frozen base (the
-`teacher`), θ = θ' + adapters the `student`.
+`teacher`), θ = θ' + adapters the `student`. Families: every one. On SD3 and FLUX `to_v` is the image stream's value
+projection of every joint and single block (`add_v_proj`, the text stream's, may be named too); c mines the
+conditioning's per-token states, and a family's pooled vector stays the starting prompt's.
 
 1. Mining (Eq. 5): c, `tokens` free vectors in the text encoder's output space, minimises the student's
    denoising error on k images drawn from the image pool P_I (the teacher's images of "a * photo"):
@@ -39,7 +41,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
@@ -48,7 +51,7 @@ from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool
-from erasekit.methods.lora import add_adapters, lora_tensors
+from erasekit.models.lora import add_adapters, lora_tensors
 from erasekit.methods.registry import register
 
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -109,22 +112,17 @@ MINI = {"max_loops": 48, "pool_size": 32, "tokens": 8, "mine_iterations": 60, "m
 
 
 def word_table(bundle: Bundle, vocab: str) -> tuple[list[str], torch.Tensor]:
-    """Whole words and their output-space vectors (each word alone between BOS and EOS: its own position)."""
+    """Whole words and their output-space vectors (each word alone: its own position, `Bundle.word_states`)."""
     from erasekit.attacks.goal import candidate_ids
-    from erasekit.core.tokens import decode
+    from erasekit.models.words import decode
 
     ids = candidate_ids(bundle, vocab)
-    tok = bundle.tokenizer
-    rows = torch.stack([torch.full_like(ids, tok.bos_token_id), ids, torch.full_like(ids, tok.eos_token_id)], 1)
-    with torch.no_grad():
-        table = torch.cat([bundle.encode_embeddings(bundle.token_embeddings(chunk))[:, 1]
-                           for chunk in rows.split(1024)])
-    return [decode(bundle, i[None]) for i in ids], table
+    return [decode(bundle, i[None]) for i in ids], bundle.word_states(ids)
 
 
-def nearest_words(c: torch.Tensor, words: list[str], table: torch.Tensor) -> str:
+def nearest_words(c: Conditioning, words: list[str], table: torch.Tensor) -> str:
     """The vocabulary word nearest (cosine) to each vector of c: what the mined embedding reads as."""
-    sim = F.normalize(c.detach()[0].float(), dim=-1) @ F.normalize(table.float(), dim=-1).T
+    sim = F.normalize(c.tokens.detach()[0].float(), dim=-1) @ F.normalize(table.float(), dim=-1).T
     return " ".join(words[i] for i in sim.argmax(-1).tolist())
 
 
@@ -134,14 +132,14 @@ def nearest_words(c: torch.Tensor, words: list[str], table: torch.Tensor) -> str
 def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Run = Run()) -> Edit:
     if run.scorer is None:
         raise ErasekitError("Dark Miner verifies mined embeddings with an image encoder (Eq. 6): pass run.scorer")
-    teacher, student = bundle, bundle.clone(("unet",), changes=lambda name: False)  # LoRA adds; the UNet is shared
+    teacher, student = bundle, bundle.clone((bundle.DENOISER,), changes=lambda name: False)  # LoRA adds: shared
     layers = add_adapters(student, config.rank, list(config.modules), config.seed)
     adapters = [p for layer in layers.values() for p in layer.parameters() if p.requires_grad]
     prompts = expand(concepts.erase, config.templates)
     with torch.no_grad():
         c_0 = bundle.encode_prompts([config.anchor])
-        empty = bundle.encode_prompts([""])[:, : config.tokens]
-        starts = bundle.encode_prompts(prompts)[:, : config.tokens]
+        empty = bundle.unconditional().first(config.tokens)
+        starts = bundle.encode_prompts(prompts).first(config.tokens)
         P_I = torch.cat([LatentPool(teacher, bundle.encode_prompts([p]), n, seed=config.seed + 7919 * i,
                                     steps=config.steps, guidance=config.guidance).z0
                          for i, (p, n) in enumerate(_shares(prompts, config.pool_size))])
@@ -154,7 +152,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         started = time.perf_counter()
         for p in adapters:
             p.requires_grad_(False)
-        c, mine_rows = mine(student, x_e, starts[loop % len(starts)][None], config, run, loop)
+        c, mine_rows = mine(student, x_e, starts[loop % len(starts)], config, run, loop)
         mined = time.perf_counter()
         seeds = [config.seed + 100_003 * (loop + 1) + j for j in range(config.k)]
         done = record.loop(loop)
@@ -186,38 +184,39 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
                               "seconds": {"mine": mined - started, "verify": verified - mined,
                                           "circumvent": ended - verified}})
         record.save(loops, P_E)
-    edit = Edit.from_changes(bundle, lora_tensors(layers), "darkminer", config, concepts.as_dict(), kind="lora")
+    edit = Edit.from_changes(bundle, lora_tensors(student, layers), "darkminer", config, concepts.as_dict(), kind="lora")
     edit.metrics.update({"loops": len(P_E), "stopped_by": "verification" if loops and loops[-1].get("stopped")
                          else "max_loops", "s": [row["s"] for row in loops]})
     return edit
 
 
-def mine(student: Bundle, x_e: torch.Tensor, start: torch.Tensor, config: DarkMinerConfig, run: Run,
-         loop: int) -> tuple[torch.Tensor, list[dict]]:
-    """Eq. 5: the embedding c [1, tokens, D] whose conditioning best denoises the k pool images."""
-    c = torch.nn.Parameter(start.detach().clone())
+def mine(student: Bundle, x_e: torch.Tensor, start: Conditioning, config: DarkMinerConfig, run: Run,
+         loop: int) -> tuple[Conditioning, list[dict]]:
+    """Eq. 5: the embedding c (per-token states [1, tokens, D]) whose conditioning best denoises the k pool images.
+    A family's pooled vector, where it has one, stays the starting prompt's: c is what the per-token states mine."""
+    c = torch.nn.Parameter(start.tokens.detach().clone())
     sched = lambda step: config.mine_lr * (config.decay if step >= config.mine_decay_at else 1.0)
 
     def loss_fn(step: int):
         gen = step_generator(config.seed, step, 2 * loop)
-        t = torch.randint(0, student.scheduler.config.num_train_timesteps, (len(x_e),), generator=gen)
+        t = student.train_timesteps(len(x_e), gen)
         eps = torch.randn(x_e.shape, generator=gen).to(x_e.device, x_e.dtype)
-        x_t = student.add_noise(x_e, eps, t.to(x_e.device))
-        return F.mse_loss(student.eps(x_t, t, c.expand(len(x_e), -1, -1)), eps)  # L_M
+        x_t = student.add_noise(x_e, eps, t)
+        return F.mse_loss(student.eps(x_t, t, start.with_tokens(c).expand(len(x_e))), eps)  # L_M
 
     rows = train(f"mine {loop}", loss_fn, [c], config.mine_iterations, config.mine_lr, run, config.mine_grad_clip,
                  config.checkpoint_every, prefix=f"loop{loop:03d}-mine-",
                  optimizer=OPTIMIZERS[config.mine_optimizer], lr_at=sched)
-    return c.detach(), rows
+    return start.with_tokens(c.detach()).detach(), rows
 
 
-def verify(student: Bundle, c: torch.Tensor, x_e: torch.Tensor, c_0: torch.Tensor, empty: torch.Tensor,
+def verify(student: Bundle, c: Conditioning, x_e: torch.Tensor, c_0: Conditioning, empty: Conditioning,
            seeds: list[int], config: DarkMinerConfig, enc) -> tuple[float, torch.Tensor]:
     """Eq. 6: s(c), and the student's images x_c of c."""
     with torch.no_grad():
         x_c = _images(student, c, empty, seeds, config)
         x_r = student.generate(None, seeds, steps=config.steps, guidance=config.guidance,
-                               cond=c_0.expand(len(seeds), -1, -1))
+                               cond=c_0.expand(len(seeds)))
         images_e = (student.decode_latents(x_e).float() + 1) / 2
         f_c, f_r, f_e = (torch.as_tensor(enc(x)).float() for x in (x_c, x_r, images_e))
     s_c = float(F.cosine_similarity(f_c - f_r, f_e - f_r, dim=-1).mean())
@@ -226,8 +225,8 @@ def verify(student: Bundle, c: torch.Tensor, x_e: torch.Tensor, c_0: torch.Tenso
     return s_c, x_c
 
 
-def circumvent(student: Bundle, teacher: Bundle, P_E: list[torch.Tensor], x_pools: list[LatentPool],
-               c_0: torch.Tensor, adapters: list[torch.nn.Parameter], config: DarkMinerConfig, run: Run,
+def circumvent(student: Bundle, teacher: Bundle, P_E: list[Conditioning], x_pools: list[LatentPool],
+               c_0: Conditioning, adapters: list[torch.nn.Parameter], config: DarkMinerConfig, run: Run,
                loop: int) -> list[dict]:
     """Eqs. 7-8 on the adapters: the newest c (probability r) or an earlier one is sent to c0's prediction, while
     c0, 0·c and −c keep the teacher's."""
@@ -240,8 +239,8 @@ def circumvent(student: Bundle, teacher: Bundle, P_E: list[torch.Tensor], x_pool
         j = int(torch.randint(0, newest, (1,), generator=gen)) if earlier else newest
         x_t, t, _ = x_pools[j].draw(gen, config.circ_batch)
         b, c = len(x_t), P_E[j]
-        probes = torch.cat([c, 0 * c, -c]).repeat_interleave(b, 0)  # c, 0·c, −c for each x_t
-        x3, t3, c0_b = x_t.repeat(3, 1, 1, 1), t.repeat(3), c_0.expand(b, -1, -1)
+        probes = Conditioning.cat([c, c.scaled(0.0), c.scaled(-1.0)]).repeat_interleave(b)  # c, 0·c, −c per x_t
+        x3, t3, c0_b = x_t.repeat(3, 1, 1, 1), t.repeat(3), c_0.expand(b)
         on_c, on_zero, on_neg = student.eps(x3, t3, probes).chunk(3)
         on_c0 = student.eps(x_t, t, c0_b)
         with torch.no_grad():
@@ -256,11 +255,10 @@ def circumvent(student: Bundle, teacher: Bundle, P_E: list[torch.Tensor], x_pool
                  optimizer=OPTIMIZERS["sgd"], lr_at=sched)
 
 
-def _images(model: Bundle, c: torch.Tensor, empty: torch.Tensor, seeds: list[int], config) -> torch.Tensor:
+def _images(model: Bundle, c: Conditioning, empty: Conditioning, seeds: list[int], config) -> torch.Tensor:
     """Images in [0, 1] of the embedding c, guided against the empty prompt's vectors of c's length."""
     n = len(seeds)
-    out = model.sample(c.expand(n, -1, -1), seeds, steps=config.steps, guidance=config.guidance,
-                       uncond=empty.expand(n, -1, -1))
+    out = model.sample(c.expand(n), seeds, steps=config.steps, guidance=config.guidance, uncond=empty.expand(n))
     return (out.float() + 1) / 2
 
 
@@ -313,4 +311,4 @@ class _Record:
             save_file(self.images, str(tmp))
         if P_E:
             with atomic_path(self.folder / "embeddings.safetensors") as tmp:
-                save_file({f"c{j:03d}": c[0].contiguous() for j, c in enumerate(P_E)}, str(tmp))
+                save_file({f"c{j:03d}": c.tokens[0].contiguous() for j, c in enumerate(P_E)}, str(tmp))

@@ -12,7 +12,9 @@ repository's current diffusers script (esd_sd.py) does. `z_source="pool"` noises
 generated for c_e once: much cheaper, but a deviation from the paper (z_t then no longer tracks the edited model).
 
 Variants by parameter group: esd-x (cross-attention), esd-u (everything but cross-attention), esd-all,
-esd-x-strict (cross-attention keys/values only).
+esd-x-strict (cross-attention keys/values only). Families: every one (the official code has SD and SDXL scripts).
+The target is in ε (a flow model's velocity converted, `Bundle.predict`), and on SD3 and FLUX the groups name the
+joint blocks' text stream, the cross-attention's role there (models/groups.py).
 
 Defaults: the paper's for SD (1000 iterations, lr 1e-5, η = 1, 50 DDIM steps, start guidance 3, batch 1). The
 official repository's newer diffusers script (esd_sd.py) uses 200 iterations and lr 5e-5, and writes its target as
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
 from erasekit.core.options import at_least, check_choice
@@ -67,13 +69,13 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Ru
     model, params = student(bundle, ESD_GROUPS[config.group])
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
-        uncond = bundle.encode_prompts([""])
+        uncond = bundle.unconditional()
     sample_z = ZSampler(model, bundle, conds, uncond, config)
     eta = config.negative_guidance
 
     def loss_fn(step: int):
         z_t, t, k = sample_z(step)
-        c_e, empty = conds[k][None].expand(len(z_t), -1, -1), uncond.expand(len(z_t), -1, -1)
+        c_e, empty = conds[k].expand(len(z_t)), uncond.expand(len(z_t))
         with torch.no_grad():  # the frozen model: ε_θ(z_t, t) − η [ε_θ(z_t, c_e, t) − ε_θ(z_t, t)], one batch
             target, _ = guided_target(bundle, t, (z_t, empty), (z_t, c_e), eta)
         return F.mse_loss(model.eps(z_t, t, c_e), target), {"t": int(t[0])}

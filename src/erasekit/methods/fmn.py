@@ -22,12 +22,12 @@ from functools import partial
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import GROUPS
-from erasekit.methods.attention import AttentionProbe, token_positions
+from erasekit.models.groups import GROUPS
+from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import LoopConfig, finish, fit, student
@@ -54,7 +54,7 @@ MINI = {"iterations": 150, "lr": 2e-4, "batch": 8, "group": "xattn", "pool_size"
 
 
 @register("fmn", "Forget-Me-Not: minimise the concept tokens' cross-attention maps (Zhang 2023)", FMNConfig,
-          paper="arXiv:2303.17591", presets={"mini": MINI})
+          paper="arXiv:2303.17591", presets={"mini": MINI}, families=UNET_FAMILIES, why=WHY_UNET)
 def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run = Run()) -> Edit:
     model, params = student(bundle, config.group)
     items = [(t.format(c), c) for c in concepts.erase for t in config.templates]  # (prompt, the concept's words)
@@ -62,15 +62,15 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run = Ru
         conds = bundle.encode_prompts([p for p, _ in items])
     pools = {c: LatentPool(bundle, bundle.encode_prompts([c]), config.pool_size, seed=config.seed)
              for c in concepts.erase}
-    positions = token_positions(bundle.tokenizer, [p for p, _ in items], [c for _, c in items], config.use_pooler)
-    probe = AttentionProbe(model.unet)
+    positions = token_positions(bundle, [p for p, _ in items], [c for _, c in items], config.use_pooler)
+    probe = AttentionProbe(model.denoiser)
 
     def loss_fn(step: int):
         gen = step_generator(config.seed, step)
         k = int(torch.randint(0, len(items), (1,), generator=gen))
         x_t, t, _ = pools[items[k][1]].draw(gen, config.batch)
         probe.watch(positions[k][None].expand(len(x_t), -1))
-        model.model_output(x_t, t, conds[k][None].expand(len(x_t), -1, -1))
+        model.model_output(x_t, t, conds[k].expand(len(x_t)))
         return probe.norm_of_all()
 
     optimizer = partial(torch.optim.AdamW, weight_decay=config.weight_decay)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import check_choice
 from erasekit.core.vocab import load_vocabulary

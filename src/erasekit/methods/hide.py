@@ -21,6 +21,9 @@ Stage 2, recovery (Eq. 16): whoever holds θ and θ' re-derives a key for c_e,
 
 z_t comes from the base's partial trajectory for c_e (`z_source="base-trajectory"`): L2 asks the keyed model to
 follow the base where the base draws c_e, and those latents exist only in the base.
+
+Families: every one. The key takes the last positions of the conditioning's per-token states: CLIP's padding on SD
+and SDXL, T5's on SD3 and FLUX.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import KEY_FILE, Key, check_room, splice, tail
 from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import at_least, build_options, check_choice
-from erasekit.core.targets import GROUPS
+from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, stop_rule, student
@@ -93,9 +97,10 @@ MINI = {"iterations": 300, "lr": 1e-3, "key_lr": 1e-2, "batch": 8, "ddim_steps":
 MINI_RECOVER = {"iterations": 60, "lr": 1e-2, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}")}
 
 
-def recover_config(arch: str | None = None, file=None, overrides=(), values: dict | None = None) -> RecoverConfig:
+def recover_config(preset: str | None = None, file=None, overrides=(), values: dict | None = None) -> RecoverConfig:
     """Stage 2's options: the defaults, the miniature's preset on the miniature, a YAML file, `values`, `--set`s."""
-    return build_options(RecoverConfig, "recover", MINI_RECOVER if arch == "mini" else None, file, overrides, values)
+    return build_options(RecoverConfig, "recover", MINI_RECOVER if preset == "mini" else None, file, overrides,
+                         values)
 
 
 class _Prompts:
@@ -108,7 +113,7 @@ class _Prompts:
         check_room(bundle, self.prompts + self.concepts, config.key_tokens)
         with torch.no_grad():
             self.conds = bundle.encode_prompts(self.prompts)
-            self.uncond = bundle.encode_prompts([""])
+            self.uncond = bundle.unconditional()
             self.centres = [tail(bundle.encode_prompts([c]), config.key_tokens) for c in self.concepts]
 
     def distances(self, keys) -> dict[str, float]:
@@ -130,16 +135,16 @@ def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = R
     def loss_fn(step: int):
         z_t, t, i = sample_z(step)
         b = len(z_t)
-        c_e = hidden.conds[i][None].expand(b, -1, -1)
+        c_e = hidden.conds[i].expand(b)
         c_e_key = splice(c_e, keys[hidden.owner[i]])
         kept = []
         if c_n is not None:
             j = int(torch.randint(0, len(c_n), (1,), generator=step_generator(config.seed, step, stream=1)))
-            kept = [(z_t, c_n[j][None].expand(b, -1, -1))]
+            kept = [(z_t, c_n[j].expand(b))]
         with torch.no_grad():  # the frozen teacher's ε_θ(c_t), ε_θ(c_e) (and ε_θ(c_n)), one batch
-            teacher_t, teacher_e, *teacher_n = predictions(teacher, t, (z_t, c_t.expand(b, -1, -1)), (z_t, c_e), *kept)
+            teacher_t, teacher_e, *teacher_n = predictions(teacher, t, (z_t, c_t.expand(b)), (z_t, c_e), *kept)
         m = 2 + len(kept)  # the student's ε_θ'(c_e), ε_θ'(c_e ⊕ p) (and ε_θ'(c_n)), one batch
-        conds = torch.cat([c_e, c_e_key, *(c for _, c in kept)])
+        conds = Conditioning.cat([c_e, c_e_key, *(c for _, c in kept)])
         student_e, student_key, *student_n = model.eps(z_t.repeat(m, 1, 1, 1), t.repeat(m), conds).chunk(m)
         l1 = F.mse_loss(student_e, guided_away(teacher_t, teacher_e, config.negative_guidance))  # Eq. 15, L1
         l2 = F.mse_loss(student_key, teacher_e)  # Eq. 15, L2
@@ -195,7 +200,7 @@ def recover(base: Bundle, edit: Edit, concepts: list[str], config: RecoverConfig
 
     def loss_fn(step: int):
         z_t, t, i = sample_z(step)
-        c_e = hidden.conds[i][None].expand(len(z_t), -1, -1)
+        c_e = hidden.conds[i].expand(len(z_t))
         with torch.no_grad():
             teacher_e = base.eps(z_t, t, c_e)
         return F.mse_loss(edited.eps(z_t, t, splice(c_e, keys[hidden.owner[i]])), teacher_e)  # Eq. 16

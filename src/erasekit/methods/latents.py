@@ -14,28 +14,22 @@
 from __future__ import annotations
 
 import torch
-from diffusers import DDIMScheduler
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
 from erasekit.core.loop import step_generator
+from erasekit.models.bundle import Bundle
 
 Z_SOURCES = ("trajectory", "base-trajectory", "pool")
 
 
-def ddim_timesteps(bundle: Bundle, steps: int) -> torch.Tensor:
-    scheduler = DDIMScheduler.from_config(bundle.scheduler.config)
-    scheduler.set_timesteps(steps)
-    return scheduler.timesteps
-
-
-def partial_trajectory(bundle: Bundle, cond: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int,
+def partial_trajectory(bundle: Bundle, cond: Conditioning, uncond: Conditioning, seeds: list[int], steps: int,
                        guidance: float, stop_at: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z_t [B, C, h, w], t [B]) after `stop_at` of `steps` DDIM steps from the seeds' initial noise."""
+    """(z_t [B, C, h, w], t [B]) after `stop_at` of `steps` sampling steps from the seeds' initial noise (DDIM for
+    the UNet families, the flow-matching Euler sampler for SD3 and FLUX; t the timestep evaluated next)."""
     b = len(seeds)
-    z = bundle.sample(cond.expand(b, -1, -1), seeds, steps=steps, guidance=guidance,
-                      uncond=uncond.expand(b, -1, -1), stop_at=stop_at)
-    t = ddim_timesteps(bundle, steps)[stop_at]
-    return z, torch.full((b,), int(t), device=bundle.device, dtype=torch.long)
+    z = bundle.sample(cond.expand(b), seeds, steps=steps, guidance=guidance, uncond=uncond.expand(b), stop_at=stop_at)
+    t = bundle.sampling_timesteps(steps)[stop_at]
+    return z, torch.full((b,), t.item(), device=bundle.device, dtype=t.dtype)
 
 
 SPACES = ("eps", "x0")
@@ -43,11 +37,11 @@ SPACES = ("eps", "x0")
 
 def prediction_gap(bundle: Bundle, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, space: str) -> torch.Tensor:
     """mean ||a − b||² in ε-space, or of the x̂0 the two predictions imply at z_t (the same z_t for both):
-    x̂0_a − x̂0_b = −sqrt((1 − ᾱ_t) / ᾱ_t) (a − b), so x0-space weights each sample by (1 − ᾱ_t) / ᾱ_t."""
+    x̂0_a − x̂0_b = −s_t (a − b) with s_t = `bundle.x0_scale(t)` (sqrt((1 − ᾱ_t) / ᾱ_t) for DDPM, σ / (1 − σ) for
+    flow matching), so x0-space weights each sample by s_t²."""
     sq = (a - b).float().pow(2)
     if space == "x0":
-        alpha = bundle.scheduler.alphas_cumprod.to(sq.device)[t.long()].float().reshape(-1, 1, 1, 1)
-        sq = sq * (1 - alpha) / alpha
+        sq = sq * bundle.x0_scale(t.to(sq.device)).float().pow(2)
     return sq.mean()
 
 
@@ -56,22 +50,21 @@ class LatentPool:
 
     def __init__(self, bundle: Bundle, cond: torch.Tensor, size: int, seed: int, steps: int = 25,
                  guidance: float = 5.0, batch: int = 32, uncond: torch.Tensor | None = None):
-        self.bundle = bundle  # uncond: [1, L, D] of cond's length L (default: the empty prompt, when L is 77)
+        self.bundle = bundle  # uncond: of cond's length (default: the model's own unconditional)
         batch = min(batch, bundle.image_batch)
         chunks = []
         for i in range(0, size, batch):
             seeds = list(range(seed + i, seed + min(size, i + batch)))
-            u = None if uncond is None else uncond.expand(len(seeds), -1, -1)
-            chunks.append(bundle.sample(cond.expand(len(seeds), -1, -1), seeds, steps=steps, guidance=guidance,
-                                        uncond=u, decode=False))
+            u = None if uncond is None else uncond.expand(len(seeds))
+            chunks.append(bundle.sample(cond.expand(len(seeds)), seeds, steps=steps, guidance=guidance, uncond=u,
+                                        decode=False))
         self.z0 = torch.cat(chunks)
 
     def draw(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z_t, t, noise) for `batch` random pool entries at uniform training timesteps."""
         idx = torch.randint(0, len(self.z0), (batch,), generator=gen)
-        t = torch.randint(0, self.bundle.scheduler.config.num_train_timesteps, (batch,), generator=gen)
+        t = self.bundle.train_timesteps(batch, gen)
         noise = torch.randn(self.z0[idx].shape, generator=gen).to(self.z0.device, self.z0.dtype)
-        t = t.to(self.z0.device)
         return self.bundle.add_noise(self.z0[idx], noise, t), t, noise
 
 
@@ -81,13 +74,13 @@ class ZSampler:
     official esd_sd.py script), or a pool draw (`"pool"`). `config` has `seed`, `batch`, `ddim_steps`,
     `start_guidance` and optionally `z_source` and `pool_size`."""
 
-    def __init__(self, model: Bundle, base: Bundle, conds: torch.Tensor, uncond: torch.Tensor, config):
+    def __init__(self, model: Bundle, base: Bundle, conds: Conditioning, uncond: Conditioning, config):
         source = getattr(config, "z_source", "trajectory")
         self.model = base if source == "base-trajectory" else model
         self.conds, self.uncond, self.config = conds, uncond, config
         self.pools = None
         if source == "pool":
-            self.pools = [LatentPool(base, c[None], config.pool_size, seed=config.seed) for c in conds]
+            self.pools = [LatentPool(base, conds[k], config.pool_size, seed=config.seed) for k in range(len(conds))]
 
     def draw(self, step: int) -> tuple[int, int, list[int]]:
         """The step's random choices: (index of the erased prompt, trajectory stop, initial-noise seeds)."""
@@ -98,7 +91,7 @@ class ZSampler:
         seeds = torch.randint(0, 2**31 - 1, (cfg.batch,), generator=gen).tolist()
         return k, stop_at, seeds
 
-    def trajectory(self, cond: torch.Tensor, stop_at: int, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def trajectory(self, cond: Conditioning, stop_at: int, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """z_t of the model being edited, conditioned on `cond` (any prompt: AP/AGE's searched concept too)."""
         return partial_trajectory(self.model, cond, self.uncond, seeds, self.config.ddim_steps,
                                   self.config.start_guidance, stop_at)
@@ -111,5 +104,5 @@ class ZSampler:
             z, t, _ = self.pools[k].draw(gen, self.config.batch)
             return z, t, k
         k, stop_at, seeds = self.draw(step)
-        z, t = self.trajectory(self.conds[k][None], stop_at, seeds)
+        z, t = self.trajectory(self.conds[k], stop_at, seeds)
         return z, t, k

@@ -15,12 +15,12 @@ from typing import Callable
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least
-from erasekit.core.targets import select
+from erasekit.models.groups import select
 
 
 @dataclass
@@ -40,11 +40,11 @@ class LoopConfig(Checked):
 
 
 def student(bundle: Bundle, group: str) -> tuple[Bundle, dict[str, torch.nn.Parameter]]:
-    """A copy of `bundle` with its own UNet, whose `group` parameters require grad; {unet param name: param}.
-    Only the group is copied: the rest of the UNet is the teacher's own, frozen tensors."""
-    trained = {f"unet.{name}" for name in select(bundle.unet, group)[0]}
-    copy = bundle.clone(("unet",), changes=trained.__contains__)
-    names, params = select(copy.unet, group)
+    """A copy of `bundle` with its own denoiser, whose `group` parameters require grad; {denoiser param name: param}.
+    Only the group is copied: the rest of the denoiser is the teacher's own, frozen tensors."""
+    trained = {f"{bundle.DENOISER}.{name}" for name in select(bundle.denoiser, group)[0]}
+    copy = bundle.clone((bundle.DENOISER,), changes=trained.__contains__)
+    names, params = select(copy.denoiser, group)
     for p in params:
         p.requires_grad_(True)
     return copy, dict(zip(names, params))
@@ -63,16 +63,16 @@ def stop_rule(run: Run, params: dict[str, torch.nn.Parameter]) -> Callable[[int]
     return None if run.until is None else (lambda step: bool(run.until(step, params)))
 
 
-def changed_tensors(params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
-    """The trained parameters under their edit names (`unet.<name>`)."""
-    return {f"unet.{name}": p.detach() for name, p in params.items()}
+def changed_tensors(bundle: Bundle, params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    """The trained parameters under their edit names (`unet.<name>`, `transformer.<name>`)."""
+    return {f"{bundle.DENOISER}.{name}": p.detach() for name, p in params.items()}
 
 
 def finish(method: str, bundle: Bundle, params: dict[str, torch.nn.Parameter], config, concepts: dict,
            rows: list[dict]) -> Edit:
     """The Edit of a fine-tuning run: the trained parameters, the last loss and the iterations it ran (fewer than
     `config.iterations` when `run.until` ended it) among its metrics."""
-    edit = Edit.from_changes(bundle, changed_tensors(params), method, config, concepts)
+    edit = Edit.from_changes(bundle, changed_tensors(bundle, params), method, config, concepts)
     edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
     edit.metrics["iterations_run"] = int(rows[-1]["step"]) + 1 if rows else 0
     return edit

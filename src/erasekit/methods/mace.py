@@ -29,16 +29,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import cross_attention_layers
-from erasekit.methods.attention import AttentionProbe, token_positions
+from erasekit.models.groups import cross_attention_layers
+from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
-from erasekit.methods.lora import add_adapters
+from erasekit.models.lora import add_adapters
 from erasekit.methods.loop import LoopConfig, fit
 from erasekit.methods.registry import register
 from erasekit.methods.uce import projections, solve
@@ -91,12 +91,12 @@ def matching_positions(old: list[int], new: list[int], length: int) -> tuple[lis
 @torch.no_grad()
 def refinement_pairs(bundle: Bundle, concept: str, anchor: str, templates) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(e_old [n, d], e_new [n, d]) per template: stage 1's source and target embeddings."""
-    out, length = [], bundle.tokenizer.model_max_length
+    out, length = [], bundle.text.max_length
     for t in templates:
         old_p, new_p = t.format(concept), " ".join(t.format(anchor).split())
-        ids = bundle.tokenizer([old_p, new_p], truncation=True, max_length=length).input_ids
+        ids = bundle.text.unpadded([old_p, new_p])
         a, b = matching_positions(ids[0], ids[1], length)
-        emb = bundle.encode_prompts([old_p, new_p]).double()
+        emb = bundle.encode_prompts([old_p, new_p]).tokens.double()
         out.append((emb[0, a], emb[1, b]))
     return out
 
@@ -110,8 +110,8 @@ def focal_timesteps(n: int) -> torch.Tensor:
 
 def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, index: int) -> dict[str, torch.Tensor]:
     """Stage 2 for one concept: the refined projections with its trained LoRA merged, by edit name."""
-    model = refined.clone(("unet",), changes=lambda name: False)  # LoRA adds; the UNet is shared
-    names = [f"{n}.{p}" for n, _ in cross_attention_layers(model.unet) for p in ("to_k", "to_v")]
+    model = refined.clone((refined.DENOISER,), changes=lambda name: False)  # LoRA adds; the UNet is shared
+    names = [f"{n}.{p}" for n, _ in cross_attention_layers(model.denoiser) for p in ("to_k", "to_v")]
     layers = add_adapters(model, config.rank, names, config.seed + index)
     params = {f"{n}.{ab}": getattr(m, ab)["default"].weight for n, m in layers.items() for ab in ("lora_A", "lora_B")}
     prompts = [t.format(concept) for t in config.templates]
@@ -125,9 +125,9 @@ def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, inde
         else:
             z0 = LatentPool(refined, refined.encode_prompts([concept]), config.pool_size, seed=config.seed).z0
             masks = None
-    positions = token_positions(refined.tokenizer, prompts, [concept] * len(prompts), config.use_pooler)
+    positions = token_positions(refined, prompts, [concept] * len(prompts), config.use_pooler)
     p_t = focal_timesteps(refined.scheduler.config.num_train_timesteps) if config.importance_sampling else None
-    probe = AttentionProbe(model.unet)
+    probe = AttentionProbe(model.denoiser)
 
     def loss_fn(step: int):
         gen = step_generator(config.seed + 7919 * index, step)
@@ -140,7 +140,7 @@ def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, inde
         noise = torch.randn(z0[idx].shape, generator=gen).to(z0.device, z0.dtype)
         x_t = refined.add_noise(z0[idx], noise, t.to(z0.device))
         probe.watch(positions[k][None].expand(len(idx), -1), None if masks is None else masks[idx])
-        model.model_output(x_t, t, conds[k][None].expand(len(idx), -1, -1))
+        model.model_output(x_t, t, conds[k].expand(len(idx)))
         return probe.sum_of_norms()
 
     try:
@@ -150,19 +150,19 @@ def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, inde
     finally:
         probe.close()
     base = projections(refined)
-    return {name: (base[name].weight + layers[name[len("unet."):-len(".weight")]].get_delta_weight("default")
-                   ).detach() for name in base}
+    return {name: (proj.weight + layers[name[len("unet."):-len(".weight")]].get_delta_weight("default")).detach()
+            for name, (proj, _) in base.items()}
 
 
 @register("mace", "MACE: closed-form refinement, one attention LoRA per concept, closed-form fusion (Lu 2024)",
-          MACEConfig, paper="arXiv:2403.06135", presets={"mini": MINI},
+          MACEConfig, paper="arXiv:2403.06135", presets={"mini": MINI}, families=UNET_FAMILIES, why=WHY_UNET,
           scorer=lambda config: "segmented-images" if config.masks == "world" else None)
 def erase(bundle: Bundle, concepts: ConceptSet, config: MACEConfig, run: Run = Run()) -> Edit:
     anchor = concepts.anchor_prompt
     # stage 1: closed-form refinement of the co-existing words' keys and values
     pairs = [p for c in concepts.erase for p in refinement_pairs(bundle, c, anchor, config.templates)]
     refined_w = {}
-    for name, proj in projections(bundle).items():
+    for name, (proj, _) in projections(bundle).items():
         W0 = proj.weight.detach().double()
         refined_w[name] = solve(W0, [(old, new @ W0.T) for old, new in pairs], [], config.lamb).to(proj.weight.dtype)
     refined = Edit.from_changes(bundle, refined_w, "mace", config, concepts.as_dict()).apply(bundle)
@@ -171,10 +171,10 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: MACEConfig, run: Run = R
     for i, concept in enumerate(concepts.erase):
         merged = train_lora(refined, concept, config, run, i)
         with torch.no_grad():
-            emb = refined.encode_prompts([t.format(concept) for t in config.templates]).double()
+            emb = refined.encode_prompts([t.format(concept) for t in config.templates]).tokens.double()
         fused.append((emb.reshape(-1, emb.shape[-1]), merged))
     tensors = {}
-    for name, proj in projections(refined).items():
+    for name, (proj, _) in projections(refined).items():
         W1 = proj.weight.detach().double()
         targets = [(C, C @ merged[name].double().T) for C, merged in fused]
         tensors[name] = solve(W1, targets, [], config.lamb).to(proj.weight.dtype)

@@ -31,4 +31,4 @@ REGISTRY = Registry("method", _load_all, Method)
 METHODS = REGISTRY.items
 get, available = REGISTRY.get, REGISTRY.available
 register = REGISTRY.register  # (name, summary, config, paper="", presets=None, scorer=None): a decorator
-build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, arch=None)
+build_config = REGISTRY.config  # (spec, file=None, overrides=(), values=None, preset=None)

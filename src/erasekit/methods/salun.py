@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import GROUPS
+from erasekit.models.groups import GROUPS
 from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
@@ -76,20 +77,19 @@ def retain_set(concepts: ConceptSet, vocab: str) -> list[str]:
     return kept
 
 
-def saliency_mask(model: Bundle, params: dict[str, torch.nn.Parameter], x0: torch.Tensor, c_f: torch.Tensor,
+def saliency_mask(model: Bundle, params: dict[str, torch.nn.Parameter], x0: torch.Tensor, c_f: Conditioning,
                   config: SalUnConfig) -> dict[str, torch.Tensor]:
     """m_S: True where |Σ ∇ℓ_f| over one pass of the forget images is in the top `mask_ratio` of all weights."""
-    empty = model.encode_prompts([""])
+    empty = model.unconditional()
     grads = {n: torch.zeros_like(p) for n, p in params.items()}
     for i in range(0, len(x0), config.batch):
         gen = step_generator(config.seed, i, stream=1)
         z0 = x0[i:i + config.batch]
-        t = torch.randint(0, model.scheduler.config.num_train_timesteps, (len(z0),), generator=gen).to(z0.device)
+        t = model.train_timesteps(len(z0), gen)
         eps = torch.randn(z0.shape, generator=gen).to(z0.device, z0.dtype)
         x_t = model.add_noise(z0, eps, t)
-        out_c, out_u = model.model_output(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                                          torch.cat([c_f.expand(len(z0), -1, -1), empty.expand(len(z0), -1, -1)])
-                                          ).chunk(2)
+        out_c, out_u = model.eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                                 Conditioning.cat([c_f.expand(len(z0)), empty.expand(len(z0))])).chunk(2)
         w = config.mask_guidance
         loss = -F.mse_loss(eps, (1 + w) * out_c - w * out_u)
         for n, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
@@ -121,11 +121,11 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
     with torch.no_grad():
         c_f = bundle.encode_prompts([config.template.format(c) for c in concepts.erase])
         c_r = bundle.encode_prompts([config.template.format(c) for c in kept])
-    forget = [LatentPool(bundle, c[None], config.pool_size, seed=config.seed) for c in c_f]
-    retain = [LatentPool(bundle, c[None], config.retain_size, seed=config.seed + 1) for c in c_r]
+    forget = [LatentPool(bundle, c, config.pool_size, seed=config.seed) for c in c_f]
+    retain = [LatentPool(bundle, c, config.retain_size, seed=config.seed + 1) for c in c_r]
     mask = {}
     for k, pool in enumerate(forget):
-        for n, m in saliency_mask(model, params, pool.z0, c_f[k][None], config).items():
+        for n, m in saliency_mask(model, params, pool.z0, c_f[k], config).items():
             mask[n] = mask[n] | m if n in mask else m
     frozen = {n: ~m for n, m in mask.items()}  # bool: a byte per weight, where a float mask took four
 
@@ -144,10 +144,9 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
         x_r, t_r, eps_r = retain[r].draw(gen, config.batch)
         b = len(x_f)
         with torch.no_grad():  # the random label's prediction, by the model being trained (official: .detach())
-            target = model.model_output(x_f, t_f, c_r[j][None].expand(b, -1, -1))
-        out_f, out_r = model.model_output(torch.cat([x_f, x_r]), torch.cat([t_f, t_r]),
-                                          torch.cat([c_f[k][None].expand(b, -1, -1),
-                                                     c_r[r][None].expand(b, -1, -1)])).chunk(2)
+            target = model.eps(x_f, t_f, c_r[j].expand(b))
+        out_f, out_r = model.eps(torch.cat([x_f, x_r]), torch.cat([t_f, t_r]),
+                                 Conditioning.cat([c_f[k].expand(b), c_r[r].expand(b)])).chunk(2)
         l_forget, l_retain = F.mse_loss(out_f, target), F.mse_loss(out_r, eps_r)
         return l_forget + config.alpha * l_retain, {"l_forget": l_forget.item(), "l_retain": l_retain.item()}
 

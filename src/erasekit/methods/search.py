@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import GROUPS
+from erasekit.models.groups import GROUPS
 from erasekit.core.vocab import Vocabulary, load_vocabulary
 from erasekit.methods.concepts import expand
 from erasekit.methods.latents import SPACES, ZSampler
@@ -32,9 +33,9 @@ from erasekit.methods.loop import LoopConfig, finish, fit, student
 
 
 @torch.no_grad()
-def encode_concepts(bundle: Bundle, words: list[str], chunk: int = 256) -> torch.Tensor:
-    """The text encoder's outputs [N, L, d] for the words, `chunk` at a time."""
-    return torch.cat([bundle.encode_prompts(words[i:i + chunk]) for i in range(0, len(words), chunk)])
+def encode_concepts(bundle: Bundle, words: list[str], chunk: int = 256) -> Conditioning:
+    """The conditioning of N words, `chunk` at a time."""
+    return Conditioning.cat([bundle.encode_prompts(words[i:i + chunk]) for i in range(0, len(words), chunk)])
 
 
 def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25) -> list[int]:
@@ -64,14 +65,14 @@ def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25)
 def text_distances(bundle: Bundle, words: list[str], targets: list[str]) -> torch.Tensor:
     """[len(words), len(targets)]: L2 distances between the text encoder's outputs (the whole [L, d] sequence,
     flattened, as the official AP/AGE code measures them)."""
-    target = encode_concepts(bundle, targets).flatten(1).float()
-    return torch.cat([torch.cdist(encode_concepts(bundle, words[i:i + 256]).flatten(1).float(), target)
+    target = encode_concepts(bundle, targets).tokens.flatten(1).float()
+    return torch.cat([torch.cdist(encode_concepts(bundle, words[i:i + 256]).tokens.flatten(1).float(), target)
                       for i in range(0, len(words), 256)])
 
 
 def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, num_centers: int = 0,
-               exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], torch.Tensor]:
-    """R for one erased concept: (names, text-encoder outputs [R, L, d]), nearest first. `also_exclude`: more
+               exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], Conditioning]:
+    """R for one erased concept: (names, their conditioning, R of them), nearest first. `also_exclude`: more
     concepts to leave out (with their synonyms when `exclude_synonyms`)."""
     words = vocab.without((concept, *also_exclude), exclude_synonyms)
     if not words:
@@ -82,7 +83,7 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
     words = [words[i] for i in order]
     emb = encode_concepts(bundle, words)
     if 0 < num_centers < len(words):
-        keep = sorted(kmeans_representatives(emb.flatten(1), num_centers, seed))  # sorted: nearest first again
+        keep = sorted(kmeans_representatives(emb.tokens.flatten(1), num_centers, seed))  # nearest first again
         words, emb = [words[i] for i in keep], emb[keep]
     return words, emb
 
@@ -108,7 +109,7 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float, hard: bool, topk: i
 class ConceptSearch(torch.nn.Module):
     """π over R_i for each erased concept i: logits, sampling, the embedding of a sample, and Adam ascent."""
 
-    def __init__(self, names: list[list[str]], embeddings: list[torch.Tensor], lr: float, temperature: float,
+    def __init__(self, names: list[list[str]], embeddings: list[Conditioning], lr: float, temperature: float,
                  hard: bool, topk: int):
         super().__init__()
         self.names, self.embeddings = names, embeddings  # not state: rebuilt identically from the vocabulary
@@ -126,10 +127,9 @@ class ConceptSearch(torch.nn.Module):
         """Weights over R_i (differentiable in the logits)."""
         return gumbel_softmax(self._row(i), self.temperature, self.hard, self.topk, generator)
 
-    def embed(self, i: int, weights: torch.Tensor) -> torch.Tensor:
-        """The searched concept's conditioning Σ_j w_j E_j, [1, L, d]."""
-        e = self.embeddings[i]
-        return torch.einsum("r,rld->ld", weights.to(e.device, e.dtype), e)[None]  # π stays on the CPU
+    def embed(self, i: int, weights: torch.Tensor) -> Conditioning:
+        """The searched concept's conditioning Σ_j w_j E_j, a batch of one (π stays on the CPU)."""
+        return Conditioning.mix(weights, self.embeddings[i])
 
     @torch.no_grad()
     def ascend(self, i: int, grad: torch.Tensor, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
@@ -144,7 +144,7 @@ class ConceptSearch(torch.nn.Module):
         self.logits[i, :n] += self.lr * m_hat / (v_hat.sqrt() + eps)
 
     def climb(self, i: int, generator: torch.Generator, steps: int, gain) -> None:
-        """`steps` ascent steps of π_i on `gain(c)`, the objective at the searched conditioning c [1, L, d], each at
+        """`steps` ascent steps of π_i on `gain(c)`, the objective at the searched conditioning c (one), each at
         a fresh Gumbel sample (the inner max of AP's Algorithm 1 and of AGE)."""
         for _ in range(steps):
             objective = gain(self.embed(i, self.sample(i, generator)))
@@ -222,7 +222,7 @@ class Setup:
     model: Bundle
     params: dict
     search: ConceptSearch
-    conds: torch.Tensor
+    conds: Conditioning
     sample_z: ZSampler
 
     def step(self, step: int, config: SearchConfig) -> SearchStep:
@@ -231,7 +231,7 @@ class Setup:
         k, stop_at, seeds = self.sample_z.draw(step)
         i = k // len(config.templates)
         gen = step_generator(config.seed, step, stream=2)
-        z_e, t = self.sample_z.trajectory(self.conds[k][None], stop_at, seeds)
+        z_e, t = self.sample_z.trajectory(self.conds[k], stop_at, seeds)
         with torch.no_grad():
             c_s = self.search.embed(i, self.search.sample(i, gen))
         z_s, _ = self.sample_z.trajectory(c_s, stop_at, seeds)
@@ -259,7 +259,7 @@ def prepare(bundle: Bundle, concepts, config: SearchConfig, search: ConceptSearc
     search = search or build_search(bundle, concepts.erase, config)
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
-        uncond = bundle.encode_prompts([""])
+        uncond = bundle.unconditional()
     return Setup(model, params, search, conds, ZSampler(model, bundle, conds, uncond, config))
 
 

@@ -12,6 +12,12 @@ its call needs.
 - `negative`: the erased concepts as the negative prompt, which replaces the empty prompt of classifier-free
   guidance: ε̃ = ε(c_neg) + w (ε(c_p) − ε(c_neg)). The floor any sampling-time method must beat.
 
+Families: every one. On the guidance-distilled FLUX-dev, whose guidance is an input of the transformer and which has
+no unconditional pass, both add one: "true CFG", ε̃ = ε(c_neg) + s (ε(c_p) − ε(c_neg)) at the sampling settings'
+`true_cfg` (4 by default, FluxPipeline's `true_cfg_scale`), and SLD's γ is computed from those two passes and ε(S),
+while the guidance the user asks for stays the embedded one. Only SD 1.x/2.x have a stock SLD pipeline; other
+families' exports carry `sampler.json` for erasekit alone (a negative prompt replays in any stock pipeline).
+
 Both act only under classifier-free guidance (guidance > 1), as in diffusers. The warm-up counts sampling steps
 (7 for strong): the paper's settings assume 50 steps, and with fewer steps the guidance starts at a later fraction
 of the trajectory. No preset for the miniature: its settings are the paper's.
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, check_choice

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.core.targets import GROUPS
+from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, fit, student
@@ -60,7 +61,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
     erased = expand(concepts.erase, config.templates)
     with torch.no_grad():
         conds = bundle.encode_prompts(erased)
-        uncond = bundle.encode_prompts([""])
+        uncond = bundle.unconditional()
         c_t = bundle.encode_prompts([t.format(concepts.target) if concepts.target else "" for t in config.templates])
         c_n = bundle.encode_prompts(expand(concepts.preserve, config.templates) or [""])
     sample_z = ZSampler(model, bundle, conds, uncond, config)
@@ -70,11 +71,12 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
         z_t, t, k = sample_z(step)
         b = len(z_t)
         j = int(torch.randint(0, len(c_n), (1,), generator=step_generator(config.seed, step, stream=1)))
-        c_e = conds[k][None].expand(b, -1, -1)
-        target_t, n_j = c_t[k % len(c_t)][None].expand(b, -1, -1), c_n[j][None].expand(b, -1, -1)
+        c_e = conds[k].expand(b)
+        target_t, n_j = c_t[k % len(c_t)].expand(b), c_n[j].expand(b)
         with torch.no_grad():  # ε_θ(c_t) (guided away from c_e by η) and ε_θ(c_n), one batch
             teacher_t, (teacher_n,) = guided_target(bundle, t, (z_t, target_t), (z_t, c_e), eta, (z_t, n_j))
-        student_e, student_n = model.eps(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([c_e, n_j])).chunk(2)
+        student_e, student_n = model.eps(torch.cat([z_t, z_t]), torch.cat([t, t]),
+                                         Conditioning.cat([c_e, n_j])).chunk(2)
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
         return l1 + lam * l2, {"l_erase": l1.item(), "l_preserve": l2.item()}
 

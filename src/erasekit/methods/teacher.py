@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import Bundle
 
 
-def predictions(teacher: Bundle, t: torch.Tensor, *pairs: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+def predictions(teacher: Bundle, t: torch.Tensor, *pairs: tuple[torch.Tensor, Conditioning]) -> list[torch.Tensor]:
     """ε_θ(z, t, c) for each (z, c) in `pairs` (each a batch of the same size as t), in one call."""
     z = torch.cat([p[0] for p in pairs])
-    c = torch.cat([p[1] for p in pairs])
+    c = Conditioning.cat([p[1] for p in pairs])
     return list(teacher.eps(z, t.repeat(len(pairs)), c).chunk(len(pairs)))
 
 

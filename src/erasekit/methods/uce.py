@@ -23,6 +23,12 @@ whose minimiser is (the talk's Eq. 6)
   step jumps across that band back and forth, while a decaying one settles inside it. The round kept is the one
   whose shares are nearest uniform in total variation.
 
+Families: every one. On the UNet families (SD 1.x/2.x, SDXL) the projections are the cross-attention keys and
+values; on SD3 and FLUX they are the two layers that read the conditioning itself, the context embedder (the per-token
+states) and the pooled text's embedder, as the official uce_flux_edit.py edits them (every joint block reads the text
+stream only after it has mixed with the image), with the text positions of T5, whose sequence ends SD3's and FLUX's
+conditioning.
+
 TIME (Orgad et al., ICCV 2023) is the same objective with no preservation set (only the λ ||W − W_0||² term
 keeps the rest).
 
@@ -43,12 +49,12 @@ from dataclasses import dataclass
 
 import torch
 
-from erasekit.core.bundle import Bundle
+from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least, check_choice
-from erasekit.core.targets import cross_attention_layers
+from erasekit.models.groups import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.registry import register
@@ -111,24 +117,40 @@ MINI = {"templates": ("{}", "a {}"), "guide": "nearest", "vocab": "world-objects
 
 # ---- embeddings -------------------------------------------------------------------------------------------
 @torch.no_grad()
-def aligned(bundle: Bundle, source: str, target: str, tokens: str = "to-end") -> tuple[torch.Tensor, torch.Tensor]:
-    """(C_source, C_target) [n, d]: the text-encoder outputs of each prompt at its last word token (the empty
-    prompt's is its BOS token), and with `tokens="to-end"` every position after it to the end of the context,
-    cut to the same length (UCE's alignment in the official `edit_model`); `tokens="last"` keeps the last word
-    token alone (n = 1, the official trainscripts/uce_sd_erase.py)."""
-    tok = bundle.tokenizer([source, target], padding="max_length", max_length=bundle.tokenizer.model_max_length,
-                           truncation=True, return_tensors="pt")
-    last = (tok.attention_mask.sum(1) - 2).clamp(min=0).tolist()
-    emb = bundle.text_encoder(tok.input_ids.to(bundle.device)).last_hidden_state.double()
+def aligned(bundle: Bundle, source: str, target: str, tokens: str = "to-end") -> tuple[dict, dict]:
+    """The embeddings UCE maps, of each prompt, by the kind of input that reads them: {"tokens": C [n, d]} the
+    conditioning's per-token states at the prompt's last word token (the empty prompt's first token), and with
+    `tokens="to-end"` every position after it to the end of that encoder's sequence, cut to the same length
+    (UCE's alignment in the official `edit_model`); `tokens="last"` keeps the last word token alone (n = 1, the
+    official trainscripts/uce_sd_erase.py and uce_flux_edit.py). Positions are those of the text encoder whose
+    sequence ends the conditioning (CLIP's on SD and SDXL, T5's on SD3 and FLUX, as uce_flux_edit.py). Families
+    with a pooled vector also give {"pooled": [1, p]}."""
+    text = bundle.tail_text
+    last = [max(0, min(text.count(p), text.max_length) - 2) for p in (source, target)]  # start, words, end
+    cond = bundle.encode_prompts([source, target])
+    emb = cond.tokens[:, cond.length - text.max_length:].double()
     n = 1 if tokens == "last" else emb.shape[1] - max(last)
-    return emb[0, last[0]:last[0] + n], emb[1, last[1]:last[1] + n]
+    out = ({"tokens": emb[0, last[0]:last[0] + n]}, {"tokens": emb[1, last[1]:last[1] + n]})
+    if cond.pooled is not None:
+        out[0]["pooled"], out[1]["pooled"] = cond.pooled[:1].double(), cond.pooled[1:].double()
+    return out
 
 
-def projections(bundle: Bundle) -> dict[str, torch.nn.Linear]:
-    """Every cross-attention key and value projection, by edit name."""
-    out = {}
-    for name, attn in cross_attention_layers(bundle.unet):
-        out[f"unet.{name}.to_k.weight"], out[f"unet.{name}.to_v.weight"] = attn.to_k, attn.to_v
+def projections(bundle: Bundle) -> dict[str, tuple[torch.nn.Linear, str]]:
+    """Every projection UCE edits, by edit name, with the kind of embedding it reads: a UNet's cross-attention keys
+    and values (the per-token states); an MMDiT's context embedder (the per-token states) and the pooled text's
+    embedder, the two layers that read the conditioning itself (uce_flux_edit.py edits those: every joint block
+    reads the text stream only after it has mixed with the image)."""
+    out, prefix = {}, bundle.DENOISER
+    if bundle.DENOISER == "transformer":
+        model = bundle.denoiser
+        out[f"{prefix}.context_embedder.weight"] = (model.context_embedder, "tokens")
+        out[f"{prefix}.time_text_embed.text_embedder.linear_1.weight"] = (
+            model.time_text_embed.text_embedder.linear_1, "pooled")
+        return out
+    for name, attn in cross_attention_layers(bundle.denoiser):
+        out[f"{prefix}.{name}.to_k.weight"] = (attn.to_k, "tokens")
+        out[f"{prefix}.{name}.to_v.weight"] = (attn.to_v, "tokens")
     return out
 
 
@@ -148,19 +170,20 @@ def solve(W0: torch.Tensor, erase: list[tuple[torch.Tensor, torch.Tensor]], pres
     return torch.cholesky_solve(M1.T, L).T
 
 
-def closed_form(bundle: Bundle, targets: list[tuple[torch.Tensor, torch.Tensor]], preserved: list[torch.Tensor],
-                lamb: float, erase_scale: float, preserve_scale: float) -> dict[str, torch.Tensor]:
-    """New key/value weights for every projection: each source embedding C_i is mapped to W_0 applied to its
-    target embedding (v*_i = W_0 c_t), each preserved embedding C_j keeps W_0 C_j."""
+def closed_form(bundle: Bundle, targets: list[tuple[dict, dict]], preserved: list[dict], lamb: float,
+                erase_scale: float, preserve_scale: float) -> dict[str, torch.Tensor]:
+    """New weights for every projection: each source embedding C_i is mapped to W_0 applied to its target
+    embedding (v*_i = W_0 c_t), each preserved embedding C_j keeps W_0 C_j (each projection reading its kind)."""
     out = {}
-    for name, proj in projections(bundle).items():
+    for name, (proj, kind) in projections(bundle).items():
         W0 = proj.weight.detach().double()
-        erase = [(C, T @ W0.T) for C, T in targets]
-        out[name] = solve(W0, erase, preserved, lamb, erase_scale, preserve_scale).to(proj.weight.dtype)
+        erase = [(C[kind], T[kind] @ W0.T) for C, T in targets]
+        out[name] = solve(W0, erase, [P[kind] for P in preserved], lamb, erase_scale,
+                          preserve_scale).to(proj.weight.dtype)
     return out
 
 
-def kept(bundle: Bundle, prompts: list[str], tokens: str = "to-end") -> list[torch.Tensor]:
+def kept(bundle: Bundle, prompts: list[str], tokens: str = "to-end") -> list[dict]:
     return [aligned(bundle, p, p, tokens)[0] for p in prompts]
 
 
@@ -213,18 +236,21 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
     for c in concepts.erase:
         for t in config.templates:
             pairs = [aligned(bundle, t.format(c), t.format(f"{a} {c}"), config.tokens) for a in attrs]
-            n = min(len(C) for C, _ in pairs)
             sources.append(t.format(c))
             attr_prompts += [t.format(f"{a} {c}") for a in attrs]
-            directions.append((pairs[0][0][:n], torch.stack([A[:n] - C[:n] for C, A in pairs])))  # c_i, a_t
+            directions.append(({}, {}))  # c_i and the a_t, per kind of embedding
+            for kind in pairs[0][0]:
+                n = min(len(C[kind]) for C, _ in pairs)
+                directions[-1][0][kind] = pairs[0][0][kind][:n]
+                directions[-1][1][kind] = torch.stack([A[kind][:n] - C[kind][:n] for C, A in pairs])
     keep = kept(bundle, preserved + attr_prompts, config.tokens)
     alpha = torch.full((len(sources), T), 1.0 / T, dtype=torch.float64)  # one α per concept prompt
     seeds = list(range(10_000 + config.seed, 10_000 + config.seed + config.debias_samples))
     best = (float("inf"), None, None, None)
-    edited = bundle.clone(("unet",), changes=projections(bundle).__contains__)  # each round overwrites them
+    edited = bundle.clone((bundle.DENOISER,), changes=projections(bundle).__contains__)  # each round overwrites them
     bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
     for k in bar:
-        targets = [(C, C + torch.einsum("t,tnd->nd", alpha_i, a))  # c_i + Σ α_t a_t
+        targets = [(C, {kind: C[kind] + torch.einsum("t,tnd->nd", alpha_i, a[kind]) for kind in C})  # c_i + Σ α_t a_t
                    for (C, a), alpha_i in zip(directions, alpha)]
         tensors = closed_form(bundle, targets, keep, config.lamb, config.erase_scale, config.preserve_scale)
         shares = _shares(edited, tensors, sources, seeds, config, run.scorer, T)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from erasekit.core.tokens import fix_articles
+from erasekit.models.words import fix_articles
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels
 
 OBJECT_NAMES = {

@@ -1,4 +1,4 @@
-"""What the world knows about the models of its own architecture (the embedded miniature, `arch == "mini"`), asked
+"""What the world knows about the models of its own architecture (the embedded miniature, `scale == "mini"`), asked
 for by the layers above instead of each of them testing the architecture's name: which concepts it can draw, and
 how its judge scores an attribute."""
 
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from erasekit.core.errors import ErasekitError
 
-ARCH = "mini"
+SCALE = "mini"
 
 
 def owns(bundle) -> bool:
     """Whether `bundle` is the miniature (or an edit or export of it): the world's judge and words apply to it."""
-    return bundle.arch == ARCH
+    return bundle.scale == SCALE
 
 
 def check_concepts(texts) -> None:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
-from erasekit.core.assets import clip_tokenizer
-from erasekit.core.bundle import Bundle
+from erasekit.models import components
+from erasekit.models.load import assemble as bundle_of
+from erasekit.models.text import clip_tokenizer, last_states
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least
@@ -123,9 +122,9 @@ def _training_images(n: int, seed: int) -> tuple[list[str], Labels, torch.Tensor
     return captions, labels, judge_mod.to_tensor(render(labels, seed=seed)) * 2 - 1
 
 
-def train_vae(work: Path, cfg: TrainConfig, resume: bool) -> AutoencoderKL:
+def train_vae(work: Path, cfg: TrainConfig, resume: bool):
     torch.manual_seed(cfg.seed)
-    vae = AutoencoderKL(**VAE)
+    vae = components.build("vae", **VAE)
 
     def loss_fn(step):
         vae.train()
@@ -163,9 +162,9 @@ def caption_targets(captions: list[str]) -> dict[str, torch.Tensor]:
     return {k: torch.tensor(v) for k, v in {"object": obj, "colour": colour, "style": style, "mark": mark}.items()}
 
 
-def train_text(work: Path, cfg: TrainConfig, resume: bool, tokenizer) -> CLIPTextModel:
+def train_text(work: Path, cfg: TrainConfig, resume: bool, tokenizer):
     torch.manual_seed(cfg.seed)
-    text = CLIPTextModel(CLIPTextConfig(**TEXT))
+    text = components.build("clip-text", **TEXT)
     d = TEXT["hidden_size"]
     heads = torch.nn.ModuleDict({"object": torch.nn.Linear(d, 11), "colour": torch.nn.Linear(d, 9),
                                  "style": torch.nn.Linear(d, 7), "mark": torch.nn.Linear(d, 3)})
@@ -174,7 +173,7 @@ def train_text(work: Path, cfg: TrainConfig, resume: bool, tokenizer) -> CLIPTex
         text.train()
         captions, _ = sample_captions(cfg.text_batch, _seed(cfg, 3, step))
         ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        hidden = text(ids).last_hidden_state
+        hidden = last_states(text, ids)
         target = caption_targets(captions)
         mask = (ids != tokenizer.pad_token_id) | (ids == tokenizer.eos_token_id)
         # every token position predicts the caption's attributes: the UNet attends to all of them
@@ -190,14 +189,13 @@ def train_text(work: Path, cfg: TrainConfig, resume: bool, tokenizer) -> CLIPTex
 
 
 # ---- stage 4: the UNet -------------------------------------------------------------------------------------
-def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text: CLIPTextModel,
-               vae: AutoencoderKL) -> UNet2DConditionModel:
+def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text, vae):
     torch.manual_seed(cfg.seed)
-    unet = UNet2DConditionModel(**UNET)
-    ema = UNet2DConditionModel(**UNET)
+    unet = components.build("unet", **UNET)
+    ema = components.build("unet", **UNET)
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
-    scheduler = DDIMScheduler(**SCHEDULER)
+    scheduler = components.build("ddim", **SCHEDULER)
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
     weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr  # min-SNR-gamma weighting for eps-prediction
@@ -214,7 +212,7 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text: CLIP
             z0 = vae.encode(x).latent_dist.mean * scale
             ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True,
                             return_tensors="pt").input_ids
-            cond = text(ids).last_hidden_state
+            cond = last_states(text, ids)
         t = torch.randint(0, 1000, (len(z0),), generator=g)
         noise = torch.randn(z0.shape, generator=g)
         eps = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=cond).sample
@@ -234,9 +232,10 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text: CLIP
 def assemble(work: Path, out: Path) -> Path:
     """Write the miniature as a diffusers pipeline folder + the judge into `out` (replacing what is there)."""
     tokenizer = clip_tokenizer()
-    bundle = Bundle(tokenizer, CLIPTextModel.from_pretrained(work / "text_encoder"),
-                    UNet2DConditionModel.from_pretrained(work / "unet"), AutoencoderKL.from_pretrained(work / "vae"),
-                    DDIMScheduler(**SCHEDULER), source="mini", arch="mini")
+    modules = {"unet": components.load("unet", work / "unet"), "text_encoder": components.load("clip-text",
+               work / "text_encoder"), "vae": components.load("vae", work / "vae")}
+    bundle = bundle_of(modules, {"tokenizer": tokenizer}, components.build("ddim", **SCHEDULER), {}, source="mini",
+                      family="sd1", scale="mini")
     staging = out.parent / f".{out.name}.new"
     shutil.rmtree(staging, ignore_errors=True)
     bundle.save_pretrained(staging / "mini")
@@ -269,8 +268,8 @@ def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfi
         for part in ("vae", "text_encoder"):
             if not (work / part / "config.json").exists():
                 raise ErasekitError(f"stage unet needs the vae and text stages first: {work / part} is missing")
-        vae = AutoencoderKL.from_pretrained(work / "vae").eval().requires_grad_(False)
-        text = CLIPTextModel.from_pretrained(work / "text_encoder").eval().requires_grad_(False)
+        vae = components.load("vae", work / "vae").eval().requires_grad_(False)
+        text = components.load("clip-text", work / "text_encoder").eval().requires_grad_(False)
         train_unet(work, cfg, resume, tokenizer, text, vae)
     missing = [p for p in ("judge", "vae", "text_encoder", "unet") if not (work / p).exists()]
     if missing:  # a partial rebuild: the stages done so far stay in `work`

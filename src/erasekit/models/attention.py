@@ -1,4 +1,5 @@
 """Cross-attention maps of chosen tokens, recorded while the UNet runs: what Forget-Me-Not and MACE minimise.
+(The UNet families only: an MMDiT's joint attention has no attention map of image on text alone.)
 
 `AttentionProbe(unet)` swaps every cross-attention layer's processor for one that computes the attention
 probabilities softmax(QKᵀ/√d) explicitly (as diffusers' plain AttnProcessor does) and keeps, per layer, the
@@ -11,7 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from erasekit.core.targets import cross_attention_layers
+from erasekit.models.groups import cross_attention_layers
+
+UNET_FAMILIES = ("sd1", "sd2", "sdxl")  # the families with cross-attention maps to probe
+WHY_UNET = ("its loss is a UNet cross-attention map, and an MMDiT's joint attention has no map of the image on the "
+            "text alone")
 
 
 class _Processor:
@@ -72,13 +77,14 @@ class AttentionProbe:
         self.positions, self.maps = None, []
 
 
-def token_positions(tokenizer, prompts: list[str], words: list[str], pooler: bool) -> torch.Tensor:
-    """bool [B, L]: where each prompt holds its word's tokens (`words[i]` in `prompts[i]`), and with `pooler` its
+def token_positions(bundle, prompts: list[str], words: list[str], pooler: bool) -> torch.Tensor:
+    """bool [B, L]: where each prompt holds its word's tokens (`words[i]` in `prompts[i]`) in the main text
+    encoder's sequence, which starts the conditioning (SD and SDXL: CLIP's 77 positions), and with `pooler` its
     end-of-text token, the one CLIP pools (the official Forget-Me-Not and MACE `use_pooler`). Their code marks
     every end-of-text id, which under SD 2.x's tokenizer (the official configs' model, padding "!") is that one
     token, but under SD 1.x's and the miniature's (padding = end-of-text) is the whole padding too: minimising
     attention on ~70 of 77 positions rewrites every prompt's attention, so we keep the pooled token alone."""
-    length = tokenizer.model_max_length
+    tokenizer, length = bundle.text.tokenizer, bundle.text.max_length
     ids = tokenizer(prompts, padding="max_length", max_length=length, truncation=True).input_ids
     out = torch.zeros(len(prompts), length, dtype=torch.bool)
     eos = tokenizer.eos_token_id

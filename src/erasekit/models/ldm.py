@@ -1,7 +1,7 @@
 """Single-file Stable Diffusion checkpoints (the original LDM key layout) <-> diffusers components.
 
 Reading uses diffusers' own converters (`diffusers.loaders.single_file_utils`) on configs that
-ship with erasekit (`core/configs/sd1`, `core/configs/sd2`), so nothing is fetched from a hub.
+ship with erasekit (`models/configs/sd1`, `models/configs/sd2`), so nothing is fetched from a hub.
 Writing (`to_ldm_state_dict`) is the inverse mapping of the original SD conversion script,
 generalised to any number of blocks and layers per block, for SD 1.x-style text encoders.
 """

@@ -1,7 +1,9 @@
 """Prompts as token sequences an attack can edit: placeholder words with learned vectors, and slots of free tokens.
+All of it works on the model's main text encoder (`bundle.text`: CLIP for SD and SDXL, T5 for FLUX); the family's
+other encoders read the prompt's text.
 
-- `add_tokens(bundle, {"<name>": [n, D]})`: a bundle whose tokenizer knows the new word and whose text encoder
-  embeds it as the given vectors. A word of n vectors becomes the tokens `<name>`, `<name>_1`, ... `<name>_{n-1}`
+- `add_tokens(bundle, {"<name>": [n, D]})`: a bundle whose main tokenizer knows the new word and whose main text
+  encoder embeds it as the given vectors. A word of n vectors becomes the tokens `<name>`, `<name>_1`, ... `<name>_{n-1}`
   and a prompt's `<name>` expands to all of them, exactly as diffusers' `load_textual_inversion` does, so an
   embedding learned here replays in a stock pipeline.
 - `slotted(bundle, prompt, prefix, every)`: token ids of a prompt with free positions (UnlearnDiffAtk's prefix,
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import replace
 
 import torch
 
@@ -34,9 +35,17 @@ def expand(prompt: str, words: dict[str, list[str]]) -> str:
     return prompt
 
 
+def without(prompt: str, words: dict[str, list[str]]) -> str:
+    """`prompt` with the learned words left out (what a text encoder that has no vector for them reads)."""
+    for name, names in words.items():
+        for token in sorted(names, key=len, reverse=True):
+            prompt = re.sub(rf"(?<!\S){re.escape(token)}(?!\S)", " ", prompt)
+    return " ".join(prompt.split())
+
+
 def check_vectors(bundle, vectors: dict[str, torch.Tensor], what: str) -> None:
     """Refuse vectors of another width than this text encoder's, or a word the tokenizer already has."""
-    width = bundle.text_encoder.get_input_embeddings().weight.shape[1]
+    width = bundle.text.width
     for name, value in vectors.items():
         if value.ndim != 2 or value.shape[1] != width:
             raise ErasekitError(f"{what}: embedding {name!r} has shape {tuple(value.shape)} but the text encoder of "
@@ -44,7 +53,7 @@ def check_vectors(bundle, vectors: dict[str, torch.Tensor], what: str) -> None:
                                 "text encoder")
         if not name.strip() or any(ch.isspace() for ch in name):
             raise ErasekitError(f"{what}: token name {name!r} must be one word")
-        taken = [t for t in vector_names(name, len(value)) if t in bundle.tokenizer.get_vocab()]
+        taken = [t for t in vector_names(name, len(value)) if t in bundle.text.tokenizer.get_vocab()]
         if taken:
             raise ErasekitError(f"{what}: the tokenizer already has the token {taken[0]!r}; give the embedding "
                                 "another name")
@@ -53,27 +62,29 @@ def check_vectors(bundle, vectors: dict[str, torch.Tensor], what: str) -> None:
 def with_words(bundle, words: dict[str, int]):
     """A shallow copy of `bundle` whose own tokenizer also knows each word (of n vectors), its text encoder shared
     and unchanged: enough to tokenize prompts that name words still being learned."""
-    tokenizer = copy.deepcopy(bundle.tokenizer)
+    tokenizer = copy.deepcopy(bundle.text.tokenizer)
     known = dict(bundle.meta.get("words", {}))
     for name, n in words.items():
         known[name] = vector_names(name, n)
         tokenizer.add_tokens(known[name])
-    return replace(bundle, tokenizer=tokenizer, meta={**bundle.meta, "words": known})
+    out = bundle.with_tokenizers(**{bundle.text.spec.tokenizer: tokenizer})
+    out.meta["words"] = known
+    return out
 
 
 def add_tokens(bundle, vectors: dict[str, torch.Tensor], what: str = "embedding"):
     """A copy of `bundle` (its own tokenizer and text encoder) that knows each word of `vectors`."""
     check_vectors(bundle, vectors, what)
     words = with_words(bundle, {name: len(value) for name, value in vectors.items()})
-    table = bundle.text_encoder.get_input_embeddings().weight
-    name = next(f"text_encoder.{n}" for n, p in bundle.text_encoder.named_parameters() if p is table)
-    out = words.clone(("text_encoder",), changes=name.__eq__)  # only the token table grows; the layers are shared
-    te = out.text_encoder
-    te.resize_token_embeddings(len(out.tokenizer), mean_resizing=False)  # rows set below
-    table = te.get_input_embeddings().weight
+    main = bundle.text.spec.module
+    table = bundle.text.module.get_input_embeddings().weight
+    name = next(f"{main}.{n}" for n, p in bundle.text.module.named_parameters() if p is table)
+    out = words.clone((main,), changes=name.__eq__)  # only the token table grows; the layers are shared
+    out.text.module.resize_token_embeddings(len(out.text.tokenizer), mean_resizing=False)  # rows set below
+    table = out.text.module.get_input_embeddings().weight
     with torch.no_grad():
         for name, value in vectors.items():
-            ids = out.tokenizer.convert_tokens_to_ids(out.meta["words"][name])
+            ids = out.text.tokenizer.convert_tokens_to_ids(out.meta["words"][name])
             table[ids] = value.to(table.device, table.dtype)
     return out
 
@@ -81,22 +92,23 @@ def add_tokens(bundle, vectors: dict[str, torch.Tensor], what: str = "embedding"
 def slotted(bundle, prompt: str, prefix: int = 0, every: int = 0) -> tuple[torch.Tensor, list[int]]:
     """Token ids [L] of `prompt` with `prefix` free positions before it and, with `every` = k, one after each k of
     its tokens; and the free positions. Free positions hold the end token until `splice` fills them."""
-    tok = bundle.tokenizer
-    words = tok(expand(prompt, bundle.meta.get("words", {})), add_special_tokens=False).input_ids
+    text = bundle.text
+    words = text.ids(expand(prompt, bundle.meta.get("words", {})))
+    start = [] if text.bos_id is None else [text.bos_id]  # T5 has no start token
     body, slots = [], []
     for i, token in enumerate(words):
         body.append(token)
         if every and (i + 1) % every == 0:
-            slots.append(len(body) + prefix + 1)
+            slots.append(len(body) + prefix + len(start))
             body.append(None)
-    ids = [tok.bos_token_id] + [None] * prefix + body
-    slots = list(range(1, prefix + 1)) + slots
-    length = tok.model_max_length
+    ids = start + [None] * prefix + body
+    slots = list(range(len(start), len(start) + prefix)) + slots
+    length = text.max_length
     if len(ids) + 1 > length:
         raise ErasekitError(f"prompt {prompt!r} with {len(slots)} free tokens is longer than the text encoder's "
                             f"{length} tokens")
-    ids = ids + [tok.eos_token_id] + [tok.pad_token_id] * (length - len(ids) - 1)
-    ids = [tok.eos_token_id if t is None else t for t in ids]
+    ids = ids + [text.eos_id] + [text.pad_id] * (length - len(ids) - 1)
+    ids = [text.eos_id if t is None else t for t in ids]
     return torch.tensor(ids, device=bundle.device), slots
 
 
@@ -105,7 +117,7 @@ def splice(bundle, ids: torch.Tensor, slots: list[int], vectors: torch.Tensor) -
     differentiable in `vectors`."""
     ids = ids if ids.ndim == 2 else ids[None]
     vectors = vectors if vectors.ndim == 3 else vectors[None]
-    base = bundle.token_embeddings(ids).detach()
+    base = bundle.text.token_embeddings(ids).detach()
     if not slots:
         return base
     out = base.clone()
@@ -115,15 +127,14 @@ def splice(bundle, ids: torch.Tensor, slots: list[int], vectors: torch.Tensor) -
 
 def decode(bundle, ids: torch.Tensor) -> str:
     """The text of a token sequence, without its start, end and padding tokens."""
-    return bundle.tokenizer.decode(ids.tolist(), skip_special_tokens=True).strip()
+    return bundle.text.decode(ids)
 
 
 def word_ids(bundle, words) -> list[int]:
     """The token ids of single-token words (the search space a vocabulary restricts an attack to)."""
     out = []
     for word in words:
-        ids = bundle.tokenizer(word, add_special_tokens=False).input_ids
-        out += [i for i in ids if i not in out]
+        out += [i for i in bundle.text.ids(word) if i not in out]
     return out
 
 
