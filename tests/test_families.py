@@ -196,3 +196,38 @@ def test_a_folder_of_each_family_reads_back_as_the_same_model(model, tmp_path):
     assert (again.family, again.scale) == (model.family, model.scale)
     assert again.fingerprint() == model.fingerprint()
     assert copy.copy(again.meta) == model.meta
+
+
+def test_an_sdxl_checkpoint_file_replaces_the_unet_of_its_base_folder(tmp_path):
+    """SDXL, SD3 and FLUX single files are read with diffusers' converters onto the base model's folder (--config):
+    the file's UNet, every other component the folder's."""
+    from safetensors.torch import save_file
+
+    from erasekit.models.ldm import _unet_to_ldm
+
+    base = load_bundle("tiny-sdxl")
+    folder = base.save_pretrained(tmp_path / "base")
+    state = _unet_to_ldm(base.denoiser.state_dict(), dict(base.denoiser.config))
+    state["model.diffusion_model.out.2.bias"] = state["model.diffusion_model.out.2.bias"] + 0.5
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "unet.safetensors"))
+    loaded = load_bundle(tmp_path / "unet.safetensors", config=folder)
+    assert loaded.family == "sdxl"
+    assert torch.allclose(loaded.denoiser.conv_out.bias, base.denoiser.conv_out.bias + 0.5)
+    same = [torch.equal(p, q) for (n, p), (_, q) in zip(loaded.named_parameters(), base.named_parameters())
+            if not n.endswith("conv_out.bias")]
+    assert all(same)
+    with pytest.raises(ErasekitError, match="is a sdxl checkpoint: give the diffusers folder of its base model"):
+        load_bundle(tmp_path / "unet.safetensors")
+
+
+@pytest.mark.parametrize("family,key", [("sd3", "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"),
+                                        ("flux", "double_blocks.0.img_attn.qkv.weight")])
+def test_an_sd3_or_flux_checkpoint_file_needs_its_base_folder(family, key, tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({key: torch.zeros(2, 2)}, str(tmp_path / "model.safetensors"))
+    result = cli("info", tmp_path / "model.safetensors")
+    assert_one_line_error(result, f"is a {family} checkpoint: give the diffusers folder of its base model")
+    other = load_bundle("tiny-sdxl").save_pretrained(tmp_path / "sdxl")
+    with pytest.raises(ErasekitError, match=f"is a {family} checkpoint but .* is a sdxl model"):
+        load_bundle(tmp_path / "model.safetensors", config=other)

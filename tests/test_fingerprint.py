@@ -83,3 +83,16 @@ def test_a_bench_folder_of_0_1_0_computes_none_of_its_cells_again(tmp_path):
     fresh = tmp_path / "fresh"  # a new folder keys its cells by the current version
     bench(folder / "spec.yaml", fresh, progress=False)
     assert not set(p.name for p in (fresh / "cells").iterdir()) & set(before)
+
+
+def test_the_miniature_and_an_edit_of_0_1_0_draw_the_images_0_1_0_drew():
+    """8-bit images 0.1.0 generated (RELEASE/images.safetensors): the model layer's rewrite draws the same ones."""
+    from safetensors.torch import load_file
+
+    drawn = load_file(str(RELEASE / "images.safetensors"))
+    mini = load_bundle("mini", device="cpu")
+    prompts, seeds = ["a red star", "a star", "a blue moon", "a circle"], [0, 1, 2, 3]
+    to8 = lambda x: (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)  # noqa: E731
+    for model, name in ((mini, "base"), (Edit.load(RELEASE / "uce-star").apply(mini), "uce_star")):
+        now = to8(model.generate(prompts, seeds, steps=10)).int()
+        assert (now - drawn[name].int()).abs().max() <= 1, name  # at most one 8-bit step of float noise

@@ -42,10 +42,20 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     raise ErasekitError(f"unsupported checkpoint file type {suffix!r} ({path}); expected .safetensors or .ckpt")
 
 
+def newer_family(state: dict[str, torch.Tensor]) -> str | None:
+    """'sdxl', 'sd3' or 'flux' when the checkpoint holds that family's denoiser (in the original layouts: an SDXL
+    UNet with its label embedding, SD3's joint blocks, FLUX's double blocks), else None."""
+    if SDXL_KEY in state or UNET_PREFIX + "label_emb.0.0.weight" in state:
+        return "sdxl"
+    if any(".joint_blocks." in k or k.startswith("joint_blocks.") for k in state):
+        return "sd3"
+    if any(".double_blocks." in k or k.startswith("double_blocks.") for k in state):
+        return "flux"
+    return None
+
+
 def detect_architecture(state: dict[str, torch.Tensor]) -> str:
     """'sd1' or 'sd2' from the keys and widths of an LDM checkpoint; anything else is refused."""
-    if SDXL_KEY in state:
-        raise ErasekitError("unsupported architecture: the checkpoint is SDXL (erasekit supports SD 1.x and 2.x)")
     to_k = [k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")]
     if not to_k:
         found = sorted({k.split(".")[0] for k in state})[:6]
@@ -117,6 +127,8 @@ def _unet_prefix_map(config: dict) -> list[tuple[str, str]]:
     pairs += [
         ("time_embedding.linear_1.", "time_embed.0."),
         ("time_embedding.linear_2.", "time_embed.2."),
+        ("add_embedding.linear_1.", "label_emb.0.0."),  # SDXL's pooled-text and time-id embedding
+        ("add_embedding.linear_2.", "label_emb.0.2."),
         ("conv_in.", "input_blocks.0.0."),
         ("conv_norm_out.", "out.0."),
         ("conv_out.", "out.2."),

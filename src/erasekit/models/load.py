@@ -168,15 +168,24 @@ def _folder_sampling(path: Path) -> Sampling | None:
 
 
 # ---- single files -----------------------------------------------------------------------------------
-def _load_single_file(path: Path, config: str | Path | None, dtype: torch.dtype) -> tuple[dict, dict, object, str]:
-    """(modules, tokenizers, scheduler, family) of an LDM checkpoint (SD 1.x / 2.x, or the miniature's export), in
-    `dtype`. The modules are built without weights (accelerate's empty init: no random initialisation of a
-    billion parameters only to overwrite them) and take the checkpoint's."""
+def _load_single_file(path: Path, config: str | Path | None,
+                      dtype: torch.dtype) -> tuple[dict, dict, object, dict, str]:
+    """(modules, tokenizers, scheduler, options, family) of a single checkpoint file, in `dtype`.
+
+    SD 1.x / 2.x (and the miniature's export): the whole model, read with diffusers' converters into modules built
+    without weights (accelerate's empty init: no random initialisation of a billion parameters only to overwrite
+    them). SDXL, SD3 and FLUX: their denoiser (what their single files hold for certain; FLUX's hold nothing else),
+    read with diffusers' `from_single_file` onto the diffusers folder of the base model named by `config`, which
+    gives every other component."""
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     state = ldm.read_checkpoint(path)
+    newer = ldm.newer_family(state)
+    if newer is not None:
+        del state
+        return _denoiser_file(path, newer, config, dtype)
     if config is None:
         family, config = _recognise(state)
     else:
@@ -202,7 +211,26 @@ def _load_single_file(path: Path, config: str | Path | None, dtype: torch.dtype)
     scheduler = DDIMScheduler.from_pretrained(str(config / "scheduler"))
     tok_dir = config / "tokenizer" if (config / "tokenizer").exists() else None
     tokenizer = clip_tokenizer(tok_dir, pad_token="!" if family == "sd2" else None)
-    return {"unet": unet, "text_encoder": text_encoder, "vae": vae}, {"tokenizer": tokenizer}, scheduler, family
+    return {"unet": unet, "text_encoder": text_encoder, "vae": vae}, {"tokenizer": tokenizer}, scheduler, {}, family
+
+
+def _denoiser_file(path: Path, family: str, config: str | Path | None, dtype: torch.dtype):
+    """An SDXL / SD3 / FLUX checkpoint's denoiser on the components of the base model's diffusers folder."""
+    cls = bundle_class(family)
+    if config is None:
+        raise ErasekitError(f"{path.name} is a {family} checkpoint: give the diffusers folder of its base model with "
+                            f"--config FOLDER (load_bundle(path, config=FOLDER)); the checkpoint replaces its "
+                            f"{cls.DENOISER}, the folder gives the text encoders, tokenizers, VAE and scheduler")
+    modules, tokenizers, scheduler, options, found = _load_folder(str(config), False, dtype)
+    if found != family:
+        raise ErasekitError(f"{path.name} is a {family} checkpoint but {config} is a {found} model")
+    try:
+        modules[cls.DENOISER] = type(modules[cls.DENOISER]).from_single_file(
+            str(path), config=str(config), subfolder=cls.DENOISER, local_files_only=True, torch_dtype=dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ErasekitError(f"cannot read the {family} {cls.DENOISER} of {path.name}: "
+                            f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+    return modules, tokenizers, scheduler, options, family
 
 
 def _recognise(state: dict[str, torch.Tensor]) -> tuple[str, Path]:
@@ -240,7 +268,7 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
         modules, tokenizers, scheduler, options, family = _load_folder(str(mini_path()), False, torch_dtype)
         scale = "mini"
     elif path.is_file():
-        modules, tokenizers, scheduler, family = _load_single_file(path, config, torch_dtype)
+        modules, tokenizers, scheduler, options, family = _load_single_file(path, config, torch_dtype)
     elif path.is_dir():
         modules, tokenizers, scheduler, options, family = _load_folder(str(path), False, torch_dtype)
         sampling = _folder_sampling(path)
