@@ -5,12 +5,13 @@ Every family is built at full size from the configs that ship in `models/configs
 do not depend on them). Parameter counts come from modules built on the meta device (no memory at all). Each
 measured case runs in its own process, which builds the model in the asked dtype, runs the step, and reports its
 peak resident memory (the whole process: weights, the step's activations and optimizer state, and Python and
-torch themselves, about 0.5 GB); a case whose weights alone would not fit this machine's memory is not run, and the
-table says so.
+torch themselves, about 0.5 GB). A family whose weights would not fit this machine's memory in the asked dtype is
+measured in bf16 when that fits (the row says which), and otherwise not run, and the table says so.
 
     .venv/bin/python benchmarks/families.py                          # every family, 512 px, fp32 where it fits
     .venv/bin/python benchmarks/families.py --family sdxl --dtype bf16 --resolution 1024
-On a GPU (`--device cuda`) the peak is torch's max_memory_allocated instead.
+On a GPU (`--device cuda`) the peak is torch's max_memory_allocated instead. A run over every family writes
+docs/results/families-DEVICE.json (benchmarks/record.py), which the docs' cost table is rendered from.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import resource
 import subprocess
 import sys
 import time
+
+import record
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -55,9 +58,9 @@ def case(family: str, what: str, dtype: str, resolution: int, device: str) -> di
     from erasekit.models.load import assemble, resolve_dtype
     from erasekit.models.synthetic import full_size_components
 
-    modules, tokenizers, scheduler, options = full_size_components(family)
+    modules, tokenizers, scheduler, options = full_size_components(family, dtype=resolve_dtype(dtype))
     for module in modules.values():
-        module.to(device=device, dtype=resolve_dtype(dtype))
+        module.to(device=device)
     bundle = assemble(modules, tokenizers, scheduler, options, f"random {family}", family).at_resolution(resolution)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -85,30 +88,39 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32", choices=list(BYTES))
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="families.json")
+    parser.add_argument("--out", help="also write this run's figures here (a run over every family writes "
+                        "docs/results/families-DEVICE.json)")
     parser.add_argument("--case", nargs=2, metavar=("FAMILY", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # a child process: one measurement, printed as JSON
         print(json.dumps(case(*args.case, args.dtype, args.resolution, args.device)))
         return
-    rows = {}
+    started, rows = time.perf_counter(), {}
     for family in args.family or FAMILIES:
         rows[family] = counts(family)
         weights = sum(rows[family]["components"].values())
         rows[family]["weights_gb"] = {d: weights * b / 1e9 for d, b in BYTES.items()}
+        dtype = args.dtype
+        if args.device == "cpu" and not fits(family, dtype) and fits(family, "bf16"):
+            dtype = "bf16"
+        rows[family]["dtype"] = dtype
         for what in ("uce", "esd"):
-            if args.device == "cpu" and not fits(family, args.dtype):
-                rows[family][what] = {"skipped": f"its {args.dtype} weights do not fit this machine's memory"}
+            if args.device == "cpu" and not fits(family, dtype):
+                rows[family][what] = {"skipped": f"its {dtype} weights do not fit this machine's memory"}
                 continue
-            done = subprocess.run([sys.executable, __file__, "--case", family, what, "--dtype", args.dtype,
+            done = subprocess.run([sys.executable, __file__, "--case", family, what, "--dtype", dtype,
                                    "--resolution", str(args.resolution), "--device", args.device],
                                   capture_output=True, text=True)
             rows[family][what] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else
-                                  {"failed": (done.stderr.strip().splitlines() or ["?"])[-1]})
+                                  {"failed": (done.stderr.strip().splitlines() or
+                                              [f"exit status {done.returncode} (killed: out of memory?)"])[-1]})
             print(family, what, rows[family][what], flush=True)
-    with open(args.out, "w") as f:
-        json.dump({"dtype": args.dtype, "resolution": args.resolution, "device": args.device, "families": rows}, f,
-                  indent=2)
+    results = {"dtype": args.dtype, "resolution": args.resolution, "device": args.device, "families": rows}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    if not args.family:  # every family: the docs' results file
+        print("wrote", record.save(f"families-{args.device.split(':')[0]}", results, started))
     print(table(rows, args))
 
 
@@ -118,16 +130,17 @@ def table(rows: dict, args) -> str:
             return f"{entry['peak_gb']:.1f} GB, {entry['seconds']:.0f} s"
         return "not run: " + entry.get("skipped", entry.get("failed", "?"))
 
-    lines = [f"device {args.device}, {args.dtype}, {args.resolution} px; parameters in millions",
-             "| family | denoiser | text encoders | weights fp32 / bf16 | xattn | xattn-kv | UCE edit | one ESD-x step |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"device {args.device}, {args.resolution} px; parameters in millions",
+             "| family | denoiser | text encoders | weights fp32 / bf16 | xattn | xattn-kv | measured in | UCE edit | "
+             "one ESD-x step |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for family, row in rows.items():
         comps = row["components"]
         denoiser = next(iter(comps.values()))
         text = sum(v for k, v in comps.items() if k.startswith("text_encoder"))
         lines.append(f"| {family} | {denoiser / 1e6:,.0f} | {text / 1e6:,.0f} | {row['weights_gb']['fp32']:.1f} / "
                      f"{row['weights_gb']['bf16']:.1f} GB | {row['groups']['xattn'] / 1e6:,.1f} | "
-                     f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {gb(row['uce'])} | {gb(row['esd'])} |")
+                     f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {row['dtype']} | {gb(row['uce'])} | {gb(row['esd'])} |")
     return "\n".join(lines)
 
 

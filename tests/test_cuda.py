@@ -87,3 +87,20 @@ def test_inspect_ranks_on_the_gpu(mini, search):
 def test_the_full_graph_runs_on_the_gpu(tmp_path):
     (graph,) = full_graphs(["uce"], tmp_path / "graph", n=1, progress=False).values()
     assert graph.delta.shape == (10, 10) and torch.isfinite(torch.as_tensor(graph.delta)).all()
+
+
+@pytest.mark.parametrize("source", ["tiny-sdxl", "tiny-sd3", "tiny-flux"])
+@pytest.mark.parametrize("name", ["esd", "uce", "darkminer", "hide"])
+def test_every_family_erases_and_generates_on_the_gpu(source, name, tiny_clip):
+    """The families' own code paths (SDXL's time ids, FLUX's ids and packing, SD3's padding) with the model on the
+    GPU; tests/test_families.py runs the full method x family matrix on the CPU."""
+    bundle = load_bundle(source, device="cuda")
+    spec = methods.get(name)
+    fields = set(spec.config.__dataclass_fields__)
+    config = methods.build_config(spec, values={k: v for k, v in {**SMALL, "k": 2, "circ_images": 1}.items()
+                                                if k in fields})
+    concepts = ConceptSet(["a cat"])
+    run = Run(progress=False, scorer=method_scorer(spec, bundle, config, concepts, tiny_clip))
+    edited = spec.erase(bundle, concepts, config, run).apply(bundle)
+    images = edited.generate(["a photo of a cat"], [0], steps=2)
+    assert next(edited.denoiser.parameters()).is_cuda and torch.isfinite(images).all()

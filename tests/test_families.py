@@ -6,6 +6,9 @@ is refused before any work. SD-2.x shares SD-1.x's class (tests/test_real_size.p
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import diffusers
 import pytest
@@ -54,12 +57,23 @@ def _small(spec, values: dict):
     return {k: v for k, v in values.items() if k in defaults and type(v) is type(defaults[k])}
 
 
-def _stock_images(folder, family_model, prompts, seeds, guidance):
-    pipe = getattr(diffusers, family_model.PIPELINE).from_pretrained(folder, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
+def _stock_images(folder, family_model, prompts, seeds, guidance, lora=None):
+    """The stock pipeline's images of a saved folder (and a LoRA folder loaded into it), in a process that imports
+    diffusers and torch only: what a user without erasekit gets."""
     size = family_model.image_size
-    return pipe(prompts, num_inference_steps=2, guidance_scale=guidance, height=size, width=size, output_type="pt",
-                generator=[torch.Generator().manual_seed(s) for s in seeds]).images
+    script = f"""
+import torch, diffusers
+pipe = diffusers.{family_model.PIPELINE}.from_pretrained({str(folder)!r}, local_files_only=True)
+if {lora is not None!r}:
+    pipe.load_lora_weights({str(lora)!r})
+pipe.set_progress_bar_config(disable=True)
+images = pipe({prompts!r}, num_inference_steps=2, guidance_scale={guidance!r}, height={size}, width={size},
+              output_type="pt", generator=[torch.Generator().manual_seed(s) for s in {seeds!r}]).images
+torch.save(images, {str(Path(folder).parent / "stock.pt")!r})
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(Path(folder).parent / "stock.pt")
 
 
 def test_info_describes_each_family(model):
@@ -75,12 +89,30 @@ def test_the_stock_pipeline_loads_an_export_of_an_erasure_and_draws_erasekits_im
     edit = spec.erase(model, ConceptSet(["a cat"]), config, Run(progress=False))
     assert edit.tensors and all(k.startswith(model.DENOISER + ".") for k in edit.tensors)
     edited = edit.apply(model)
-    guidance = 3.5 if model.family == "flux" else 5.0
-    ours = edited.generate(["a photo of a cat", "a red car"], [3, 4], steps=2, guidance=guidance)
-    stock = _stock_images(export(edit, model, tmp_path / "exported"), model, ["a photo of a cat", "a red car"],
-                          [3, 4], guidance)
+    prompts, seeds, guidance = ["a photo of a cat", "a red car"], [3, 4], 3.5 if model.family == "flux" else 5.0
+    ours = edited.generate(prompts, seeds, steps=2, guidance=guidance)
+    stock = _stock_images(export(edit, model, tmp_path / "exported"), model, prompts, seeds, guidance)
     assert (ours - stock).abs().max() <= MAX_PIXEL
-    assert not torch.equal(ours, model.generate(["a photo of a cat", "a red car"], [3, 4], steps=2, guidance=guidance))
+    assert not torch.equal(ours, model.generate(prompts, seeds, steps=2, guidance=guidance))
+
+
+def test_a_lora_export_loads_into_the_familys_stock_pipeline_as_erasekit_applies_it(model, tmp_path, tiny_clip):
+    """Dark Miner's adapters, in the layout each family's load_lora_weights reads (unet.* or transformer.*)."""
+    spec = methods.get("darkminer")
+    config = methods.build_config(spec, values={**_small(spec, SMALL), "tau": -0.999})  # one loop: it circumvents
+    concepts = ConceptSet(["a cat"])
+    edit = spec.erase(model, concepts, config, Run(progress=False, scorer=method_scorer(spec, model, config,
+                                                                                         concepts, tiny_clip)))
+    with torch.no_grad():  # trained B is tiny after one step: make the adapters' effect visible
+        for name in edit.tensors:
+            if name.endswith("lora_B"):
+                edit.tensors[name] = edit.tensors[name] + 0.05
+    lora = export(edit, model, tmp_path / "lora", format="lora")
+    prompts, seeds, guidance = ["a photo of a cat"], [5], 3.5 if model.family == "flux" else 5.0
+    ours = edit.apply(model).generate(prompts, seeds, steps=2, guidance=guidance)
+    stock = _stock_images(model.save_pretrained(tmp_path / "base"), model, prompts, seeds, guidance, lora=lora)
+    assert (ours - stock).abs().max() <= MAX_PIXEL
+    assert not torch.equal(ours, model.generate(prompts, seeds, steps=2, guidance=guidance))
 
 
 CASES = [(m.name, f) for m in methods.available() for f in SOURCES if f in m.families]
@@ -231,3 +263,13 @@ def test_an_sd3_or_flux_checkpoint_file_needs_its_base_folder(family, key, tmp_p
     other = load_bundle("tiny-sdxl").save_pretrained(tmp_path / "sdxl")
     with pytest.raises(ErasekitError, match=f"is a {family} checkpoint but .* is a sdxl model"):
         load_bundle(tmp_path / "model.safetensors", config=other)
+
+
+def test_the_readme_shows_the_support_matrix_the_registries_give():
+    from pathlib import Path
+
+    from erasekit.report.support import support_tables
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    shown = readme.split("<!-- support matrix -->\n")[1].split("\n<!-- /support matrix -->")[0]
+    assert shown == support_tables()

@@ -55,7 +55,12 @@ def newer_family(state: dict[str, torch.Tensor]) -> str | None:
 
 
 def detect_architecture(state: dict[str, torch.Tensor]) -> str:
-    """'sd1' or 'sd2' from the keys and widths of an LDM checkpoint; anything else is refused."""
+    """'sd1' or 'sd2' from the keys and widths of an LDM checkpoint; anything else is refused, by name where the
+    checkpoint is a newer family's (those are read onto a base model's folder instead: models/load.py)."""
+    newer = newer_family(state)
+    if newer is not None:
+        raise ErasekitError(f"unsupported architecture: this is a {newer.upper()} checkpoint, not SD 1.x/2.x; give the "
+                            "folder of its base model as well (erasekit info --config FOLDER)")
     to_k = [k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")]
     if not to_k:
         found = sorted({k.split(".")[0] for k in state})[:6]

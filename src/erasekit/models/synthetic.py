@@ -163,12 +163,14 @@ def tiny_components(family: str = "sd1", seed: int = 0) -> tuple[dict, dict, obj
     raise ErasekitError(f"no tiny model of family {family!r}; valid: {', '.join(TINY)}")
 
 
-def full_size_components(family: str, seed: int = 0, device: str | None = None) -> tuple[dict, dict, object, dict]:
+def full_size_components(family: str, seed: int = 0, device: str | None = None,
+                         dtype: torch.dtype = torch.float32) -> tuple[dict, dict, object, dict]:
     """(modules, tokenizers, scheduler, options) of the shipped `family` config (models/configs/<family>) at its real
     size, with the modules' own random initialisation from `seed` (SD-1.x: 860M UNet parameters, 3.4 GB in fp32;
     FLUX.1-dev: 11.9B in its transformer). `device="meta"` builds them without memory (counting parameters). SD3's
     and FLUX's T5 tokenizer is the small shipped one (T5's own needs its SentencePiece model): its ids stay inside
-    T5's vocabulary, which is all that cost measurements need."""
+    T5's vocabulary, which is all that cost measurements need. `dtype` is the dtype the parameters are made in (FLUX's
+    67 GB of fp32 never exist when bf16 is asked)."""
     import diffusers
     import transformers
 
@@ -178,15 +180,19 @@ def full_size_components(family: str, seed: int = 0, device: str | None = None) 
 
     config, cls = Path(str(CONFIGS / family)), bundle_class(family)
     torch.manual_seed(seed)
-    modules = {}
-    with torch.device(device or "cpu"):
-        for name in (cls.DENOISER, *(spec.module for spec in cls.TEXT), "vae"):
-            values = json.loads((config / name / "config.json").read_text())
-            if "architectures" in values:  # transformers
-                model = getattr(transformers, values["architectures"][0])
-                modules[name] = model(model.config_class(**values))
-            else:
-                modules[name] = getattr(diffusers, values["_class_name"]).from_config(values)
+    modules, default = {}, torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device or "cpu"):
+            for name in (cls.DENOISER, *(spec.module for spec in cls.TEXT), "vae"):
+                values = json.loads((config / name / "config.json").read_text())
+                if "architectures" in values:  # transformers
+                    model = getattr(transformers, values["architectures"][0])
+                    modules[name] = model(model.config_class(**values))
+                else:
+                    modules[name] = getattr(diffusers, values["_class_name"]).from_config(values)
+    finally:
+        torch.set_default_dtype(default)
     scheduler_config = json.loads((config / "scheduler" / "scheduler_config.json").read_text())
     scheduler = getattr(diffusers, scheduler_config["_class_name"]).from_config(scheduler_config)
     tokenizers = {}
