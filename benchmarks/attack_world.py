@@ -28,23 +28,32 @@ from pathlib import Path
 
 from erasekit.attacks import registry as attacks
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
-from erasekit.core.files import write_text
 from erasekit.core.edit import Edit
+from erasekit.core.files import write_text
 from erasekit.core.loop import Run
-from erasekit.eval.attack import (MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack,
-                                  goal_prompts)
+from erasekit.eval.attack import MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
 from erasekit.eval.judges import method_scorer
 from erasekit.methods import registry as methods
 from erasekit.methods.concepts import ConceptSet
-
+from erasekit.models.load import load_bundle
 
 
 def cell(ev, seconds: float, n_prompts: int) -> dict:
     m = ev.metrics
-    return {k: m[k] for k in ("asr", "asr_ci", "asr_n", "pre_attack_rate", "pre_attack_rate_ci", "pre_attack_rate_n",
-                              "base_rate", "asr_prompts", "asr_prompts_n")} | {
-        "seconds": seconds, "seconds_per_prompt": seconds / max(1, n_prompts), "prompts": n_prompts}
+    return {
+        k: m[k]
+        for k in (
+            "asr",
+            "asr_ci",
+            "asr_n",
+            "pre_attack_rate",
+            "pre_attack_rate_ci",
+            "pre_attack_rate_n",
+            "base_rate",
+            "asr_prompts",
+            "asr_prompts_n",
+        )
+    } | {"seconds": seconds, "seconds_per_prompt": seconds / max(1, n_prompts), "prompts": n_prompts}
 
 
 class AttackTable:
@@ -102,10 +111,15 @@ class AttackTable:
                 ev = evaluate_attack(result, goal, model, self.base, self.run, base_images=base_images)
                 base_images = ev.base_images
                 self.results[key] = cell(ev, result.seconds, len(prompts)) | {
-                    "eval_seconds": time.perf_counter() - started, "reused_search": reuse}
+                    "eval_seconds": time.perf_counter() - started,
+                    "reused_search": reuse,
+                }
                 write_text(self.file, json.dumps(self.results, indent=1, sort_keys=True))
-                print(f"{key}: ASR {self.results[key]['asr']:.1f} pre {self.results[key]['pre_attack_rate']:.1f} "
-                      f"({result.seconds:.1f} s)", flush=True)
+                print(
+                    f"{key}: ASR {self.results[key]['asr']:.1f} pre {self.results[key]['pre_attack_rate']:.1f} "
+                    f"({result.seconds:.1f} s)",
+                    flush=True,
+                )
 
     def show(self, concept: str, method_names: list[str], attack_names: list[str]) -> None:
         results = self.results
@@ -118,13 +132,20 @@ class AttackTable:
                 c = results[f"{concept}|{method}|{a}"]
                 cells.append(f"{c['asr']:.0f} [{c['asr_ci'][0]:.0f}, {c['asr_ci'][1]:.0f}] n={c['asr_n']}")
             pre = results[f"{concept}|{method}|{attack_names[0]}"]
-            print(f"| {method} (pre {pre['pre_attack_rate']:.0f} [{pre['pre_attack_rate_ci'][0]:.0f}, "
-                  f"{pre['pre_attack_rate_ci'][1]:.0f}] n={pre['pre_attack_rate_n']}) | " + " | ".join(cells) + " |")
+            print(
+                f"| {method} (pre {pre['pre_attack_rate']:.0f} [{pre['pre_attack_rate_ci'][0]:.0f}, "
+                f"{pre['pre_attack_rate_ci'][1]:.0f}] n={pre['pre_attack_rate_n']}) | " + " | ".join(cells) + " |"
+            )
         print("\nsearch time, s per attacked prompt (per concept):")
         for method in method_names:
-            print(f"  {method:<10}" + "  ".join(
-                f"{a} {results[f'{concept}|{method}|{a}']['seconds_per_prompt']:.1f} "
-                f"({results[f'{concept}|{method}|{a}']['seconds']:.0f})" for a in attack_names))
+            print(
+                f"  {method:<10}"
+                + "  ".join(
+                    f"{a} {results[f'{concept}|{method}|{a}']['seconds_per_prompt']:.1f} "
+                    f"({results[f'{concept}|{method}|{a}']['seconds']:.0f})"
+                    for a in attack_names
+                )
+            )
 
 
 def main() -> None:
@@ -140,8 +161,10 @@ def main() -> None:
     quiet_libraries()
     table = AttackTable(load_bundle("mini"), Path(args.out), n=args.n)
     attack_names = [a for a in args.attacks.split(",") if a]
-    rows = [("star", [m for m in args.methods.split(",") if m], None),
-            ("mark", ["none"] + [m for m in args.mark_methods.split(",") if m], args.mark_limit)]
+    rows = [
+        ("star", [m for m in args.methods.split(",") if m], None),
+        ("mark", ["none"] + [m for m in args.mark_methods.split(",") if m], args.mark_limit),
+    ]
     if args.style:
         rows.append((args.style, ["none", "esd"], None))
     for concept, method_names, limit in rows:

@@ -24,12 +24,11 @@ import json
 from pathlib import Path
 
 from attack_world import AttackTable
-
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.eval import metrics as M
 from erasekit.eval.suites import SuiteRun, evaluate
+from erasekit.models.load import load_bundle
 from erasekit.world.judge import WorldJudge
 
 
@@ -100,25 +99,42 @@ def main() -> None:
 
 
 def show(concept, method_names, attack_names, cells, results) -> None:
-    ci = lambda v, c: f"{v:.0f} [{c[0]:.0f}, {c[1]:.0f}]"
+    def ci(v, c):
+        return f"{v:.0f} [{c[0]:.0f}, {c[1]:.0f}]"
+
     first = ("mark % (indirect)",) if concept == "mark" else ("ESR-1", "PSR-1")
     print(f"\n### {concept}: erasure, preservation, ASR % [95% Wilson] and cost")
     print("| method | " + " | ".join(first) + " | FJD | attr. agr. | " + " | ".join(attack_names) + " | time |")
     print("|---|" + "---|" * (len(first) + 3 + len(attack_names)))
     for method in method_names:
         c = cells[f"{concept}|{method}"]
-        head = [ci(c["mark_rate"], c["mark_rate_ci"]) + f" n={c['mark_rate_n']}"] if concept == "mark" else [
-            ci(c["esr@1"], c["esr@1_ci"]) + f" n={c['esr_n']}", ci(c["psr@1"], c["psr@1_ci"]) + f" n={c['psr_n']}"]
+        head = (
+            [ci(c["mark_rate"], c["mark_rate_ci"]) + f" n={c['mark_rate_n']}"]
+            if concept == "mark"
+            else [
+                ci(c["esr@1"], c["esr@1_ci"]) + f" n={c['esr_n']}",
+                ci(c["psr@1"], c["psr@1_ci"]) + f" n={c['psr_n']}",
+            ]
+        )
         fjd = f"{c['fjd']:.1f}" + (f" (split-half {c['split_half_fjd']:.1f})" if "split_half_fjd" in c else "")
-        attacked = [ci(results[f"{concept}|{method}|{a}"]["asr"], results[f"{concept}|{method}|{a}"]["asr_ci"])
-                    for a in attack_names]
-        print(f"| {method} | " + " | ".join(head) + f" | {fjd} | {c['attribute_agreement']:.1f} | "
-              + " | ".join(attacked) + f" | {c['seconds']:.0f} s |")
+        attacked = [
+            ci(results[f"{concept}|{method}|{a}"]["asr"], results[f"{concept}|{method}|{a}"]["asr_ci"])
+            for a in attack_names
+        ]
+        print(
+            f"| {method} | "
+            + " | ".join(head)
+            + f" | {fjd} | {c['attribute_agreement']:.1f} | "
+            + " | ".join(attacked)
+            + f" | {c['seconds']:.0f} s |"
+        )
     for method in method_names:
         record = cells[f"{concept}|{method}"].get("record") or {}
         if record.get("s"):
-            print(f"\n{method}: {record['loops']} loops, stopped by {record['stopped_by']}; s(c) per loop: "
-                  + ", ".join(f"{s:.3f}" for s in record["s"]))
+            print(
+                f"\n{method}: {record['loops']} loops, stopped by {record['stopped_by']}; s(c) per loop: "
+                + ", ".join(f"{s:.3f}" for s in record["s"])
+            )
             for i, sec in enumerate(record.get("per_loop_seconds") or []):
                 print(f"  loop {i}: " + ", ".join(f"{k} {v:.0f} s" for k, v in (sec or {}).items()))
 

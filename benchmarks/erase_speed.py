@@ -27,11 +27,11 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.judges import method_scorer
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.world.render import OBJECTS
 
 
@@ -81,8 +81,9 @@ def replay(calls, bundle) -> float:
 def timed(method: str, base, iterations: int):
     """(whole run seconds, seconds per training iteration, the UNet calls made inside the training loop)."""
     spec = registry.get(method)
-    config = registry.build_config(spec, values={"iterations": iterations} if method not in ("uce", "time") else {},
-                                   arch="mini")
+    config = registry.build_config(
+        spec, values={"iterations": iterations} if method not in ("uce", "time") else {}, arch="mini"
+    )
     concepts = ConceptSet(["star"], [o for o in OBJECTS if o != "star"] if method == "uce" else [])
     clock: list = []
     scorer = method_scorer(spec, base, config, concepts)  # MACE's segmented images on the miniature
@@ -121,24 +122,31 @@ def main():
             floor = replay(calls, base) / args.iterations
             per_concept = seconds + (default - args.iterations) * per_iter  # the measured run at the default length
             runs.append((per_iter, floor, per_iter / floor, per_concept, len(calls) / args.iterations))
-        per_iter, floor, ratio, per_concept, passes = (float(np.median(col)) for col in zip(*runs))
+        per_iter, floor, ratio, per_concept, passes = (float(np.median(col)) for col in zip(*runs, strict=True))
         ratios = [r[2] for r in runs]
-        rows.append((method, per_iter, floor, passes, ratio, min(ratios), max(ratios), peak_memory_mb(), default,
-                     per_concept))
+        rows.append(
+            (method, per_iter, floor, passes, ratio, min(ratios), max(ratios), peak_memory_mb(), default, per_concept)
+        )
     uce_seconds = min(timed("uce", base, 0)[0], timed("uce", base, 0)[0])
     mace = [row for row in rows if row[0] == "mace"]
     print(f"median of {args.repeats} runs of {args.iterations} iterations each")
-    print("| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | ratio range | "
-          "s / concept (mini default) | peak memory MB |")
+    print(
+        "| method | s / iteration | floor s / iteration | UNet passes / iteration | ratio (<= 1.25) | ratio range | "
+        "s / concept (mini default) | peak memory MB |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for method, per_iter, floor, passes, ratio, low, high, mem, default, per_concept in rows:
-        print(f"| {method} | {per_iter:.3f} | {floor:.3f} | {passes:.1f} | {ratio:.2f} | {low:.2f}–{high:.2f} | "
-              f"{per_concept:.1f} ({default} it) | {mem:.0f} |")
+        print(
+            f"| {method} | {per_iter:.3f} | {floor:.3f} | {passes:.1f} | {ratio:.2f} | {low:.2f}–{high:.2f} | "
+            f"{per_concept:.1f} ({default} it) | {mem:.0f} |"
+        )
     print(f"\nUCE erase 'star' (P = the other nine objects), whole method: {uce_seconds:.3f} s (target < 1 s)")
     if mace:
         _, per_iter, _, _, _, _, _, _, default, per_concept = mace[0]
-        print(f"MACE erase 'star': {per_concept:.2f} s, of which its {default} LoRA steps {default * per_iter:.2f} s; "
-              f"the rest ({per_concept - default * per_iter:.2f} s) is the two closed forms and the setup")
+        print(
+            f"MACE erase 'star': {per_concept:.2f} s, of which its {default} LoRA steps {default * per_iter:.2f} s; "
+            f"the rest ({per_concept - default * per_iter:.2f} s) is the two closed forms and the setup"
+        )
     print(f"({torch.get_num_threads()} threads, device {base.device})")
 
 

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run, read_log
 from erasekit.eval.graph import concept_graph, save_graph
@@ -43,6 +42,7 @@ from erasekit.eval.metrics import spearman, splits_for
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.report.plots import graph_heatmap
 from erasekit.world.captions import BIAS_COLOUR, BIASED_OBJECT, OBJECT_NAMES
 from erasekit.world.render import OBJECTS
@@ -92,8 +92,11 @@ class Bench:
         concepts = ConceptSet(erased, kept if method == "uce" else [])
         bundle, seconds, _ = self.erase(method, concepts, **values)
         metrics, _ = self.objects(bundle, erased)
-        return {**{k: metrics[k] for k in ("esr@1", "esr@5", "psr@1", "psr@5")}, "fjd": self.fjd(bundle),
-                "seconds": seconds}
+        return {
+            **{k: metrics[k] for k in ("esr@1", "esr@5", "psr@1", "psr@5")},
+            "fjd": self.fjd(bundle),
+            "seconds": seconds,
+        }
 
 
 def base_figures(bench: Bench) -> dict:
@@ -104,17 +107,23 @@ def base_figures(bench: Bench) -> dict:
 
 
 def uce_edit(bench: Bench) -> dict:
-    bundle, seconds, _ = bench.erase("uce", ConceptSet(["circle"], [o for o in OBJECTS if o not in ("circle",
-                                                                                             "square")],
-                                                       target="square"), mode="edit")
+    bundle, seconds, _ = bench.erase(
+        "uce",
+        ConceptSet(["circle"], [o for o in OBJECTS if o not in ("circle", "square")], target="square"),
+        mode="edit",
+    )
     result = evaluate(bundle, "world-objects", bench.run, [], judges=Judges(bench.judge))
     scores = bench.judge.score(bundle.generate(["a circle"] * bench.run.n, list(range(bench.run.n))))
     base_result = evaluate(bench.base, "world-objects", bench.run, [], judges=Judges(bench.judge))
     others = [o for o in OBJECTS if o not in ("circle", "square")]
     kept = np.mean([result.per_concept[o]["acc@1"] for o in others])
     base_kept = np.mean([base_result.per_concept[o]["acc@1"] for o in others])
-    return {"circle_as_square": float(np.mean([s == "square" for s in scores.top1("object")]) * 100),
-            "others_psr@1": float(kept), "others_psr@1_of_base": float(kept / base_kept * 100), "seconds": seconds}
+    return {
+        "circle_as_square": float(np.mean([s == "square" for s in scores.top1("object")]) * 100),
+        "others_psr@1": float(kept),
+        "others_psr@1_of_base": float(kept / base_kept * 100),
+        "seconds": seconds,
+    }
 
 
 def uce_debias(bench: Bench) -> dict:
@@ -142,10 +151,15 @@ def uce_debias(bench: Bench) -> dict:
 
     edited = edit.apply(bench.base)
     before, after = shares(bench.base), shares(edited)
-    return {"majority_before": max(before.values()), "majority_after": max(after.values()), "shares_after": after,
-            "coloured_before": coloured(bench.base), "coloured_after": coloured(edited),
-            "alpha": {p: {k: round(v, 3) for k, v in a.items()} for p, a in edit.metrics["debias_alpha"].items()},
-            "seconds": seconds}
+    return {
+        "majority_before": max(before.values()),
+        "majority_after": max(after.values()),
+        "shares_after": after,
+        "coloured_before": coloured(bench.base),
+        "coloured_after": coloured(edited),
+        "alpha": {p: {k: round(v, 3) for k, v in a.items()} for p, a in edit.metrics["debias_alpha"].items()},
+        "seconds": seconds,
+    }
 
 
 def search_weights(loss_csv: Path) -> dict[str, float]:
@@ -164,24 +178,34 @@ def concept_graphs(bench: Bench, obj: str, methods: list[str]) -> dict:
     for method in methods:
         with tempfile.TemporaryDirectory() as tmp:
             spec = registry.get(method)
-            edit = spec.erase(bench.base, ConceptSet([obj]), registry.build_config(spec, arch="mini"),
-                              Run(work=Path(tmp), progress=False))
+            edit = spec.erase(
+                bench.base,
+                ConceptSet([obj]),
+                registry.build_config(spec, arch="mini"),
+                Run(work=Path(tmp), progress=False),
+            )
             if method in ("ap", "age"):
                 searched[method] = search_weights(Path(tmp) / "loss.csv")
         edited[method] = edit.apply(bench.base)
     matrix = concept_graph(bench.base, edited, bench.judge, n=2 * bench.run.n)
     save_graph(matrix, methods, [obj] * len(methods), list(OBJECTS), bench.out / f"graph-{obj}")
     graph_heatmap(matrix, methods, list(OBJECTS), bench.out / f"graph-{obj}" / "graph.png")
-    return {"delta": {m: dict(zip(OBJECTS, map(float, row))) for m, row in zip(methods, matrix)},
-            "searched": searched}
+    return {
+        "delta": {m: dict(zip(OBJECTS, map(float, row), strict=True)) for m, row in zip(methods, matrix, strict=True)},
+        "searched": searched,
+    }
 
 
 def print_graphs(obj: str, graphs: dict) -> None:
     kept = [o for o in OBJECTS if o != obj]
-    print(f"\nconcept graph of erasing '{obj}' (δ = base − edited judge probability of c for 'a c', "
-          f"graph.csv/png in graph-{obj}/)")
-    print("| method | mean δ over the kept nine | hurt most (δ) | searched most (mean π in top 3) | "
-          "ρ(search weight, δ under ESD) |")
+    print(
+        f"\nconcept graph of erasing '{obj}' (δ = base − edited judge probability of c for 'a c', "
+        f"graph.csv/png in graph-{obj}/)"
+    )
+    print(
+        "| method | mean δ over the kept nine | hurt most (δ) | searched most (mean π in top 3) | "
+        "ρ(search weight, δ under ESD) |"
+    )
     print("|---|---|---|---|---|")
     esd = graphs["delta"].get("esd", {})
     for method in sorted(graphs["delta"], key=["esd", "ap", "age"].index):  # (the JSON cache sorts keys)
@@ -193,8 +217,10 @@ def print_graphs(obj: str, graphs: dict) -> None:
         if found and esd:
             weight = [sum(found.get(n, 0.0) for n in OBJECT_NAMES[c]) for c in kept]
             rho = f"{spearman(weight, [esd[c] for c in kept]):.2f}"
-        print(f"| {method} | {np.mean([delta[c] for c in kept]):.3f} | "
-              f"{', '.join(f'{c} {delta[c]:.2f}' for c in hurt)} | {top} | {rho} |")
+        print(
+            f"| {method} | {np.mean([delta[c] for c in kept]):.3f} | "
+            f"{', '.join(f'{c} {delta[c]:.2f}' for c in hurt)} | {top} | {rho} |"
+        )
 
 
 def main():
@@ -203,8 +229,12 @@ def main():
     ap.add_argument("--n", type=int, default=8, help="images per object prompt")
     ap.add_argument("--general-n", type=int, default=1, help="images per general prompt (FJD)")
     ap.add_argument("--out", default="bench/erase-world")
-    ap.add_argument("--split-budget", choices=("default", "per-concept"), default="default",
-                    help="5+5 splits: the default iterations, or the default times the 5 erased concepts")
+    ap.add_argument(
+        "--split-budget",
+        choices=("default", "per-concept"),
+        default="default",
+        help="5+5 splits: the default iterations, or the default times the 5 erased concepts",
+    )
     ap.add_argument("--graph-object", default=OBJECTS[0], help="the erasure whose concept graph is compared")
     args = ap.parse_args()
     quiet_libraries()
@@ -214,36 +244,49 @@ def main():
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     table = []
     for method in methods:
-        single = [bench.cached(f"{method}/single/{o}", lambda o=o: bench.erasure(method, [o])) for o in OBJECTS]
+        single = [
+            bench.cached(f"{method}/single/{o}", lambda o=o, method=method: bench.erasure(method, [o])) for o in OBJECTS
+        ]
         suffix = "" if args.split_budget == "default" else "/x5"
-        splits = [bench.cached(f"{method}/split{i + 1}{suffix}",
-                               lambda e=e: bench.erasure(method, list(e), 1 if not suffix else len(e)))
-                  for i, (e, _) in enumerate(splits_for(OBJECTS))]
+        splits = [
+            bench.cached(
+                f"{method}/split{i + 1}{suffix}",
+                lambda e=e, method=method, suffix=suffix: bench.erasure(method, list(e), 1 if not suffix else len(e)),
+            )
+            for i, (e, _) in enumerate(splits_for(OBJECTS))
+        ]
         table.append((method, single, splits))
     print_table(base, table, "5 x default" if args.split_budget == "per-concept" else "default")
     if {"ap", "age"} & set(methods):
         graph_methods = [m for m in ("esd", "ap", "age") if m == "esd" or m in methods]
         key = f"graph/{args.graph_object}/{'+'.join(graph_methods)}"
-        print_graphs(args.graph_object, bench.cached(key, lambda: concept_graphs(bench, args.graph_object,
-                                                                                  graph_methods)))
+        print_graphs(
+            args.graph_object, bench.cached(key, lambda: concept_graphs(bench, args.graph_object, graph_methods))
+        )
     if "uce" in methods:
         edit = bench.cached("uce/edit", lambda: uce_edit(bench))
         debias = bench.cached("uce/debias", lambda: uce_debias(bench))
-        print(f"\nUCE edit circle -> square: 'a circle' judged square {edit['circle_as_square']:.1f}% (bar >= 80); "
-              f"other eight objects PSR-1 {edit['others_psr@1']:.1f} = {edit['others_psr@1_of_base']:.1f}% of base "
-              f"(bar >= 90); {edit['seconds']:.2f} s")
-        print(f"UCE debias '{BIASED_OBJECT}' over {', '.join(DEBIAS_COLOURS)}: majority colour "
-              f"{debias['majority_before']:.1f}% -> {debias['majority_after']:.1f}% (bar <= 40); coloured prompts "
-              f"correct {debias['coloured_before']:.1f}% -> {debias['coloured_after']:.1f}% (bar >= 80); "
-              f"{debias['seconds']:.1f} s")
+        print(
+            f"\nUCE edit circle -> square: 'a circle' judged square {edit['circle_as_square']:.1f}% (bar >= 80); "
+            f"other eight objects PSR-1 {edit['others_psr@1']:.1f} = {edit['others_psr@1_of_base']:.1f}% of base "
+            f"(bar >= 90); {edit['seconds']:.2f} s"
+        )
+        print(
+            f"UCE debias '{BIASED_OBJECT}' over {', '.join(DEBIAS_COLOURS)}: majority colour "
+            f"{debias['majority_before']:.1f}% -> {debias['majority_after']:.1f}% (bar <= 40); coloured prompts "
+            f"correct {debias['coloured_before']:.1f}% -> {debias['coloured_after']:.1f}% (bar >= 80); "
+            f"{debias['seconds']:.1f} s"
+        )
         print(f"  alpha by prompt: {json.dumps(debias['alpha'])}")
         print(f"  colour shares of 'a {BIASED_OBJECT}' after: {json.dumps(debias.get('shares_after', {}))}")
 
 
 def print_table(base: dict, table, budget: str = "default") -> None:
     base_psr1 = np.mean([base["per_object"][o]["acc@1"] for o in OBJECTS])
-    print(f"base miniature: mean PSR-1 {base_psr1:.1f} (mean ESR-1 {100 - base_psr1:.1f}), general-set FJD "
-          f"{base['fjd']:.2f}")
+    print(
+        f"base miniature: mean PSR-1 {base_psr1:.1f} (mean ESR-1 {100 - base_psr1:.1f}), general-set FJD "
+        f"{base['fjd']:.2f}"
+    )
     print("\nsingle concept (each of the 10 objects; mean over them)")
     print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-1 % of base | PSR-5 | FJD general | s / concept | bars |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -251,15 +294,22 @@ def print_table(base: dict, table, budget: str = "default") -> None:
         m = {k: np.mean([r[k] for r in single]) for k in single[0]}
         of_base = m["psr@1"] / base_psr1 * 100
         ok = "pass" if m["esr@1"] >= 90 and of_base >= 80 else "FAIL"
-        print(f"| {method} | {m['esr@1']:.1f} | {m['esr@5']:.1f} | {m['psr@1']:.1f} | {of_base:.1f} | "
-              f"{m['psr@5']:.1f} | {m['fjd']:.2f} | {m['seconds']:.1f} | {ok} |")
+        print(
+            f"| {method} | {m['esr@1']:.1f} | {m['esr@5']:.1f} | {m['psr@1']:.1f} | {of_base:.1f} | "
+            f"{m['psr@5']:.1f} | {m['fjd']:.2f} | {m['seconds']:.1f} | {ok} |"
+        )
     print(f"\nfive concepts at once (the seeds' four 5+5 splits; mean ± std over splits; iterations: {budget})")
     print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-5 | FJD general | s / split |")
     print("|---|---|---|---|---|---|---|")
     for method, _, splits in table:
-        f = lambda k: f"{np.mean([r[k] for r in splits]):.1f} ± {np.std([r[k] for r in splits]):.1f}"  # noqa: E731
-        print(f"| {method} | {f('esr@1')} | {f('esr@5')} | {f('psr@1')} | {f('psr@5')} | {f('fjd')} | "
-              f"{np.mean([r['seconds'] for r in splits]):.1f} |")
+
+        def f(k, splits=splits):
+            return f"{np.mean([r[k] for r in splits]):.1f} ± {np.std([r[k] for r in splits]):.1f}"
+
+        print(
+            f"| {method} | {f('esr@1')} | {f('esr@5')} | {f('psr@1')} | {f('psr@5')} | {f('fjd')} | "
+            f"{np.mean([r['seconds'] for r in splits]):.1f} |"
+        )
     methods = [m for m in ("age", "ap", "esd") if m in {t[0] for t in table}]
     if len(methods) > 1:  # the seeds' claim: at comparable ESR-1 (within 3 points), PSR-1 ordered AGE >= AP >= ESD
         by_name = {t[0]: t for t in table}
@@ -269,9 +319,11 @@ def print_table(base: dict, table, budget: str = "default") -> None:
             spread = max(esr.values()) - min(esr.values())
             order = sorted(methods, key=lambda m: -psr[m])
             ranking = " >= ".join(f"{m} {psr[m]:.1f}" for m in order)
-            print(f"{part}: PSR-1 {ranking}; ESR-1 spread {spread:.1f} points "
-                  f"({'comparable' if spread <= 3 else 'not comparable'}); the claim AGE >= AP >= ESD "
-                  f"{'holds' if order == methods else 'does not hold'}")
+            print(
+                f"{part}: PSR-1 {ranking}; ESR-1 spread {spread:.1f} points "
+                f"({'comparable' if spread <= 3 else 'not comparable'}); the claim AGE >= AP >= ESD "
+                f"{'holds' if order == methods else 'does not hold'}"
+            )
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ import time
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.eval.evaluation import Evaluation
 from erasekit.eval.graph import concept_graph
 from erasekit.eval.judges import world_judge
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
+from erasekit.models.load import load_bundle
 from erasekit.report.html import write_evaluation
 from erasekit.world.render import OBJECTS
 
@@ -28,8 +28,9 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        result = evaluate(bundle, "world-objects", SuiteRun(n=32, progress=False), erased=["star"],
-                          judges=Judges(judge))
+        result = evaluate(
+            bundle, "world-objects", SuiteRun(n=32, progress=False), erased=["star"], judges=Judges(judge)
+        )
         write_evaluation(Evaluation(result), f"{out}/report")
         rows.append(("world-objects suite, 10 x 32 images, end to end", time.perf_counter() - t, 60))
     edited = bundle.clone(("unet",))  # stands in for an erasure: the graph's cost does not depend on the edit

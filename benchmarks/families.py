@@ -38,8 +38,7 @@ def counts(family: str) -> dict:
 
     modules, *_ = full_size_components(family, device="meta")
     denoiser = next(iter(modules.values()))
-    out = {"components": {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()},
-           "groups": {}}
+    out = {"components": {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}, "groups": {}}
     for group in groups_of(denoiser):
         try:
             out["groups"][group] = sum(p.numel() for p in select(denoiser, group)[1])
@@ -70,8 +69,11 @@ def case(family: str, what: str, dtype: str, resolution: int, device: str) -> di
     started = time.perf_counter()
     spec.erase(bundle, ConceptSet(["a cat"]), config, Run(progress=False))
     seconds = time.perf_counter() - started
-    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     return {"seconds": seconds, "peak_gb": peak / 1e9}
 
 
@@ -88,8 +90,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32", choices=list(BYTES))
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", help="also write this run's figures here (a run over every family writes "
-                        "docs/results/families-DEVICE.json)")
+    parser.add_argument(
+        "--out",
+        help="also write this run's figures here (a run over every family writes docs/results/families-DEVICE.json)",
+    )
     parser.add_argument("--case", nargs=2, metavar=("FAMILY", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # a child process: one measurement, printed as JSON
@@ -108,12 +112,32 @@ def main() -> None:
             if args.device == "cpu" and not fits(family, dtype):
                 rows[family][what] = {"skipped": f"its {dtype} weights do not fit this machine's memory"}
                 continue
-            done = subprocess.run([sys.executable, __file__, "--case", family, what, "--dtype", dtype,
-                                   "--resolution", str(args.resolution), "--device", args.device],
-                                  capture_output=True, text=True)
-            rows[family][what] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else
-                                  {"failed": (done.stderr.strip().splitlines() or
-                                              [f"exit status {done.returncode} (killed: out of memory?)"])[-1]})
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    family,
+                    what,
+                    "--dtype",
+                    dtype,
+                    "--resolution",
+                    str(args.resolution),
+                    "--device",
+                    args.device,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            rows[family][what] = (
+                json.loads(done.stdout.strip().splitlines()[-1])
+                if done.returncode == 0
+                else {
+                    "failed": (
+                        done.stderr.strip().splitlines() or [f"exit status {done.returncode} (killed: out of memory?)"]
+                    )[-1]
+                }
+            )
             print(family, what, rows[family][what], flush=True)
     results = {"dtype": args.dtype, "resolution": args.resolution, "device": args.device, "families": rows}
     if args.out:
@@ -130,17 +154,21 @@ def table(rows: dict, args) -> str:
             return f"{entry['peak_gb']:.1f} GB, {entry['seconds']:.0f} s"
         return "not run: " + entry.get("skipped", entry.get("failed", "?"))
 
-    lines = [f"device {args.device}, {args.resolution} px; parameters in millions",
-             "| family | denoiser | text encoders | weights fp32 / bf16 | xattn | xattn-kv | measured in | UCE edit | "
-             "one ESD-x step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"device {args.device}, {args.resolution} px; parameters in millions",
+        "| family | denoiser | text encoders | weights fp32 / bf16 | xattn | xattn-kv | measured in | UCE edit | "
+        "one ESD-x step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for family, row in rows.items():
         comps = row["components"]
         denoiser = next(iter(comps.values()))
         text = sum(v for k, v in comps.items() if k.startswith("text_encoder"))
-        lines.append(f"| {family} | {denoiser / 1e6:,.0f} | {text / 1e6:,.0f} | {row['weights_gb']['fp32']:.1f} / "
-                     f"{row['weights_gb']['bf16']:.1f} GB | {row['groups']['xattn'] / 1e6:,.1f} | "
-                     f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {row['dtype']} | {gb(row['uce'])} | {gb(row['esd'])} |")
+        lines.append(
+            f"| {family} | {denoiser / 1e6:,.0f} | {text / 1e6:,.0f} | {row['weights_gb']['fp32']:.1f} / "
+            f"{row['weights_gb']['bf16']:.1f} GB | {row['groups']['xattn'] / 1e6:,.1f} | "
+            f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {row['dtype']} | {gb(row['uce'])} | {gb(row['esd'])} |"
+        )
     return "\n".join(lines)
 
 

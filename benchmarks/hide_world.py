@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from attack_world import AttackTable
 
+from attack_world import AttackTable
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
 from erasekit.eval.evaluation import evaluate_edit
@@ -39,6 +38,7 @@ from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.hide import hide, recover, recover_config
+from erasekit.models.load import load_bundle
 from erasekit.world.render import OBJECTS
 
 RATES = ("esr@1", "esr@5", "psr@1", "psr@5", "rsr@1", "rsr@5")
@@ -75,8 +75,16 @@ class Bench:
         return edit, key, time.perf_counter() - started
 
     def figures(self, edit, key, erased: list[str], n: int) -> dict:
-        ev = evaluate_edit(self.base, edit, "world-objects", SuiteRun(n=n, progress=False), erased,
-                           [o for o in OBJECTS if o not in erased], judges=self.judges, key=key)
+        ev = evaluate_edit(
+            self.base,
+            edit,
+            "world-objects",
+            SuiteRun(n=n, progress=False),
+            erased,
+            [o for o in OBJECTS if o not in erased],
+            judges=self.judges,
+            key=key,
+        )
         m, b = ev.edited.metrics, ev.base.metrics
         out = {k: m[k] for k in m if k.split("_")[0] in RATES or k in ("esr_n", "psr_n", "rsr_n")}
         out["psr@1_of_base"] = m["psr@1"] / b["psr@1"] * 100
@@ -87,10 +95,15 @@ class Bench:
 def single(bench: Bench, n: int) -> dict:
     rows = {}
     for name, preserve in (("hide", []), ("hide*", [o for o in OBJECTS if o != "star"])):
+
         def run(preserve=preserve):
             edit, key, seconds = bench.erase("hide", ConceptSet(["star"], preserve))
-            return {**bench.figures(edit, key, ["star"], n), "seconds": seconds,
-                    "key_distance": key.metrics["distance"]["star"]}
+            return {
+                **bench.figures(edit, key, ["star"], n),
+                "seconds": seconds,
+                "key_distance": key.metrics["distance"]["star"],
+            }
+
         rows[name] = bench.cached(f"single|{name}", run)
     return rows
 
@@ -102,14 +115,17 @@ def rho_curve(bench: Bench, n: int) -> dict:
         edit = bench.erase(method, ConceptSet(["star"]))[0] if todo else None  # one edit for every ρ
         hidden = edit.apply(bench.base) if todo else None
         for rho in RHOS:
+
             def run(edit=edit, hidden=hidden, rho=rho):
                 config = recover_config("mini", values={"rho": rho, "start": "random"})
                 started = time.perf_counter()
                 key = recover(bench.base, edit, ["star"], config, Run(progress=False))
                 seconds = time.perf_counter() - started
-                keyed = evaluate(hidden, "world-objects", SuiteRun(n=n, progress=False), ["star"],
-                                 judges=bench.judges, key=key)  # the star's prompts alone, with the key
+                keyed = evaluate(
+                    hidden, "world-objects", SuiteRun(n=n, progress=False), ["star"], judges=bench.judges, key=key
+                )  # the star's prompts alone, with the key
                 return {**keyed.metrics, "distance": key.metrics["distance"]["star"], "seconds": seconds}
+
             out[f"{method}|{rho}"] = bench.cached(f"rho|{method}|{rho}", run)
     return out
 
@@ -118,10 +134,12 @@ def splits(bench: Bench, n: int) -> dict:
     out = {}
     for method in ("hide", "esd", "uce", "ca"):
         for i, (erased, kept) in enumerate(splits_for(OBJECTS)):
-            def run(method=method, erased=list(erased), kept=list(kept)):
-                concepts = ConceptSet(erased, kept if method == "uce" else [])
+
+            def run(method=method, erased=tuple(erased), kept=tuple(kept)):
+                concepts = ConceptSet(list(erased), list(kept) if method == "uce" else [])
                 edit, key, seconds = bench.erase(method, concepts, scale=len(erased))
-                return {**bench.figures(edit, key, erased, n), "seconds": seconds}
+                return {**bench.figures(edit, key, list(erased), n), "seconds": seconds}
+
             out[f"{method}|{i + 1}"] = bench.cached(f"split|{method}|{i + 1}", run)
     return out
 
@@ -136,39 +154,49 @@ def show(bench: Bench, parts: list[str], n: int) -> None:
     if "single" in parts:
         base = r["single|hide"]["base"]
         print(f"\n### single concept: star (world-objects, {n} images per prompt; % [95% Wilson], n in the header)")
-        print(f"| model | ESR-1 (n={base['esr_n']}) | ESR-5 | PSR-1 (n={base['psr_n']}) | PSR-1 % of base | PSR-5 | "
-              f"RSR-1 with key (n={r['single|hide']['rsr_n']}) | RSR-5 | ||p − c_e|| / ||c_e|| | s / concept |")
+        print(
+            f"| model | ESR-1 (n={base['esr_n']}) | ESR-5 | PSR-1 (n={base['psr_n']}) | PSR-1 % of base | PSR-5 | "
+            f"RSR-1 with key (n={r['single|hide']['rsr_n']}) | RSR-5 | ||p − c_e|| / ||c_e|| | s / concept |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
-        print(f"| base | {ci(base, 'esr@1')} | {ci(base, 'esr@5')} | {ci(base, 'psr@1')} | 100 | {ci(base, 'psr@5')} "
-              "| - | - | - | - |")
+        print(
+            f"| base | {ci(base, 'esr@1')} | {ci(base, 'esr@5')} | {ci(base, 'psr@1')} | 100 | {ci(base, 'psr@5')} "
+            "| - | - | - | - |"
+        )
         for name, label in (("hide", "hide (Ours)"), ("hide*", "hide* (Ours*, the other nine preserved)")):
             x = r[f"single|{name}"]
-            print(f"| {label} | {ci(x, 'esr@1')} | {ci(x, 'esr@5')} | {ci(x, 'psr@1')} | {x['psr@1_of_base']:.1f} | "
-                  f"{ci(x, 'psr@5')} | {ci(x, 'rsr@1')} | {ci(x, 'rsr@5')} | {x['key_distance']:.2f} | "
-                  f"{x['seconds']:.0f} |")
+            print(
+                f"| {label} | {ci(x, 'esr@1')} | {ci(x, 'esr@5')} | {ci(x, 'psr@1')} | {x['psr@1_of_base']:.1f} | "
+                f"{ci(x, 'psr@5')} | {ci(x, 'rsr@1')} | {ci(x, 'rsr@5')} | {x['key_distance']:.2f} | "
+                f"{x['seconds']:.0f} |"
+            )
     if "rho" in parts:
         print("\n### Stage 2 (Eq. 16) from a random point of the ρ-ball: RSR % [95% Wilson] with the recovered key")
         print("| ρ / ||c_e|| | hidden star: RSR-1 | RSR-5 | ESD-erased star: RSR-1 | RSR-5 | s per key |")
         print("|---|---|---|---|---|---|")
         for rho in RHOS:
             h, e = r[f"rho|hide|{rho}"], r[f"rho|esd|{rho}"]
-            print(f"| {rho} | {ci(h, 'rsr@1')} n={h['rsr_n']} | {ci(h, 'rsr@5')} | {ci(e, 'rsr@1')} n={e['rsr_n']} | "
-                  f"{ci(e, 'rsr@5')} | {h['seconds']:.0f} |")
+            print(
+                f"| {rho} | {ci(h, 'rsr@1')} n={h['rsr_n']} | {ci(h, 'rsr@5')} | {ci(e, 'rsr@1')} n={e['rsr_n']} | "
+                f"{ci(e, 'rsr@5')} | {h['seconds']:.0f} |"
+            )
     if "splits" in parts:
         print("\n### the seeds' four 5+5 splits (mean ± std over the splits; iterations: 5 x the miniature preset)")
         print("| method | ESR-1 | ESR-5 | PSR-1 | PSR-5 | RSR-1 | RSR-5 | s / split |")
         print("|---|---|---|---|---|---|---|---|")
         base = [r[f"split|esd|{i}"]["base"] for i in range(1, 5)]
         f = lambda rows, k: f"{np.mean([x[k] for x in rows]):.1f} ± {np.std([x[k] for x in rows]):.1f}"  # noqa: E731
-        print(f"| base | {f(base, 'esr@1')} | {f(base, 'esr@5')} | {f(base, 'psr@1')} | {f(base, 'psr@5')} | "
-              "- | - | - |")
+        print(
+            f"| base | {f(base, 'esr@1')} | {f(base, 'esr@5')} | {f(base, 'psr@1')} | {f(base, 'psr@5')} | - | - | - |"
+        )
         for method in ("esd", "ca", "uce", "hide"):
             rows = [r[f"split|{method}|{i}"] for i in range(1, 5)]
             rsr = (f"{f(rows, 'rsr@1')} | {f(rows, 'rsr@5')}") if "rsr@1" in rows[0] else "N/A | N/A"
-            print(f"| {method} | {f(rows, 'esr@1')} | {f(rows, 'esr@5')} | {f(rows, 'psr@1')} | {f(rows, 'psr@5')} | "
-                  f"{rsr} | {np.mean([x['seconds'] for x in rows]):.0f} |")
-        print(f"(n per split: ESR {base[0]['esr_n']}, PSR {base[0]['psr_n']}, RSR "
-              f"{r['split|hide|1']['rsr_n']} images)")
+            print(
+                f"| {method} | {f(rows, 'esr@1')} | {f(rows, 'esr@5')} | {f(rows, 'psr@1')} | {f(rows, 'psr@5')} | "
+                f"{rsr} | {np.mean([x['seconds'] for x in rows]):.0f} |"
+            )
+        print(f"(n per split: ESR {base[0]['esr_n']}, PSR {base[0]['psr_n']}, RSR {r['split|hide|1']['rsr_n']} images)")
 
 
 def main() -> None:

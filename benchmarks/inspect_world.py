@@ -33,7 +33,6 @@ import numpy as np
 
 from erasekit.bench.graph import full_graphs, properties_table
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
@@ -44,6 +43,7 @@ from erasekit.eval.judges import method_scorer, world_judge
 from erasekit.eval.metrics import spearman, spearman_interval, wilson
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.world.captions import OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 from erasekit.world.vocab import probe
@@ -82,8 +82,11 @@ def sensitivity(base, graphs, m) -> dict:
         kept = [o for o in g.concepts if o != c]
         ins = inspect_models(base, edited, grouped([[o] for o in kept]), InspectConfig(lam=1.0), erased=c)
         by = {r.concept: r for r in ins.rows}
-        rows[c] = {"l1": [by[o].l1 for o in kept], "l2": [by[o].l2 for o in kept],
-                   "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept]}
+        rows[c] = {
+            "l1": [by[o].l1 for o in kept],
+            "l2": [by[o].l2 for o in kept],
+            "delta": [float(g.delta[e, g.concepts.index(o)]) for o in kept],
+        }
     return rows
 
 
@@ -91,7 +94,7 @@ def probabilities(model, objects, judge, n) -> dict[str, list[float]]:
     """The judge's probability of each object for "a {object}" on seeds 0..n−1 (the inspector's own δ)."""
     images = generate_batched(model, [f"a {o}" for o in objects for _ in range(n)], list(range(n)) * len(objects))
     scores = judge.score(images)
-    return {o: scores.probability("object", o)[i * n:(i + 1) * n].tolist() for i, o in enumerate(objects)}
+    return {o: scores.probability("object", o)[i * n : (i + 1) * n].tolist() for i, o in enumerate(objects)}
 
 
 def soft_sensitivity(base, graphs, m, judge, base_p, n) -> dict:
@@ -112,11 +115,16 @@ def lora_and_colour(base, vocab) -> dict:
     edit = spec.erase(base, concepts, config, Run(progress=True, scorer=method_scorer(spec, base, config, concepts)))
     dm_seconds = time.perf_counter() - started
     uce = registry.get("uce")
-    colour = uce.erase(base, ConceptSet(["red"], target="blue"),
-                       registry.build_config(uce, values={"mode": "edit"}, arch="mini"), Run(progress=False))
-    return {"darkminer_star": {"kind": edit.kind, "top3": blind(base, edit.apply(base), vocab),
-                               "seconds": dm_seconds},
-            "uce_red_to_blue": {"kind": colour.kind, "top3": blind(base, colour.apply(base), vocab)}}
+    colour = uce.erase(
+        base,
+        ConceptSet(["red"], target="blue"),
+        registry.build_config(uce, values={"mode": "edit"}, arch="mini"),
+        Run(progress=False),
+    )
+    return {
+        "darkminer_star": {"kind": edit.kind, "top3": blind(base, edit.apply(base), vocab), "seconds": dm_seconds},
+        "uce_red_to_blue": {"kind": colour.kind, "top3": blind(base, colour.apply(base), vocab)},
+    }
 
 
 def eq17(base, judge) -> dict:
@@ -125,32 +133,45 @@ def eq17(base, judge) -> dict:
     for method, values in (("age", {"mode": "edit"}), ("uce", {"mode": "edit"})):
         spec = registry.get(method)
         started = time.perf_counter()
-        edit = spec.erase(base, ConceptSet(["circle"], target="square"),
-                          registry.build_config(spec, values=values, arch="mini"), Run(progress=True))
+        edit = spec.erase(
+            base,
+            ConceptSet(["circle"], target="square"),
+            registry.build_config(spec, values=values, arch="mini"),
+            Run(progress=True),
+        )
         seconds = time.perf_counter() - started
         model = edit.apply(base)
         shown = judge.score(model.generate(["a circle"] * 64, seeds)).top1("object")
         kept = [o for o in OBJECTS if o not in ("circle", "square")]
-        others = judge.score(model.generate([f"a {OBJECT_NAMES[o][0]}" for o in kept for _ in range(8)],
-                                            list(range(8)) * len(kept))).top1("object")
-        out[f"{method}_edit"] = {"circle_as_square": 100 * np.mean([s == "square" for s in shown]),
-                                 "kept_psr1": 100 * np.mean([s == o for s, o in zip(others, np.repeat(kept, 8))]),
-                                 "seconds": seconds}
+        others = judge.score(
+            model.generate([f"a {OBJECT_NAMES[o][0]}" for o in kept for _ in range(8)], list(range(8)) * len(kept))
+        ).top1("object")
+        out[f"{method}_edit"] = {
+            "circle_as_square": 100 * np.mean([s == "square" for s in shown]),
+            "kept_psr1": 100 * np.mean([s == o for s, o in zip(others, np.repeat(kept, 8), strict=True)]),
+            "seconds": seconds,
+        }
     spec = registry.get("age")
     started = time.perf_counter()
-    edit = spec.erase(base, ConceptSet(["star"]),
-                      registry.build_config(spec, values={"mode": "debias", "attributes": COLOURS}, arch="mini"),
-                      Run(progress=True))
+    edit = spec.erase(
+        base,
+        ConceptSet(["star"]),
+        registry.build_config(spec, values={"mode": "debias", "attributes": COLOURS}, arch="mini"),
+        Run(progress=True),
+    )
     seconds = time.perf_counter() - started
     for name, model in (("before", base), ("after", edit.apply(base))):
         scores = judge.score(model.generate(["a star"] * 64, seeds))
         colours = Counter(scores.top1("colour"))
-        coloured = judge.score(model.generate([f"a {c} star" for c in COLOURS for _ in range(16)],
-                                              list(range(16)) * len(COLOURS))).top1("colour")
+        coloured = judge.score(
+            model.generate([f"a {c} star" for c in COLOURS for _ in range(16)], list(range(16)) * len(COLOURS))
+        ).top1("colour")
         out[f"age_debias_{name}"] = {
-            "majority": 100 * colours.most_common(1)[0][1] / 64, "shares": dict(colours.most_common()),
+            "majority": 100 * colours.most_common(1)[0][1] / 64,
+            "shares": dict(colours.most_common()),
             "star_kept": 100 * np.mean([o == "star" for o in scores.top1("object")]),
-            "coloured_correct": 100 * np.mean([c == t for c, t in zip(coloured, np.repeat(COLOURS, 16))])}
+            "coloured_correct": 100 * np.mean([c == t for c, t in zip(coloured, np.repeat(COLOURS, 16), strict=True)]),
+        }
     out["age_debias_after"]["seconds"] = seconds
     return out
 
@@ -168,25 +189,34 @@ def timing(base, judge, edit_folder: Path, vocab) -> list[float]:
 
 def rho_table(sens: dict, deltas: dict) -> str:
     """Spearman of Eq. 19's scores against δ: mean per edit at λ = 0, 1 and L2 alone, and L2 pooled with its CI."""
-    lines = ["| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| method | λ = 0 (L1) mean ρ (edits) | λ = 1 mean ρ | L2 alone mean ρ | L2 pooled ρ [95% CI] (pairs) |",
+        "|---|---|---|---|---|",
+    ]
     for m, rows in sens.items():
         cells = []
         for lam in (0.0, 1.0, None):
-            rhos = [spearman([a + (lam or 0) * b if lam is not None else b for a, b in zip(r["l1"], r["l2"])],
-                             deltas[m][c]) for c, r in rows.items()]
+            rhos = [
+                spearman(
+                    [a + (lam or 0) * b if lam is not None else b for a, b in zip(r["l1"], r["l2"], strict=True)],
+                    deltas[m][c],
+                )
+                for c, r in rows.items()
+            ]
             rhos = [x for x in rhos if x == x]
             cells.append(f"{statistics.mean(rhos):.2f} ({len(rhos)})" if rhos else "undefined (0)")
         l2 = [v for r in rows.values() for v in r["l2"]]
         delta = [v for c in rows for v in deltas[m][c]]
         lo, hi = spearman_interval(l2, delta)
-        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {spearman(l2, delta):.2f} [{lo:.2f}, {hi:.2f}] "
-                     f"({len(l2)}) |")
+        lines.append(
+            f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {spearman(l2, delta):.2f} [{lo:.2f}, {hi:.2f}] "
+            f"({len(l2)}) |"
+        )
     return "\n".join(lines)
 
 
 def hits(tops: list[list[str]], erased: list[str], k: int) -> tuple[int, int]:
-    ok = sum(bool(set(t[:k]) & set(OBJECT_NAMES[c])) for t, c in zip(tops, erased))
+    ok = sum(bool(set(t[:k]) & set(OBJECT_NAMES[c])) for t, c in zip(tops, erased, strict=True))
     return ok, len(tops)
 
 
@@ -229,30 +259,42 @@ def main() -> None:
     print("\n2. Sensitivity: Spearman(Eq. 19 score of the nine kept objects, judge δ of the graph row)")
     print(rho_table(sens, {m: {c: r["delta"] for c, r in sens[m].items()} for m in METHODS}))
     base_p = cache.get(f"probability/base/{args.n}", lambda: probabilities(base, list(OBJECTS), judge, args.n))
-    soft = {m: cache.get(f"sensitivity-p/{m}/{args.n}",
-                         lambda m=m: soft_sensitivity(base, graphs, m, judge, base_p, args.n)) for m in METHODS}
+    soft = {
+        m: cache.get(
+            f"sensitivity-p/{m}/{args.n}", lambda m=m: soft_sensitivity(base, graphs, m, judge, base_p, args.n)
+        )
+        for m in METHODS
+    }
     print(f"\n2b. The same against the judge's mean probability drop (n = {args.n} per object; continuous)")
     print(rho_table(sens, soft))
 
-    print(f"\n3. The full graph's properties (n = {graphs['esd'].n} images per rate; {graph_seconds:.0f} s with "
-          "cached erasures)")
+    print(
+        f"\n3. The full graph's properties (n = {graphs['esd'].n} images per rate; {graph_seconds:.0f} s with "
+        "cached erasures)"
+    )
     print(properties_table(graphs))
 
     e17 = cache.get("eq17", lambda: eq17(base, judge))
     print("4. Eq. 17 (64 held-out seeds)")
     for m in ("age", "uce"):
         r = e17[f"{m}_edit"]
-        print(f"{m} edit circle -> square: 'a circle' judged square {r['circle_as_square']:.1f}%, kept eight "
-              f"objects' PSR-1 {r['kept_psr1']:.1f}%, {r['seconds']:.1f} s")
+        print(
+            f"{m} edit circle -> square: 'a circle' judged square {r['circle_as_square']:.1f}%, kept eight "
+            f"objects' PSR-1 {r['kept_psr1']:.1f}%, {r['seconds']:.1f} s"
+        )
     for name in ("before", "after"):
         r = e17[f"age_debias_{name}"]
-        print(f"age debias star, {name}: majority colour {r['majority']:.1f}% {r['shares']}, star kept "
-              f"{r['star_kept']:.1f}%, 'a {{colour}} star' correct {r['coloured_correct']:.1f}%"
-              + (f", {r['seconds']:.1f} s" if "seconds" in r else ""))
+        print(
+            f"age debias star, {name}: majority colour {r['majority']:.1f}% {r['shares']}, star kept "
+            f"{r['star_kept']:.1f}%, 'a {{colour}} star' correct {r['coloured_correct']:.1f}%"
+            + (f", {r['seconds']:.1f} s" if "seconds" in r else "")
+        )
 
     times = timing(base, judge, graphs[METHODS[0]].edits["star"], vocab)
-    print(f"\n5. One inspection (ranking + top 6 judged at n 8): median {statistics.median(times):.1f} s of "
-          f"{[round(t, 1) for t in times]}")
+    print(
+        f"\n5. One inspection (ranking + top 6 judged at n 8): median {statistics.median(times):.1f} s of "
+        f"{[round(t, 1) for t in times]}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,16 @@ RESULTS = ROOT / "docs" / "results"
 def commit() -> str:
     """HEAD's short hash, `+dirty` when tracked files differ from it; "unknown" outside a git checkout."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -60,9 +66,15 @@ def save(name: str, results: dict, started: float, argv: list[str] | None = None
     machine, UTC date and the wall time since `started` (a time.perf_counter() value)."""
     argv = sys.argv if argv is None else argv
     script = os.path.relpath(os.path.abspath(argv[0]), ROOT) if argv else "?"
-    record = {"name": name, "command": " ".join([".venv/bin/python", script, *argv[1:]]), "commit": commit(),
-              "machine": machine(), "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "wall_seconds": round(time.perf_counter() - started, 1), "results": results}
+    record = {
+        "name": name,
+        "command": " ".join([".venv/bin/python", script, *argv[1:]]),
+        "commit": commit(),
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "results": results,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
 from erasekit.eval.judges import world_judge
@@ -29,18 +28,25 @@ from erasekit.eval.metrics import wilson
 from erasekit.eval.suites import Judges, SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 
-VARIANTS = (("base", None, {}), ("negative", "negative", {}), ("sld weak", "sld", {"level": "weak"}),
-            ("sld medium", "sld", {"level": "medium"}), ("sld strong", "sld", {"level": "strong"}),
-            ("sld max", "sld", {"level": "max"}))
+VARIANTS = (
+    ("base", None, {}),
+    ("negative", "negative", {}),
+    ("sld weak", "sld", {"level": "weak"}),
+    ("sld medium", "sld", {"level": "medium"}),
+    ("sld strong", "sld", {"level": "strong"}),
+    ("sld max", "sld", {"level": "max"}),
+)
 
 
 def edited(base, method, values):
     if method is None:
         return base
     spec = registry.get(method)
-    edit = spec.erase(base, ConceptSet(["mark"]), registry.build_config(spec, values=values, arch="mini"),
-                      Run(progress=False))
+    edit = spec.erase(
+        base, ConceptSet(["mark"]), registry.build_config(spec, values=values, arch="mini"), Run(progress=False)
+    )
     return edit.apply(base)
 
 
@@ -78,23 +84,35 @@ def main():
         bundle = edited(base, method, values)
         implicit = evaluate(bundle, "world-implicit", SuiteRun(n=args.n), ["mark"], judges=Judges(judge))
         objects = evaluate(bundle, "world-objects", SuiteRun(n=args.n), [], judges=Judges(judge))
-        rows.append({"label": label, "mark_rate": implicit.metrics["implicit_rate"], "n": len(implicit.images),
-                     "psr@1": objects.metrics["psr@1"], "n_objects": len(objects.images),
-                     "passes": unet_passes(bundle), "seconds": seconds_per_image(bundle, args.repeats)})
+        rows.append(
+            {
+                "label": label,
+                "mark_rate": implicit.metrics["implicit_rate"],
+                "n": len(implicit.images),
+                "psr@1": objects.metrics["psr@1"],
+                "n_objects": len(objects.images),
+                "passes": unet_passes(bundle),
+                "seconds": seconds_per_image(bundle, args.repeats),
+            }
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "results.json", json.dumps(rows, indent=1))
     floor = rows[0]["seconds"]
-    print(f"mark rate on the indirect phrasings (world-implicit, {args.n} images per prompt) and PSR-1 of the ten "
-          f"objects; cost at 25 DDIM steps, median of {args.repeats} timings, {torch.get_num_threads()} threads")
+    print(
+        f"mark rate on the indirect phrasings (world-implicit, {args.n} images per prompt) and PSR-1 of the ten "
+        f"objects; cost at 25 DDIM steps, median of {args.repeats} timings, {torch.get_num_threads()} threads"
+    )
     print("| sampler | mark rate % [95% CI] (n) | PSR-1 % [95% CI] (n) | UNet passes / step | s / image | × base |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         lo, hi = wilson(r["mark_rate"], r["n"])
         plo, phi = wilson(r["psr@1"], r["n_objects"])
-        print(f"| {r['label']} | {r['mark_rate']:.1f} [{lo:.1f}, {hi:.1f}] ({r['n']}) | {r['psr@1']:.1f} "
-              f"[{plo:.1f}, {phi:.1f}] ({r['n_objects']}) | {r['passes']:.0f} | {r['seconds']:.4f} | "
-              f"{r['seconds'] / floor:.2f} |")
+        print(
+            f"| {r['label']} | {r['mark_rate']:.1f} [{lo:.1f}, {hi:.1f}] ({r['n']}) | {r['psr@1']:.1f} "
+            f"[{plo:.1f}, {phi:.1f}] ({r['n_objects']}) | {r['passes']:.0f} | {r['seconds']:.4f} | "
+            f"{r['seconds'] / floor:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ import numpy as np
 
 from erasekit.bench.table import _distances
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.suites import SuiteRun, evaluate
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.world.judge import WorldJudge
 
 
@@ -44,8 +44,11 @@ def main() -> None:
         spec = registry.get(name)
         edit = spec.erase(base, ConceptSet(["star"]), registry.build_config(spec, arch="mini"), Run(progress=False))
         edits[name] = features(edit.apply(base), args.max_n)
-    print("| images per half | base split-half KID×10³ | base split-half FJD | " +
-          " | ".join(f"{e} KID×10³ | {e} FJD" for e in edits) + " |")
+    print(
+        "| images per half | base split-half KID×10³ | base split-half FJD | "
+        + " | ".join(f"{e} KID×10³ | {e} FJD" for e in edits)
+        + " |"
+    )
     print("|---|---|---|" + "---|---|" * len(edits))
     n = 1
     while n <= args.max_n:
@@ -53,8 +56,10 @@ def main() -> None:
         cells = []
         for x in [half_a, *edits.values()]:
             d = _distances(x[:, :n].reshape(-1, both.shape[-1]), ref)
-            cells += [f"{d['kid_x1e3']:.1f} [{d['kid_x1e3_ci'][0]:.1f}, {d['kid_x1e3_ci'][1]:.1f}]",
-                      f"{d['fjd']:.1f} [{d['fjd_ci'][0]:.1f}, {d['fjd_ci'][1]:.1f}]"]
+            cells += [
+                f"{d['kid_x1e3']:.1f} [{d['kid_x1e3_ci'][0]:.1f}, {d['kid_x1e3_ci'][1]:.1f}]",
+                f"{d['fjd']:.1f} [{d['fjd_ci'][0]:.1f}, {d['fjd_ci'][1]:.1f}]",
+            ]
         print(f"| {len(ref)} | " + " | ".join(cells) + " |", flush=True)
         n *= 2
 

@@ -4,8 +4,8 @@ import pytest
 from safetensors.torch import save_file
 
 from erasekit.cli import quiet_libraries
-from erasekit.models.load import load_bundle
 from erasekit.models.ldm import to_ldm_state_dict
+from erasekit.models.load import load_bundle
 
 quiet_libraries()
 
@@ -69,10 +69,20 @@ def tiny_clip(tmp_path_factory):
     from erasekit.core.assets import ASSETS
 
     path = tmp_path_factory.mktemp("clip")
-    config = CLIPConfig(text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=49408),
-                        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                           num_attention_heads=2, image_size=32, patch_size=8), projection_dim=8)
+    config = CLIPConfig(
+        text_config=dict(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=49408
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=8,
+    )
     CLIPModel(config).save_pretrained(path)
     CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(path)
     return path

@@ -12,13 +12,14 @@ from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.methods import registry
-from erasekit.models.attention import AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.mace import focal_timesteps, matching_positions
 from erasekit.methods.salun import retain_set, top_share_threshold
+from erasekit.models.attention import AttentionProbe, token_positions
 
 
-def _erase(bundle, method, concepts, run=Run(progress=False), **values):
+def _erase(bundle, method, concepts, run=None, **values):
+    run = run if run is not None else Run(progress=False)
     spec = registry.get(method)
     return spec.erase(bundle, concepts, registry.build_config(spec, values=values), run)
 
@@ -81,8 +82,17 @@ def test_fmn_steers_attention_away_from_the_concept(tiny):
 
 
 def test_salun_trains_only_its_salient_share_of_the_weights(tiny):
-    edit = _erase(tiny, "salun", ConceptSet(["star"], ["circle", "square"]), iterations=3, lr=1e-3, pool_size=4,
-                  retain_size=2, batch=2, mask_ratio=0.3)
+    edit = _erase(
+        tiny,
+        "salun",
+        ConceptSet(["star"], ["circle", "square"]),
+        iterations=3,
+        lr=1e-3,
+        pool_size=4,
+        retain_size=2,
+        batch=2,
+        mask_ratio=0.3,
+    )
     base = dict(tiny.denoiser.named_parameters())
     moved = sum(int((edit.tensors[f"unet.{n}"] != p).sum()) for n, p in base.items())
     total = sum(p.numel() for p in base.values())
@@ -129,8 +139,18 @@ def test_mace_erases_with_masks_and_changes_only_cross_attention_keys_and_values
         return x, mask
 
     concepts = ConceptSet(["star", "heart"])
-    edit = _erase(tiny, "mace", concepts, Run(progress=False, scorer=segmented), iterations=3, lr=1e-2,
-                  masks="world", pool_size=2, batch=2, templates=("{}", "a photo of {}"))
+    edit = _erase(
+        tiny,
+        "mace",
+        concepts,
+        Run(progress=False, scorer=segmented),
+        iterations=3,
+        lr=1e-2,
+        masks="world",
+        pool_size=2,
+        batch=2,
+        templates=("{}", "a photo of {}"),
+    )
     assert seen == [("star", 2), ("heart", 2)]  # one LoRA per concept, each on its own segmented images
     assert edit.tensors and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in edit.tensors)
     edited = edit.apply(tiny)
@@ -157,8 +177,13 @@ def test_each_baseline_goes_through_erase_export_and_evaluate(tmp_path, method):
     """On the miniature, from the command line; the export loads in stock diffusers."""
     import diffusers
 
-    fast = {"fmn": ["iterations=2", "pool_size=2"], "salun": ["iterations=2", "pool_size=2", "retain_size=1"],
-            "mace": ["iterations=2", "pool_size=2"], "sld": [], "negative": []}[method]
+    fast = {
+        "fmn": ["iterations=2", "pool_size=2"],
+        "salun": ["iterations=2", "pool_size=2", "retain_size=1"],
+        "mace": ["iterations=2", "pool_size=2"],
+        "sld": [],
+        "negative": [],
+    }[method]
     sets = [a for kv in fast for a in ("--set", kv)]
     runner = CliRunner()
     run = tmp_path / "run"
@@ -172,8 +197,22 @@ def test_each_baseline_goes_through_erase_export_and_evaluate(tmp_path, method):
         warnings.simplefilter("ignore")
         pipe = getattr(diffusers, index["_class_name"]).from_pretrained(tmp_path / "pipe")
     assert type(pipe).__name__ == ("StableDiffusionPipelineSafe" if method == "sld" else "StableDiffusionPipeline")
-    result = runner.invoke(main, ["evaluate", "--edit", str(run), "--suite", "world-objects", "--n", "1",
-                                  "--steps", "4", "--out", str(tmp_path / "eval")])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--edit",
+            str(run),
+            "--suite",
+            "world-objects",
+            "--n",
+            "1",
+            "--steps",
+            "4",
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "esr@1" in json.dumps(metrics)

@@ -57,7 +57,10 @@ def test_a_run_writes_the_table_with_intervals_and_the_report(unsharded):
     assert [p.name for p in written] == ["table.csv", "table.md", "report.html"]
     rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
     assert [(r["method"], r["concept"], r["erased"]) for r in rows] == [
-        ("none", "two", "star+moon"), ("esd", "two", "star+moon"), ("uce+P", "two", "star+moon")]
+        ("none", "two", "star+moon"),
+        ("esd", "two", "star+moon"),
+        ("uce+P", "two", "star+moon"),
+    ]
     for r in rows:
         assert float(r["esr@1_lo"]) <= float(r["esr@1"]) <= float(r["esr@1_hi"])
         assert r["esr@1_n"] == "2" and r["psr@1_n"] == "8"
@@ -79,11 +82,14 @@ def test_a_rerun_computes_no_cell(unsharded, monkeypatch):
 
 
 def test_a_killed_run_computes_only_what_was_missing(tmp_path, monkeypatch):
-    spec = _write(tmp_path, """
+    spec = _write(
+        tmp_path,
+        """
 methods: [{name: esd, set: {iterations: 2, batch: 1, ddim_steps: 2}}, {name: uce, label: u}]
 concepts: [star]
 suites: {erasure: {n: 1, steps: 2}}
-""")
+""",
+    )
     out = tmp_path / "killed"
     real_suite, real_erase = bench_run.suite_cell, bench_run.erasure
     suites, erasures = [], []
@@ -121,8 +127,9 @@ def test_two_shards_merge_to_the_unsharded_table(unsharded, tmp_path):
     shutil.copyfile(apart / "node1" / "spec.yaml", apart / "spec.yaml")
     collect(apart, progress=False)
     assert _without_seconds(apart / "table.csv") == _without_seconds(full / "table.csv")
-    assert (apart / "table.md").read_text().split("| s (method) |")[0] == \
-        (full / "table.md").read_text().split("| s (method) |")[0]
+    assert (apart / "table.md").read_text().split("| s (method) |")[0] == (full / "table.md").read_text().split(
+        "| s (method) |"
+    )[0]
     shared = tmp_path / "shared"  # shards that wrote into one shared folder
     shutil.copytree(tmp_path / "node1", shared)
     shutil.copytree(tmp_path / "node2" / "cells", shared / "cells", dirs_exist_ok=True)
@@ -134,28 +141,43 @@ def test_the_report_renders_in_headless_chromium(unsharded, tmp_path):
     from test_eval_pipeline import _chromium
 
     _, out, _ = unsharded
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     chromium = _chromium()
-    dom = subprocess.run([chromium, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     assert 'id="table"' in dom and 'class="sortable"' in dom and "ESR-1" in dom
     assert "Pareto front" in dom and "Attack success rate" in dom
     assert dom.count("data:image/png") >= 2 + 3  # the two plots and the three rows' images
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}",
-                    (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     assert np.asarray(Image.open(shot).convert("L"), dtype=float).std() > 10
 
 
 def test_budget_stops_training_once_the_target_is_reached(tmp_path):
-    spec = _write(tmp_path, """
+    spec = _write(
+        tmp_path,
+        """
 methods: [{name: esd, set: {batch: 1, ddim_steps: 2}, budget: {esr: 0, every: 2, max: 50, n: 1}}]
 concepts: [star]
 suites: {erasure: {n: 1, steps: 2}}
-""")
+""",
+    )
     run(spec, tmp_path / "out", progress=False)
     import json
 
@@ -167,8 +189,9 @@ suites: {erasure: {n: 1, steps: 2}}
 
 
 def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
-    spec = parse_spec("budget: {esr: 90}\nmethods: [esd, {name: ap, budget: {prompts: suite, n: 3}}]\n"
-                      "concepts: [star, mark]\n")
+    spec = parse_spec(
+        "budget: {esr: 90}\nmethods: [esd, {name: ap, budget: {prompts: suite, n: 3}}]\nconcepts: [star, mark]\n"
+    )
     default, suite = (m.budget for m in spec.methods)
     # the captions check keeps the key its cells were computed under before `prompts` existed
     assert default.as_dict() == {"esr": 90.0, "every": 20, "max": 400, "n": 8}
@@ -180,16 +203,21 @@ def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
     assert len(set(implicit)) == 4 and not any("mark" in p for p in implicit)
 
 
-@pytest.mark.parametrize("method,values", [
-    ("esd", {"batch": 1, "ddim_steps": 2}), ("target", {"batch": 1, "ddim_steps": 2}),
-    ("ap", {"batch": 1, "ddim_steps": 2}), ("hide", {"batch": 1, "ddim_steps": 2}),
-    ("ca", {"batch": 1, "pool_size": 2}),
-])
+@pytest.mark.parametrize(
+    "method,values",
+    [
+        ("esd", {"batch": 1, "ddim_steps": 2}),
+        ("target", {"batch": 1, "ddim_steps": 2}),
+        ("ap", {"batch": 1, "ddim_steps": 2}),
+        ("hide", {"batch": 1, "ddim_steps": 2}),
+        ("ca", {"batch": 1, "pool_size": 2}),
+    ],
+)
 def test_every_method_that_trains_honours_run_until(method, values):
-    from erasekit.models.load import load_bundle
     from erasekit.core.loop import Run
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet
+    from erasekit.models.load import load_bundle
 
     base = load_bundle("mini")
     spec = registry.get(method)
@@ -211,7 +239,7 @@ def test_kid_is_unbiased_and_its_interval_holds_it():
     assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))  # zero in expectation at n = 50
     a, b = rng.normal(size=(60, 8)), rng.normal(0.7, 1, size=(60, 8))
     x, y = a @ a.T / 8 + 1, b @ b.T / 8 + 1  # the definition, written out
-    k_aa, k_bb, k_ab = x ** 3, y ** 3, (a @ b.T / 8 + 1) ** 3
+    k_aa, k_bb, k_ab = x**3, y**3, (a @ b.T / 8 + 1) ** 3
     direct = (k_aa.sum() - np.trace(k_aa)) / (60 * 59) + (k_bb.sum() - np.trace(k_bb)) / (60 * 59) - 2 * k_ab.mean()
     assert M.kid(a, b) == pytest.approx(direct) and M.kid(a, b) > 0.1
     low, high = M.bootstrap(M.kid, a, b, resamples=50, seed=1)
@@ -228,30 +256,38 @@ def test_pareto_front():
     assert pareto_front([(1, 1), (2, 2)]) == [1]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("methods: [esd]\n", "'concepts' must be a non-empty list"),
-    ("methods: [nosuch]\nconcepts: [star]\n", "unknown method 'nosuch'"),
-    ("methods: [esd]\nconcepts: [star]\ncolour: red\n", "unknown key(s) in"),
-    ("methods: [{name: esd, set: {nosuch: 1}}]\nconcepts: [star]\n", "methods[0].set"),
-    ("methods: [{name: uce, budget: {esr: 90}}]\nconcepts: [star]\n", "does not train for iterations"),
-    ("methods: [esd, esd]\nconcepts: [star]\n", "used twice"),
-    ("methods: [esd]\nconcepts: [star]\nattacks: {names: [nosuch]}\n", "unknown attack 'nosuch'"),
-    ("methods: [esd]\nconcepts: [star]\nbudget: {esr: 120}\n", "rate in percent"),
-    ("methods: [esd]\nconcepts: [star]\nbudget: {every: 0}\n", "budget.every must be a positive"),
-    ("methods: [esd]\nconcepts: [star]\nbudget: {prompts: all}\n", "budget.prompts is one of captions, suite"),
-    ("methods: [esd]\nconcepts: [star]\nattacks: {names: [p4d], set: {inversion: {}}}\n", "does not run"),
-    ("methods: [esd]\nconcepts: [star]\nsuites: {erasure: {n: 0}}\n", "suites.erasure.n must be a positive"),
-    ("methods: [esd\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("methods: [esd]\n", "'concepts' must be a non-empty list"),
+        ("methods: [nosuch]\nconcepts: [star]\n", "unknown method 'nosuch'"),
+        ("methods: [esd]\nconcepts: [star]\ncolour: red\n", "unknown key(s) in"),
+        ("methods: [{name: esd, set: {nosuch: 1}}]\nconcepts: [star]\n", "methods[0].set"),
+        ("methods: [{name: uce, budget: {esr: 90}}]\nconcepts: [star]\n", "does not train for iterations"),
+        ("methods: [esd, esd]\nconcepts: [star]\n", "used twice"),
+        ("methods: [esd]\nconcepts: [star]\nattacks: {names: [nosuch]}\n", "unknown attack 'nosuch'"),
+        ("methods: [esd]\nconcepts: [star]\nbudget: {esr: 120}\n", "rate in percent"),
+        ("methods: [esd]\nconcepts: [star]\nbudget: {every: 0}\n", "budget.every must be a positive"),
+        ("methods: [esd]\nconcepts: [star]\nbudget: {prompts: all}\n", "budget.prompts is one of captions, suite"),
+        ("methods: [esd]\nconcepts: [star]\nattacks: {names: [p4d], set: {inversion: {}}}\n", "does not run"),
+        ("methods: [esd]\nconcepts: [star]\nsuites: {erasure: {n: 0}}\n", "suites.erasure.n must be a positive"),
+        ("methods: [esd\n", "not valid YAML"),
+    ],
+)
 def test_a_bad_spec_is_one_line_before_any_work(tmp_path, text, message):
     result = cli("bench", _write(tmp_path, text), "--out", tmp_path / "out")
     assert_one_line_error(result, message)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("concepts,message", [("[purple]", "cannot score the erasure of purple"),
-                                              ("['star,dots']", "mixes object, style"),
-                                              ("[nosuchthing]", "cannot score the erasure of nosuchthing")])
+@pytest.mark.parametrize(
+    "concepts,message",
+    [
+        ("[purple]", "cannot score the erasure of purple"),
+        ("['star,dots']", "mixes object, style"),
+        ("[nosuchthing]", "cannot score the erasure of nosuchthing"),
+    ],
+)
 def test_concepts_the_world_cannot_score_are_refused(tmp_path, concepts, message):
     result = cli("bench", _write(tmp_path, f"methods: [esd]\nconcepts: {concepts}\n"), "--out", tmp_path / "out")
     assert_one_line_error(result, message)
@@ -261,8 +297,9 @@ def test_concepts_the_world_cannot_score_are_refused(tmp_path, concepts, message
 def test_cli_usage_errors(tmp_path):
     assert_one_line_error(cli("bench", "--out", tmp_path / "o"), "needs a SPEC file")
     assert_one_line_error(cli("bench", tmp_path / "missing.yaml", "--out", tmp_path / "o"), "bench spec not found")
-    assert_one_line_error(cli("bench", _write(tmp_path, SPEC), "--out", tmp_path / "o", "--shard", "3/2"),
-                          "i must be between 1 and n")
+    assert_one_line_error(
+        cli("bench", _write(tmp_path, SPEC), "--out", tmp_path / "o", "--shard", "3/2"), "i must be between 1 and n"
+    )
     (tmp_path / "empty").mkdir()
     assert_one_line_error(cli("bench", "--collect", tmp_path / "empty"), "is not a bench folder")
     (tmp_path / "busy").mkdir()
@@ -308,8 +345,8 @@ json.dump({{"processes": state.num_processes, "made": made}}, open(sys.argv[1] +
     assert done.returncode == 0, done.stderr[-2000:]
     from safetensors.torch import load_file
 
-    from erasekit.models.load import load_bundle
     from erasekit.eval.generate import generate_batched
+    from erasekit.models.load import load_bundle
 
     alone = generate_batched(load_bundle(tiny_folder), ["a star", "a moon"] * 3, list(range(6)), steps=2, batch=2)
     for rank in (0, 1):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasekit.models.load import load_bundle
 from erasekit.core.errors import ErasekitError
+from erasekit.models.load import load_bundle
 
 
 def test_folder_and_single_file_predict_the_same_noise(tiny_folder, tiny_single_file):
@@ -42,8 +42,11 @@ def test_bundle_reports_the_unets_dtype_and_device_and_predicts_in_them(tiny_fol
 
 def test_encode_embeddings_matches_text_encoder_forward(tiny):
     ids = tiny.tokenize(["a photo of a cat", "van gogh"])
-    assert torch.allclose(tiny.encode_embeddings(tiny.text.token_embeddings(ids), ids).tokens,
-                          tiny.encode_prompts(["a photo of a cat", "van gogh"]).tokens, atol=1e-6)
+    assert torch.allclose(
+        tiny.encode_embeddings(tiny.text.token_embeddings(ids), ids).tokens,
+        tiny.encode_prompts(["a photo of a cat", "van gogh"]).tokens,
+        atol=1e-6,
+    )
 
 
 def test_tokenizer_has_clip_ids(tiny):
@@ -90,8 +93,13 @@ def test_generation_matches_stock_pipeline_and_is_seeded(tiny):
     ours = tiny.generate(["a red star"], [7], steps=4, guidance=5.0)
     again = tiny.generate(["a red star"], [7], steps=4, guidance=5.0)
     other = tiny.generate(["a red star"], [8], steps=4, guidance=5.0)
-    theirs = tiny.to_pipeline()("a red star", num_inference_steps=4, guidance_scale=5.0, output_type="pt",
-                                generator=torch.Generator().manual_seed(7)).images
+    theirs = tiny.to_pipeline()(
+        "a red star",
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(7),
+    ).images
     assert torch.equal(ours, again) and not torch.equal(ours, other)
     assert torch.allclose(ours, theirs, atol=1e-5)
 
@@ -178,7 +186,9 @@ def test_a_clone_copies_only_the_tensors_that_change(tiny):
     with torch.no_grad():
         mine[changed[0]].add_(1)
     assert not torch.equal(mine[changed[0]], theirs[changed[0]])
-    assert all(a is not b for a, b in zip(tiny.clone(("unet",)).denoiser.parameters(), tiny.denoiser.parameters()))
+    assert all(
+        a is not b for a, b in zip(tiny.clone(("unet",)).denoiser.parameters(), tiny.denoiser.parameters(), strict=True)
+    )
 
 
 def test_adding_a_word_shares_the_text_encoders_layers_and_leaves_the_base_as_it_was(tiny):
@@ -186,9 +196,16 @@ def test_adding_a_word_shares_the_text_encoders_layers_and_leaves_the_base_as_it
 
     table = tiny.modules["text_encoder"].get_input_embeddings().weight.clone()
     out = add_tokens(tiny, {"<w*>": torch.ones(2, table.shape[1])})
-    assert torch.equal(tiny.modules["text_encoder"].get_input_embeddings().weight, table)  # resizing did not reach the base
+    assert torch.equal(
+        tiny.modules["text_encoder"].get_input_embeddings().weight, table
+    )  # resizing did not reach the base
     assert out.modules["text_encoder"].get_input_embeddings().weight.shape[0] == table.shape[0] + 2
-    shared = sum(a is b for a, b in zip(tiny.modules["text_encoder"].parameters(), out.modules["text_encoder"].parameters()))
+    shared = sum(
+        a is b
+        for a, b in zip(
+            tiny.modules["text_encoder"].parameters(), out.modules["text_encoder"].parameters(), strict=True
+        )
+    )
     assert shared == len(list(tiny.modules["text_encoder"].parameters())) - 1
 
 
@@ -207,7 +224,8 @@ def test_images_are_drawn_a_model_sized_batch_at_a_time_with_the_same_result(tin
     monkeypatch.setattr(type(tiny), "image_batch", property(lambda self: 2))
     calls = []
     real = type(tiny).sample
-    monkeypatch.setattr(type(tiny), "sample", lambda self, cond, seeds, **kw: calls.append(len(seeds)) or
-                        real(self, cond, seeds, **kw))
+    monkeypatch.setattr(
+        type(tiny), "sample", lambda self, cond, seeds, **kw: calls.append(len(seeds)) or real(self, cond, seeds, **kw)
+    )
     assert torch.allclose(tiny.generate(["a star", "a moon", "a ring"], [0, 1, 2], steps=2), whole, atol=1e-5)
     assert calls == [2, 1]

@@ -28,12 +28,17 @@ def test_info_lists_groups_and_cross_attention_layers():
 
 
 def test_user_error_is_one_line_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "erasekit.cli", "info", "/no/such/model"], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "erasekit.cli", "info", "/no/such/model"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "erasekit: error: model source not found: '/no/such/model' (expected 'mini', 'tiny' or tiny-sdxl / tiny-sd3 / "
-        "tiny-flux, a hub id like owner/name, a diffusers folder, or a .safetensors/.ckpt file)"]
+        "tiny-flux, a hub id like owner/name, a diffusers folder, or a .safetensors/.ckpt file)"
+    ]
     assert "Traceback" not in proc.stderr
 
 
@@ -43,7 +48,7 @@ def test_export_writes_a_pipeline_folder(tiny, tmp_path):
     result = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "exported"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "exported" / "model_index.json").exists()
-    weights = (tmp_path / "exported" / "unet" / "diffusion_pytorch_model.safetensors")
+    weights = tmp_path / "exported" / "unet" / "diffusion_pytorch_model.safetensors"
     from safetensors.torch import load_file
 
     assert torch.count_nonzero(load_file(str(weights))[KEY.removeprefix("unet.")]) == 0

@@ -41,24 +41,55 @@ def test_erase_with_ap_on_the_miniature_searches_its_lexicon(tmp_path):
 def test_erase_with_uce_edit_and_a_yaml_config(tmp_path):
     (tmp_path / "uce.yaml").write_text("mode: edit\nlamb: 0.2\n")
     out = tmp_path / "uce"
-    result = run("erase", "--model", "tiny", "--method", "uce", "--erase", "cat", "--target", "dog",
-                 "--preserve", "car,tree", "--config", str(tmp_path / "uce.yaml"), "--out", str(out))
+    result = run(
+        "erase",
+        "--model",
+        "tiny",
+        "--method",
+        "uce",
+        "--erase",
+        "cat",
+        "--target",
+        "dog",
+        "--preserve",
+        "car,tree",
+        "--config",
+        str(tmp_path / "uce.yaml"),
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["mode"] == "edit" and manifest["config"]["lamb"] == 0.2
     assert manifest["concepts"]["target"] == "dog" and manifest["concepts"]["preserve"] == ["car", "tree"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--method", "nope", "--erase", "cat"], "unknown method 'nope'"),
-    (["--method", "esd", "--erase", " , "], "empty concept list"),
-    (["--method", "esd", "--erase", "cat", "--set", "lr=nan"], "option lr is nan"),
-    (["--method", "esd", "--erase", "cat", "--set", "bogus=1"], "unknown option(s) for esd: bogus"),
-    (["--method", "esd", "--erase", "cat", "--model", "/no/such"], "model source not found"),
-    (["--method", "uce", "--erase", "cat", "--set", "mode=debias"], "at least two attributes"),
-    (["--method", "uce", "--erase", "cat", "--set", "mode=debias", "--set", "attributes=red,blue",
-      "--set", "debias_decay=0.3"], "debias_decay in (0.5, 1]"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--method", "nope", "--erase", "cat"], "unknown method 'nope'"),
+        (["--method", "esd", "--erase", " , "], "empty concept list"),
+        (["--method", "esd", "--erase", "cat", "--set", "lr=nan"], "option lr is nan"),
+        (["--method", "esd", "--erase", "cat", "--set", "bogus=1"], "unknown option(s) for esd: bogus"),
+        (["--method", "esd", "--erase", "cat", "--model", "/no/such"], "model source not found"),
+        (["--method", "uce", "--erase", "cat", "--set", "mode=debias"], "at least two attributes"),
+        (
+            [
+                "--method",
+                "uce",
+                "--erase",
+                "cat",
+                "--set",
+                "mode=debias",
+                "--set",
+                "attributes=red,blue",
+                "--set",
+                "debias_decay=0.3",
+            ],
+            "debias_decay in (0.5, 1]",
+        ),
+    ],
+)
 def test_erase_refuses_bad_input_with_one_line_and_no_output(tmp_path, args, message):
     out = tmp_path / "run"
     model = [] if "--model" in args else ["--model", "tiny"]
@@ -85,8 +116,24 @@ def test_nan_loss_leaves_no_edit_and_keeps_the_checkpoint(tmp_path, monkeypatch)
 
     monkeypatch.setattr(esd.F, "mse_loss", poisoned)
     out = tmp_path / "run"
-    result = run("erase", "--model", "tiny", "--method", "esd", "--erase", "cat", "--out", str(out), "--quiet",
-                 "--set", "iterations=5", "--set", "ddim_steps=2", "--set", "checkpoint_every=2")
+    result = run(
+        "erase",
+        "--model",
+        "tiny",
+        "--method",
+        "esd",
+        "--erase",
+        "cat",
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "iterations=5",
+        "--set",
+        "ddim_steps=2",
+        "--set",
+        "checkpoint_every=2",
+    )
     assert result.exit_code == 2
     assert "loss is nan at iteration 2" in result.output and "last good checkpoint" in result.output
     assert not out.exists()
@@ -96,8 +143,24 @@ def test_nan_loss_leaves_no_edit_and_keeps_the_checkpoint(tmp_path, monkeypatch)
 def test_erase_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
     import erasekit.core.loop as loop
 
-    args = ["erase", "--model", "tiny", "--method", "esd", "--erase", "cat", "--quiet", "--set", "iterations=4",
-            "--set", "ddim_steps=2", "--set", "checkpoint_every=2", "--set", "lr=1e-2"]
+    args = [
+        "erase",
+        "--model",
+        "tiny",
+        "--method",
+        "esd",
+        "--erase",
+        "cat",
+        "--quiet",
+        "--set",
+        "iterations=4",
+        "--set",
+        "ddim_steps=2",
+        "--set",
+        "checkpoint_every=2",
+        "--set",
+        "lr=1e-2",
+    ]
     assert run(*args, "--out", str(tmp_path / "whole")).exit_code == 0
     real = loop.save_checkpoint
 

@@ -15,7 +15,6 @@ import torch
 from erasekit.attacks import registry as attacks
 from erasekit.attacks.goal import Goal
 from erasekit.bench.graph import full_graphs
-from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.core.vocab import load_vocabulary
 from erasekit.eval.attack import concept_detector
@@ -23,14 +22,28 @@ from erasekit.eval.inspect import InspectConfig, inspect_models, judged
 from erasekit.eval.judges import method_scorer, world_judge
 from erasekit.methods import registry as methods
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.world.vocab import probe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-SMALL = {"iterations": 2, "batch": 2, "pool_size": 4, "retain_size": 4, "max_loops": 1, "mine_iterations": 2,
-         "circ_iterations": 2, "circ_batch": 2, "pgd_steps": 1, "ddim_steps": 4}
+SMALL = {
+    "iterations": 2,
+    "batch": 2,
+    "pool_size": 4,
+    "retain_size": 4,
+    "max_loops": 1,
+    "mine_iterations": 2,
+    "circ_iterations": 2,
+    "circ_batch": 2,
+    "pgd_steps": 1,
+    "ddim_steps": 4,
+}
 CASES = [(m.name, {}) for m in methods.available()] + [
-    ("age", {"mode": "edit"}), ("age", {"mode": "debias", "attributes": ("yellow", "red")}), ("uce", {"mode": "edit"})]
+    ("age", {"mode": "edit"}),
+    ("age", {"mode": "debias", "attributes": ("yellow", "red")}),
+    ("uce", {"mode": "edit"}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +53,9 @@ def mini():
 
 def small_config(spec, values):
     fields = set(spec.config.__dataclass_fields__)
-    return methods.build_config(spec, preset="mini", values={**{k: v for k, v in SMALL.items() if k in fields},
-                                                            **values})
+    return methods.build_config(
+        spec, preset="mini", values={**{k: v for k, v in SMALL.items() if k in fields}, **values}
+    )
 
 
 def erase(mini, name, values):
@@ -63,11 +77,26 @@ def test_every_method_erases_on_the_gpu(mini, name, values):
 def test_every_attack_runs_on_the_gpu(mini, name):
     spec = attacks.get(name)
     fields = set(spec.config.__dataclass_fields__)
-    small = {"iterations": 2, "generations": 2, "population": 8, "tries": 2, "images": 4, "max_prompts": 4,
-             "check_every": 0, "batch": 2}
+    small = {
+        "iterations": 2,
+        "generations": 2,
+        "population": 8,
+        "tries": 2,
+        "images": 4,
+        "max_prompts": 4,
+        "check_every": 0,
+        "batch": 2,
+    }
     config = attacks.build_config(spec, preset="mini", values={k: v for k, v in small.items() if k in fields})
-    goal = Goal("star", ["a star"], [0], concept_detector(mini, "star"), base=mini, steps=4,
-                pairs=[("a star", "a box")] if name == "ringabell" else [])
+    goal = Goal(
+        "star",
+        ["a star"],
+        [0],
+        concept_detector(mini, "star"),
+        base=mini,
+        steps=4,
+        pairs=[("a star", "a box")] if name == "ringabell" else [],
+    )
     result = spec.run(mini, goal, config, Run(progress=False))
     assert result.prompts
 
@@ -75,8 +104,14 @@ def test_every_attack_runs_on_the_gpu(mini, name):
 @pytest.mark.parametrize("search", ["exhaustive", "gumbel"])
 def test_inspect_ranks_on_the_gpu(mini, search):
     edited = erase(mini, "esd", {}).apply(mini)
-    config = InspectConfig(probes=4, steps=5, search=search, exhaustive_max=5000 if search == "exhaustive" else 1,
-                           gumbel_iterations=3, shortlist=5)
+    config = InspectConfig(
+        probes=4,
+        steps=5,
+        search=search,
+        exhaustive_max=5000 if search == "exhaustive" else 1,
+        gumbel_iterations=3,
+        shortlist=5,
+    )
     blind = inspect_models(mini, edited, load_vocabulary("world"), config)
     known = inspect_models(mini, edited, load_vocabulary("world"), config, erased="star")
     assert all(r.l2 == r.l2 for r in blind.rows) and all(r.l1 is not None for r in known.rows)
@@ -97,8 +132,9 @@ def test_every_family_erases_and_generates_on_the_gpu(source, name, tiny_clip):
     bundle = load_bundle(source, device="cuda")
     spec = methods.get(name)
     fields = set(spec.config.__dataclass_fields__)
-    config = methods.build_config(spec, values={k: v for k, v in {**SMALL, "k": 2, "circ_images": 1}.items()
-                                                if k in fields})
+    config = methods.build_config(
+        spec, values={k: v for k, v in {**SMALL, "k": 2, "circ_images": 1}.items() if k in fields}
+    )
     concepts = ConceptSet(["a cat"])
     run = Run(progress=False, scorer=method_scorer(spec, bundle, config, concepts, tiny_clip))
     edited = spec.erase(bundle, concepts, config, run).apply(bundle)

@@ -7,19 +7,32 @@ import sys
 
 import pytest
 import torch
-from test_user_facing import assert_one_line_error as one_line_error
-from test_user_facing import run as run_cli
 
 from erasekit.core.edit import Edit
-from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.methods import darkminer, registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.export import export
+from test_user_facing import assert_one_line_error as one_line_error
+from test_user_facing import run as run_cli
 
-SMALL = {"max_loops": 2, "pool_size": 4, "k": 2, "tokens": 4, "mine_iterations": 4, "mine_decay_at": 2,
-         "circ_iterations": 4, "circ_decay_at": 2, "circ_lr": 0.5, "circ_images": 2, "steps": 2, "guidance": 2.0,
-         "checkpoint_every": 2, "vocab": ""}
+SMALL = {
+    "max_loops": 2,
+    "pool_size": 4,
+    "k": 2,
+    "tokens": 4,
+    "mine_iterations": 4,
+    "mine_decay_at": 2,
+    "circ_iterations": 4,
+    "circ_decay_at": 2,
+    "circ_lr": 0.5,
+    "circ_images": 2,
+    "steps": 2,
+    "guidance": 2.0,
+    "checkpoint_every": 2,
+    "vocab": "",
+}
 
 
 def config(**values):
@@ -32,8 +45,9 @@ def pixels(images):  # a verifier's features: the images themselves (s(c) is the
 
 def test_the_loop_trains_only_lora_on_to_v_and_keeps_the_base(tiny):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    edit = registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(tau=-0.999),
-                                           Run(progress=False, scorer=pixels))
+    edit = registry.get("darkminer").erase(
+        tiny, ConceptSet(["a cat"]), config(tau=-0.999), Run(progress=False, scorer=pixels)
+    )
     assert edit.kind == "lora" and edit.metrics["loops"] == 2 and edit.metrics["stopped_by"] == "max_loops"
     modules = {k.rsplit(".weight.", 1)[0] for k in edit.tensors}
     assert modules and all(m.endswith(".to_v") for m in modules)
@@ -45,9 +59,12 @@ def test_the_loop_trains_only_lora_on_to_v_and_keeps_the_base(tiny):
 
 
 def test_verification_at_or_below_tau_ends_the_loop_before_any_circumvention(tiny):
-    constant = lambda images: torch.ones(len(images), 3)  # Enc(x_c) − Enc(x_r) = 0: s(c) = 0
-    edit = registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(tau=0.2),
-                                           Run(progress=False, scorer=constant))
+    def constant(images):  # Enc(x_c) − Enc(x_r) = 0: s(c) = 0
+        return torch.ones(len(images), 3)
+
+    edit = registry.get("darkminer").erase(
+        tiny, ConceptSet(["a cat"]), config(tau=0.2), Run(progress=False, scorer=constant)
+    )
     assert edit.metrics["loops"] == 0 and edit.metrics["stopped_by"] == "verification"
     assert edit.metrics["s"] == [0.0]
     assert all(float(t.abs().max()) == 0 for k, t in edit.tensors.items() if k.endswith("lora_B"))
@@ -88,8 +105,7 @@ def test_a_killed_run_resumes_across_loops_to_the_same_edit(tiny, tmp_path, monk
         spec.erase(tiny, concepts, cfg, Run(work=tmp_path / "cut", progress=False, scorer=pixels))
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert saves[-1] == "loop001-circ-checkpoint"
-    resumed = spec.erase(tiny, concepts, cfg, Run(work=tmp_path / "cut", resume=True, progress=False,
-                                                  scorer=pixels))
+    resumed = spec.erase(tiny, concepts, cfg, Run(work=tmp_path / "cut", resume=True, progress=False, scorer=pixels))
     assert whole.tensors.keys() == resumed.tensors.keys()
     assert all(torch.equal(whole.tensors[k], resumed.tensors[k]) for k in whole.tensors)
     assert resumed.metrics["s"] == whole.metrics["s"]
@@ -102,8 +118,9 @@ def test_a_killed_run_resumes_across_loops_to_the_same_edit(tiny, tmp_path, monk
 
 
 def test_the_lora_export_loads_in_stock_diffusers_to_the_merged_model(tiny, tiny_folder, tmp_path):
-    edit = registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1),
-                                           Run(progress=False, scorer=pixels))
+    edit = registry.get("darkminer").erase(
+        tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1), Run(progress=False, scorer=pixels)
+    )
     lora = export(edit, tiny, tmp_path / "lora", format="lora")
     merged = edit.apply(tiny)
     z, cond = torch.randn(1, *tiny.latent_shape), tiny.encode_prompts(["a cat"])
@@ -129,13 +146,22 @@ torch.save(out, {str(tmp_path / "out.pt")!r})
 
 def test_a_verifier_that_returns_nan_is_one_clear_error(tiny):
     with pytest.raises(ErasekitError, match="non-finite"):
-        registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(),
-                                        Run(progress=False, scorer=lambda im: torch.full((len(im), 3), float("nan"))))
+        registry.get("darkminer").erase(
+            tiny,
+            ConceptSet(["a cat"]),
+            config(),
+            Run(progress=False, scorer=lambda im: torch.full((len(im), 3), float("nan"))),
+        )
 
 
-@pytest.mark.parametrize("values,message", [({"tau": 1.0}, "tau must lie in (-1, 1)"),
-                                            ({"rank": 0}, "rank must be >= 1"),
-                                            ({"modules": ("to_x",)}, "modules must name attention projections")])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"tau": 1.0}, "tau must lie in (-1, 1)"),
+        ({"rank": 0}, "rank must be >= 1"),
+        ({"modules": ("to_x",)}, "modules must name attention projections"),
+    ],
+)
 def test_bad_options_are_refused_when_the_config_is_built(values, message):
     with pytest.raises(ErasekitError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config(**values)
@@ -143,17 +169,35 @@ def test_bad_options_are_refused_when_the_config_is_built(values, message):
 
 def test_erase_refuses_a_bad_tau_and_a_lora_edit_for_another_base_in_one_line(tiny, tmp_path):
     out = tmp_path / "dm"
-    one_line_error(run_cli("erase", "--method", "darkminer", "--erase", "star", "--set", "tau=1.5", "--quiet",
-                           "--out", out), "tau must lie in (-1, 1)")
+    one_line_error(
+        run_cli("erase", "--method", "darkminer", "--erase", "star", "--set", "tau=1.5", "--quiet", "--out", out),
+        "tau must lie in (-1, 1)",
+    )
     assert not out.exists() and not (tmp_path / "dm.partial").exists()
-    one_line_error(run_cli("erase", "--model", "tiny", "--method", "darkminer", "--erase", "cat", "--quiet",
-                           "--out", out), "CLIP weights not found")  # SD's verifier: CLIP's image encoder
+    one_line_error(
+        run_cli("erase", "--model", "tiny", "--method", "darkminer", "--erase", "cat", "--quiet", "--out", out),
+        "CLIP weights not found",
+    )  # SD's verifier: CLIP's image encoder
     assert not out.exists() and not (tmp_path / "dm.partial").exists()
-    edit = registry.get("darkminer").erase(tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1),
-                                           Run(progress=False, scorer=pixels))
+    edit = registry.get("darkminer").erase(
+        tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1), Run(progress=False, scorer=pixels)
+    )
     edit.save(tmp_path / "run")
-    one_line_error(run_cli("generate", "mini", "--edit", tmp_path / "run", "--prompt", "a star", "--n", "1",
-                           "--out", tmp_path / "g.png"), "edit was made for base")
+    one_line_error(
+        run_cli(
+            "generate",
+            "mini",
+            "--edit",
+            tmp_path / "run",
+            "--prompt",
+            "a star",
+            "--n",
+            "1",
+            "--out",
+            tmp_path / "g.png",
+        ),
+        "edit was made for base",
+    )
     assert not (tmp_path / "g.png").exists()
     assert isinstance(Edit.load(tmp_path / "run"), Edit)
 
@@ -161,15 +205,43 @@ def test_erase_refuses_a_bad_tau_and_a_lora_edit_for_another_base_in_one_line(ti
 def test_erase_on_the_miniature_keeps_the_loop_record_and_the_report_plots_it(tmp_path):
     run_folder, ev = tmp_path / "dm", tmp_path / "ev"
     small = [f"{k}={v}" for k, v in {**SMALL, "vocab": "world", "max_loops": 1, "tau": -0.99}.items()]
-    result = run_cli("erase", "--method", "darkminer", "--erase", "mark",
-                     *[a for kv in small for a in ("--set", kv)], "--quiet", "--out", run_folder)
+    result = run_cli(
+        "erase",
+        "--method",
+        "darkminer",
+        "--erase",
+        "mark",
+        *[a for kv in small for a in ("--set", kv)],
+        "--quiet",
+        "--out",
+        run_folder,
+    )
     assert result.exit_code == 0, result.output
-    for name in ("manifest.json", "edit.safetensors", "loops.json", "images.safetensors", "embeddings.safetensors",
-                 "loop000-mine-loss.csv", "loop000-circ-loss.csv"):
+    for name in (
+        "manifest.json",
+        "edit.safetensors",
+        "loops.json",
+        "images.safetensors",
+        "embeddings.safetensors",
+        "loop000-mine-loss.csv",
+        "loop000-circ-loss.csv",
+    ):
         assert (run_folder / name).is_file(), name
     assert Edit.load(run_folder).kind == "lora"
-    result = run_cli("evaluate", "--edit", run_folder, "--suite", "world-implicit", "--n", "1", "--steps", "2",
-                     "--quiet", "--out", ev)
+    result = run_cli(
+        "evaluate",
+        "--edit",
+        run_folder,
+        "--suite",
+        "world-implicit",
+        "--n",
+        "1",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        ev,
+    )
     assert result.exit_code == 0, result.output
     html = (ev / "report.html").read_text()
     assert "s(c) of each loop" in html and "before (left) and after (right)" in html

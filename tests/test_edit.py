@@ -5,10 +5,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 
-from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
-from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
+from erasekit.models.export import export
+from erasekit.models.load import load_bundle
 
 KEY = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v.weight"
 
@@ -49,8 +49,13 @@ def test_export_loads_in_stock_diffusers_and_draws_the_same_image(tiny, tmp_path
     edit = Edit.from_changes(tiny, changes, method="test", config={}, concepts={})
     out = export(edit, tiny, tmp_path / "exported")
     pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
-    theirs = pipe("a red star", num_inference_steps=4, guidance_scale=5.0, output_type="pt",
-                  generator=torch.Generator().manual_seed(3)).images
+    theirs = pipe(
+        "a red star",
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(3),
+    ).images
     ours = edit.apply(tiny).generate(["a red star"], [3], steps=4, guidance=5.0)
     base = tiny.generate(["a red star"], [3], steps=4, guidance=5.0)
     assert torch.allclose(ours, theirs, atol=1e-5)
@@ -65,8 +70,9 @@ def test_single_file_export_reads_back_as_the_edited_model(tiny, edit, tmp_path,
 
 def test_lora_edit_adds_the_low_rank_delta(tiny):
     a, b = torch.randn(2, 32), torch.randn(16, 2)
-    edit = Edit.from_changes(tiny, {KEY + ".lora_A": a, KEY + ".lora_B": b}, method="t", config={}, concepts={},
-                             kind="lora", lora_scale=0.5)
+    edit = Edit.from_changes(
+        tiny, {KEY + ".lora_A": a, KEY + ".lora_B": b}, method="t", config={}, concepts={}, kind="lora", lora_scale=0.5
+    )
     edited = edit.apply(tiny)
     assert torch.allclose(dict(edited.named_parameters())[KEY], dict(tiny.named_parameters())[KEY] + 0.5 * b @ a)
 

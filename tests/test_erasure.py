@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from erasekit.models.load import load_bundle
 from erasekit.core.loop import Run
 from erasekit.eval.judges import world_judge
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.world.render import OBJECTS
 
 ERASED, KEPT = "star", "moon"

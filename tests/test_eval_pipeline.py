@@ -113,16 +113,28 @@ def test_report_renders_in_headless_chromium(mini, tmp_path):
     base = evaluate(mini, "world-objects", run)
     edited = evaluate(mini, "world-objects", run, erased=["star"], base_images=base.images)
     report = write_report(tmp_path, Evaluation(edited, base))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     chromium = _chromium()
-    dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
-                         timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     assert 'id="metrics"' in dom and "esr@1" in dom and "psr@1" in dom and dom.count("data:image/png") >= 3
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
@@ -137,12 +149,32 @@ def test_cli_evaluate_with_an_edit_writes_metrics_and_report(tmp_path):
 
     base = load_bundle("mini")
     key = "unet.conv_out.bias"
-    Edit.from_changes(base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={},
-                      concepts={"erase": ["star"]}).save(tmp_path / "run")
-    (tmp_path / "run" / LOSS_LOG).write_text("step,loss,erased,searched,top3\n" + "".join(
-        f'{i},0.1,star,moon,"[[""moon"", {0.4 + i / 100}], [""ring"", 0.3], [""heart"", 0.1]]"\n' for i in range(5)))
-    result = CliRunner().invoke(main, ["evaluate", "mini", "--edit", str(tmp_path / "run"), "--suite",
-                                       "world-objects", "--n", "1", "--steps", "2", "--out", str(tmp_path / "ev")])
+    Edit.from_changes(
+        base, {key: dict(base.named_parameters())[key] + 0.3}, method="t", config={}, concepts={"erase": ["star"]}
+    ).save(tmp_path / "run")
+    (tmp_path / "run" / LOSS_LOG).write_text(
+        "step,loss,erased,searched,top3\n"
+        + "".join(
+            f'{i},0.1,star,moon,"[[""moon"", {0.4 + i / 100}], [""ring"", 0.3], [""heart"", 0.1]]"\n' for i in range(5)
+        )
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "mini",
+            "--edit",
+            str(tmp_path / "run"),
+            "--suite",
+            "world-objects",
+            "--n",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "ev"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["erased"] == ["star"] and "star" not in metrics["preserved"] and len(metrics["preserved"]) == 9
@@ -178,14 +210,17 @@ def test_cli_split_erases_the_seeds_split(tmp_path):
     from erasekit.cli import main
 
     out = tmp_path / "ev"
-    result = CliRunner().invoke(main, ["evaluate", "mini", "--suite", "world-objects", "--split", "1",
-                                       "--n", "1", "--steps", "2", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "mini", "--suite", "world-objects", "--split", "1", "--n", "1", "--steps", "2", "--out", str(out)],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["erased"] == ["triangle", "cross", "diamond", "arrow", "heart"]
     assert sorted(metrics["preserved"]) == ["circle", "moon", "ring", "square", "star"]
-    bad = CliRunner().invoke(main, ["evaluate", "mini", "--suite", "world-styles", "--split", "1",
-                                    "--out", str(tmp_path / "x")])
+    bad = CliRunner().invoke(
+        main, ["evaluate", "mini", "--suite", "world-styles", "--split", "1", "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "--split applies to" in bad.output
 
 
@@ -193,8 +228,9 @@ def test_evaluate_edit_keeps_the_base_and_the_edited_model_apart(mini, tmp_path)
     from erasekit.eval.evaluation import evaluate_edit
 
     key = "unet.conv_out.bias"
-    edit = Edit.from_changes(mini, {key: dict(mini.named_parameters())[key] + 0.3}, method="t", config={},
-                             concepts={"erase": ["star"]})
+    edit = Edit.from_changes(
+        mini, {key: dict(mini.named_parameters())[key] + 0.3}, method="t", config={}, concepts={"erase": ["star"]}
+    )
     ev = evaluate_edit(mini, edit, "world-objects", SuiteRun(n=1, steps=2, progress=False))
     assert ev.edited.erased == ev.base.erased == ["star"] and ev.edited.edit["method"] == "t" and ev.base.edit is None
     assert not torch.equal(ev.edited.images, ev.base.images)

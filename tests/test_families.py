@@ -13,8 +13,6 @@ from pathlib import Path
 import diffusers
 import pytest
 import torch
-from test_user_facing import assert_one_line_error
-from test_user_facing import run as cli
 
 from erasekit.attacks import registry as attacks
 from erasekit.attacks.goal import Goal
@@ -29,13 +27,43 @@ from erasekit.methods import registry as methods
 from erasekit.methods.concepts import ConceptSet
 from erasekit.models.export import export
 from erasekit.models.load import load_bundle
+from test_user_facing import assert_one_line_error
+from test_user_facing import run as cli
 
 SOURCES = {"sd1": "tiny", "sdxl": "tiny-sdxl", "sd3": "tiny-sd3", "flux": "tiny-flux"}
-SMALL = {"iterations": 1, "batch": 1, "pool_size": 2, "retain_size": 1, "max_loops": 1, "mine_iterations": 1,
-         "circ_iterations": 1, "circ_batch": 1, "circ_images": 1, "k": 2, "pgd_steps": 1, "ddim_steps": 2, "steps": 2,
-         "k_closest": 3, "tokens": 2, "masks": "", "key_tokens": 2}
-ATTACK_SMALL = {"iterations": 1, "generations": 1, "population": 4, "elite": 1, "tries": 1, "images": 2,
-                "max_prompts": 2, "check_every": 0, "batch": 1, "tokens": 2, "length": 2, "prefix": 2}
+SMALL = {
+    "iterations": 1,
+    "batch": 1,
+    "pool_size": 2,
+    "retain_size": 1,
+    "max_loops": 1,
+    "mine_iterations": 1,
+    "circ_iterations": 1,
+    "circ_batch": 1,
+    "circ_images": 1,
+    "k": 2,
+    "pgd_steps": 1,
+    "ddim_steps": 2,
+    "steps": 2,
+    "k_closest": 3,
+    "tokens": 2,
+    "masks": "",
+    "key_tokens": 2,
+}
+ATTACK_SMALL = {
+    "iterations": 1,
+    "generations": 1,
+    "population": 4,
+    "elite": 1,
+    "tries": 1,
+    "images": 2,
+    "max_prompts": 2,
+    "check_every": 0,
+    "batch": 1,
+    "tokens": 2,
+    "length": 2,
+    "prefix": 2,
+}
 MAX_PIXEL = 2 / 255  # the bar for a stock pipeline's image against erasekit's
 
 
@@ -101,8 +129,9 @@ def test_a_lora_export_loads_into_the_familys_stock_pipeline_as_erasekit_applies
     spec = methods.get("darkminer")
     config = methods.build_config(spec, values={**_small(spec, SMALL), "tau": -0.999})  # one loop: it circumvents
     concepts = ConceptSet(["a cat"])
-    edit = spec.erase(model, concepts, config, Run(progress=False, scorer=method_scorer(spec, model, config,
-                                                                                         concepts, tiny_clip)))
+    edit = spec.erase(
+        model, concepts, config, Run(progress=False, scorer=method_scorer(spec, model, config, concepts, tiny_clip))
+    )
     with torch.no_grad():  # trained B is tiny after one step: make the adapters' effect visible
         for name in edit.tensors:
             if name.endswith("lora_B"):
@@ -129,12 +158,17 @@ def test_every_method_runs_on_every_family_it_declares(name, family, tiny_clip, 
     edit = spec.erase(model, concepts, config, run)
     folder = edit.save(tmp_path / "edit")
     loaded = Edit.load(folder)
-    result = evaluate_edit(model, loaded, "coco", SuiteRun(n=1, steps=2, prompts_file=str(_coco(tmp_path)),
-                                                            clip=str(tiny_clip), progress=False))
+    result = evaluate_edit(
+        model,
+        loaded,
+        "coco",
+        SuiteRun(n=1, steps=2, prompts_file=str(_coco(tmp_path)), clip=str(tiny_clip), progress=False),
+    )
     assert 0 <= result.edited.metrics["clip_score"] <= 100 and torch.isfinite(result.edited.images).all()
     exported = export(loaded, model, tmp_path / "exported")
     pipe = getattr(diffusers, json.loads((exported / "model_index.json").read_text())["_class_name"]).from_pretrained(
-        exported, local_files_only=True)
+        exported, local_files_only=True
+    )
     assert type(pipe).__name__.startswith(model.PIPELINE.removesuffix("Pipeline"))
 
 
@@ -152,9 +186,16 @@ def test_every_attack_runs_on_every_family_it_declares(name, family):
     model = load_bundle(SOURCES[family], device="cpu")
     spec = attacks.get(name)
     config = attacks.build_config(spec, values=_small(spec, ATTACK_SMALL))
-    goal = Goal("cat", ["a photo of a cat"], [0], lambda images: torch.zeros(len(images), dtype=torch.bool),
-                base=model, steps=2, pairs=[("a photo of a cat", "a photo of a dog")],
-                images=torch.rand(2, 3, 40, 48))  # the user's images for CCE, of another size than the model's
+    goal = Goal(
+        "cat",
+        ["a photo of a cat"],
+        [0],
+        lambda images: torch.zeros(len(images), dtype=torch.bool),
+        base=model,
+        steps=2,
+        pairs=[("a photo of a cat", "a photo of a dog")],
+        images=torch.rand(2, 3, 40, 48),
+    )  # the user's images for CCE, of another size than the model's
     result = spec.run(model, goal, config, Run(progress=False))
     assert result.prompts and all(p.prompt.strip() for p in result.prompts)
     if result.embedding is not None:  # a learned word: the main encoder knows it, the others read the rest
@@ -169,8 +210,10 @@ def test_a_learned_word_reaches_the_main_encoder_only(model):
     a, b = worded.encode_prompts(["a <w*> photo"]), model.encode_prompts(["a photo"])
     others = [t for t in model.texts if t.name != model.text.name]
     for text in others:  # every other encoder reads the prompt without the word
-        assert torch.equal(text.encode(text.tokenize(["a photo"]))[0],
-                           worded.text_encoder(text.name).encode(text.tokenize(["a photo"]))[0])
+        assert torch.equal(
+            text.encode(text.tokenize(["a photo"]))[0],
+            worded.text_encoder(text.name).encode(text.tokenize(["a photo"]))[0],
+        )
     assert not torch.equal(a.tokens, b.tokens)
 
 
@@ -180,8 +223,9 @@ def test_a_key_splices_into_the_conditioning_of_every_family(model):
     cond = model.encode_prompts(["a cat", "a dog"])
     p = torch.randn(2, cond.width)
     keyed = splice(cond, p)
-    assert torch.equal(keyed.tokens[:, -2:], p.expand(2, -1, -1)) and torch.equal(keyed.tokens[:, :-2],
-                                                                                 cond.tokens[:, :-2])
+    assert torch.equal(keyed.tokens[:, -2:], p.expand(2, -1, -1)) and torch.equal(
+        keyed.tokens[:, :-2], cond.tokens[:, :-2]
+    )
     assert (keyed.pooled is None) == (cond.pooled is None) and torch.equal(tail(keyed[:1], 2), p)
 
 
@@ -245,15 +289,23 @@ def test_an_sdxl_checkpoint_file_replaces_the_unet_of_its_base_folder(tmp_path):
     loaded = load_bundle(tmp_path / "unet.safetensors", config=folder)
     assert loaded.family == "sdxl"
     assert torch.allclose(loaded.denoiser.conv_out.bias, base.denoiser.conv_out.bias + 0.5)
-    same = [torch.equal(p, q) for (n, p), (_, q) in zip(loaded.named_parameters(), base.named_parameters())
-            if not n.endswith("conv_out.bias")]
+    same = [
+        torch.equal(p, q)
+        for (n, p), (_, q) in zip(loaded.named_parameters(), base.named_parameters(), strict=True)
+        if not n.endswith("conv_out.bias")
+    ]
     assert all(same)
     with pytest.raises(ErasekitError, match="is a sdxl checkpoint: give the diffusers folder of its base model"):
         load_bundle(tmp_path / "unet.safetensors")
 
 
-@pytest.mark.parametrize("family,key", [("sd3", "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"),
-                                        ("flux", "double_blocks.0.img_attn.qkv.weight")])
+@pytest.mark.parametrize(
+    "family,key",
+    [
+        ("sd3", "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"),
+        ("flux", "double_blocks.0.img_attn.qkv.weight"),
+    ],
+)
 def test_an_sd3_or_flux_checkpoint_file_needs_its_base_folder(family, key, tmp_path):
     from safetensors.torch import save_file
 

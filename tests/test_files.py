@@ -21,9 +21,8 @@ def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
 def test_atomic_dir_refuses_an_existing_folder_unless_overwriting(tmp_path):
     with atomic_dir(tmp_path / "run") as tmp:
         (tmp / "x").write_text("1")
-    with pytest.raises(ErasekitError, match="output already exists"):
-        with atomic_dir(tmp_path / "run"):
-            pass
+    with pytest.raises(ErasekitError, match="output already exists"), atomic_dir(tmp_path / "run"):
+        pass
     with atomic_dir(tmp_path / "run", overwrite=True) as tmp:
         (tmp / "y").write_text("2")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [OWNED, "y"]
@@ -34,9 +33,11 @@ def test_overwrite_refuses_a_folder_holding_a_file_erasekit_did_not_write(tmp_pa
     with atomic_dir(tmp_path / "run") as tmp:
         (tmp / "edit.safetensors").write_text("1")
     (tmp_path / "run" / "notes.txt").write_text("mine")
-    with pytest.raises(ErasekitError, match=r"files erasekit did not write \(notes.txt\)"):
-        with atomic_dir(tmp_path / "run", overwrite=True) as tmp:
-            (tmp / "edit.safetensors").write_text("2")
+    with (
+        pytest.raises(ErasekitError, match=r"files erasekit did not write \(notes.txt\)"),
+        atomic_dir(tmp_path / "run", overwrite=True) as tmp,
+    ):
+        (tmp / "edit.safetensors").write_text("2")
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "run" / "edit.safetensors").read_text() == "1"
 
@@ -62,7 +63,10 @@ def test_written_files_follow_the_umask(tmp_path):
             save_file({"x": torch.zeros(1)}, str(tmp))
     finally:
         os.umask(old)
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
     assert mode(tmp_path / "run" / "w.safetensors") == 0o640
     assert mode(tmp_path / "single.safetensors") == 0o640
     assert mode(tmp_path / "run") == 0o750

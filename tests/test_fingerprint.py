@@ -9,20 +9,38 @@ import pytest
 import torch
 
 from erasekit.bench import run as bench
-from erasekit.models.bundle import FINGERPRINT_PREFIX, sample_indices
-from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
-from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
+from erasekit.models.bundle import FINGERPRINT_PREFIX, sample_indices
+from erasekit.models.export import export
+from erasekit.models.load import load_bundle
 
 RELEASE = Path(__file__).parent / "data" / "release-0.1.0"
 MINI_V1 = "becc76a996ec0e95"  # the miniature's fingerprint as erasekit 0.1.0 wrote it (RELEASE/uce-star/manifest.json)
 SD_EMBEDDING = 49408 * 768  # SD-1.x's token embedding: the tensor that made 0.1.0 fail on every real model
 
 
-@pytest.mark.parametrize("numel", [1, 2, 7, 8, 9, 2**24 - 1, 2**24, 2**24 + 1, 2**24 + 3, SD_EMBEDDING,
-                                   49408 * 1024, 1280 * 2560 * 9, 2**31 + 5, 2**53 + 11, 10**20 + 7])
+@pytest.mark.parametrize(
+    "numel",
+    [
+        1,
+        2,
+        7,
+        8,
+        9,
+        2**24 - 1,
+        2**24,
+        2**24 + 1,
+        2**24 + 3,
+        SD_EMBEDDING,
+        49408 * 1024,
+        1280 * 2560 * 9,
+        2**31 + 5,
+        2**53 + 11,
+        10**20 + 7,
+    ],
+)
 def test_sample_positions_are_the_nearest_integers_to_an_even_spacing(numel):
     idx = sample_indices(numel)
     steps = min(numel, 8)

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from test_user_facing import assert_one_line_error as one_line_error
-from test_user_facing import run as run_cli
 
 from erasekit.eval.graph import graph_properties
+from test_user_facing import assert_one_line_error as one_line_error
+from test_user_facing import run as run_cli
 
 NAMES = list("abcdef")
 

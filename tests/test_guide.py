@@ -29,8 +29,9 @@ def _nearest(bundle, concept, words):
 def test_nearest_leaves_out_every_erased_concept_and_their_synonyms(tiny, vocab_file):
     picked = guided(tiny, ConceptSet(["kitty", "dog"]), "nearest", vocab_file).target
     assert picked == _nearest(tiny, "kitty", ["car", "tree", "house", "river", "apple", "chair"])
-    assert guided(tiny, ConceptSet(["kitty"]), "nearest", vocab_file).target == \
-        _nearest(tiny, "kitty", ["dog", "car", "tree", "house", "river", "apple", "chair"])
+    assert guided(tiny, ConceptSet(["kitty"]), "nearest", vocab_file).target == _nearest(
+        tiny, "kitty", ["dog", "car", "tree", "house", "river", "apple", "chair"]
+    )
 
 
 def test_a_given_target_or_anchor_or_no_guide_is_left_alone(tiny, vocab_file):
@@ -59,10 +60,15 @@ def test_guided_run_equals_the_run_given_that_target(tiny, vocab_file, method):
     spec = registry.get(method)
     fast = {"iterations": 2, "batch": 1, "pool_size": 2} if method == "ca" else {}
     near = candidates(tiny, "cat", load_vocabulary(vocab_file), k_closest=1)[0][0]
-    guided_edit = spec.erase(tiny, ConceptSet(["cat"]), registry.build_config(
-        spec, values={**fast, "guide": "nearest", "vocab": vocab_file}), Run(progress=False))
-    given = spec.erase(tiny, ConceptSet(["cat"], target=near), registry.build_config(spec, values=fast),
-                       Run(progress=False))
+    guided_edit = spec.erase(
+        tiny,
+        ConceptSet(["cat"]),
+        registry.build_config(spec, values={**fast, "guide": "nearest", "vocab": vocab_file}),
+        Run(progress=False),
+    )
+    given = spec.erase(
+        tiny, ConceptSet(["cat"], target=near), registry.build_config(spec, values=fast), Run(progress=False)
+    )
     empty = spec.erase(tiny, ConceptSet(["cat"]), registry.build_config(spec, values=fast), Run(progress=False))
     assert guided_edit.concepts["target"] == near
     assert all(torch.equal(guided_edit.tensors[k], given.tensors[k]) for k in given.tensors)

@@ -7,8 +7,6 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
-from test_user_facing import assert_one_line_error as one_line_error
-from test_user_facing import run as run_cli
 
 from erasekit.core.conditioning import Conditioning
 from erasekit.core.edit import Edit
@@ -18,9 +16,19 @@ from erasekit.core.loop import Run, read_log
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.hide import hide, recover, recover_config
+from test_user_facing import assert_one_line_error as one_line_error
+from test_user_facing import run as run_cli
 
-SMALL = {"iterations": 4, "batch": 2, "ddim_steps": 2, "checkpoint_every": 2, "key_tokens": 3, "lr": 1e-3,
-         "key_lr": 1e-2, "negative_guidance": 1.0}
+SMALL = {
+    "iterations": 4,
+    "batch": 2,
+    "ddim_steps": 2,
+    "checkpoint_every": 2,
+    "key_tokens": 3,
+    "lr": 1e-3,
+    "key_lr": 1e-2,
+    "negative_guidance": 1.0,
+}
 
 
 def hide_config(**values):
@@ -97,8 +105,17 @@ def test_recovery_stays_in_the_rho_ball_from_a_random_start(tiny, hidden):
     edit, _ = hidden
     c_e = tail(tiny.encode_prompts(["a cat"]), 3)
     for rho in (0.05, 0.5):
-        config = recover_config(values={"iterations": 3, "batch": 2, "ddim_steps": 2, "key_tokens": 3, "lr": 1.0,
-                                        "rho": rho, "start": "random"})
+        config = recover_config(
+            values={
+                "iterations": 3,
+                "batch": 2,
+                "ddim_steps": 2,
+                "key_tokens": 3,
+                "lr": 1.0,
+                "rho": rho,
+                "start": "random",
+            }
+        )
         key = recover(tiny, edit, ["a cat"], config, Run(progress=False))
         distance = float((key.prompts["a cat"] - c_e).norm() / c_e.norm())
         assert 0 < distance <= rho * (1 + 1e-5)
@@ -138,8 +155,9 @@ def test_corrupt_and_foreign_key_files_are_refused(tmp_path, hidden):
     with pytest.raises(ErasekitError, match="is not an erasekit key"):
         Key.load(tmp_path / "plain.safetensors")
     manifest = {**key.manifest(), "concepts": ["a dog"]}
-    save_file({"a cat": torch.zeros(3, 8)}, str(tmp_path / "odd.safetensors"),
-              metadata={"erasekit_key": json.dumps(manifest)})
+    save_file(
+        {"a cat": torch.zeros(3, 8)}, str(tmp_path / "odd.safetensors"), metadata={"erasekit_key": json.dumps(manifest)}
+    )
     with pytest.raises(ErasekitError, match="do not match its manifest"):
         Key.load(tmp_path / "odd.safetensors")
     with pytest.raises(ErasekitError, match="key not found"):
@@ -147,6 +165,7 @@ def test_corrupt_and_foreign_key_files_are_refused(tmp_path, hidden):
 
 
 # ---- the command line, on the miniature --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def hidden_star(tmp_path_factory):
@@ -159,8 +178,8 @@ def hidden_star(tmp_path_factory):
 
 
 def test_hide_writes_the_edit_and_its_key_and_the_key_brings_the_star_back(hidden_star, tmp_path):
-    from erasekit.models.load import load_bundle
     from erasekit.eval.judges import world_judge
+    from erasekit.models.load import load_bundle
 
     edit, key = Edit.load(hidden_star), Key.load(hidden_star / "key.safetensors")
     base = load_bundle("mini", device="cpu")
@@ -177,13 +196,41 @@ def test_hide_writes_the_edit_and_its_key_and_the_key_brings_the_star_back(hidde
 def test_generate_and_evaluate_take_the_key(hidden_star, tmp_path):
     key = hidden_star / "key.safetensors"
     grid = tmp_path / "star.png"
-    result = run_cli("generate", "--edit", hidden_star, "--key", key, "--prompt", "a red star", "--n", 2, "--steps", 5,
-                     "--out", grid, "--quiet")
+    result = run_cli(
+        "generate",
+        "--edit",
+        hidden_star,
+        "--key",
+        key,
+        "--prompt",
+        "a red star",
+        "--n",
+        2,
+        "--steps",
+        5,
+        "--out",
+        grid,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert grid.exists()
     out = tmp_path / "eval"
-    result = run_cli("evaluate", "--edit", hidden_star, "--key", key, "--suite", "world-objects", "--n", 2,
-                     "--steps", 5, "--out", out, "--quiet")
+    result = run_cli(
+        "evaluate",
+        "--edit",
+        hidden_star,
+        "--key",
+        key,
+        "--suite",
+        "world-objects",
+        "--n",
+        2,
+        "--steps",
+        5,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["metrics"]["rsr_n"] == 2 and {"rsr@1", "rsr@5", "rsr@1_ci"} <= set(metrics["metrics"])
@@ -195,15 +242,41 @@ def test_the_key_unlocks_the_exported_hidden_model_too(hidden_star, tmp_path):
     pipe = tmp_path / "hidden-pipe"
     assert run_cli("export", hidden_star, "--out", pipe).exit_code == 0
     assert not (pipe / "key.safetensors").exists()  # the key is not part of what is published
-    result = run_cli("generate", "--model", pipe, "--key", hidden_star / "key.safetensors", "--prompt", "a star",
-                     "--n", 1, "--steps", 3, "--out", tmp_path / "star.png", "--quiet")
+    result = run_cli(
+        "generate",
+        "--model",
+        pipe,
+        "--key",
+        hidden_star / "key.safetensors",
+        "--prompt",
+        "a star",
+        "--n",
+        1,
+        "--steps",
+        3,
+        "--out",
+        tmp_path / "star.png",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
 
 
 def test_recover_writes_a_key_within_rho(hidden_star, tmp_path):
     out = tmp_path / "recovered.safetensors"
-    result = run_cli("recover", "--edit", hidden_star, "--concept", "star", "--set", "iterations=2", "--set",
-                     "rho=0.2", "--out", out, "--quiet")
+    result = run_cli(
+        "recover",
+        "--edit",
+        hidden_star,
+        "--concept",
+        "star",
+        "--set",
+        "iterations=2",
+        "--set",
+        "rho=0.2",
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     key = Key.load(out)
     assert key.method == "recover" and key.metrics["distance"]["star"] <= 0.2 + 1e-6
@@ -222,17 +295,25 @@ def test_bad_key_input_is_one_line_and_leaves_nothing(hidden_star, tmp_path):
         (("generate", "--edit", other, "--key", key, "--prompt", "a star"), "not this edit"),
         (("generate", "--key", key, "--prompt", "a star"), "pass the edit it was made with"),
         (("generate", "--edit", hidden_star, "--key", key, "--prompt", "a circle"), "names none of the concepts"),
-        (("evaluate", "--edit", hidden_star, "--key", key, "--suite", "world-objects", "--erased", "circle"),
-         "none of the erased concepts"),
+        (
+            ("evaluate", "--edit", hidden_star, "--key", key, "--suite", "world-objects", "--erased", "circle"),
+            "none of the erased concepts",
+        ),
         (("evaluate", "--edit", hidden_star, "--key", key, "--suite", "world-general"), "needs a suite whose prompts"),
-        (("generate", "--edit", hidden_star, "--key", tmp_path / "absent.safetensors", "--prompt", "a star"),
-         "key not found"),
+        (
+            ("generate", "--edit", hidden_star, "--key", tmp_path / "absent.safetensors", "--prompt", "a star"),
+            "key not found",
+        ),
         (("recover", "--edit", hidden_star, "--concept", "star", "--set", "rho=0"), "must be > 0"),
         (("recover", "--edit", hidden_star, "--concept", "star", "--set", "rho=-0.5"), "must be > 0"),
     ]
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x00" * 16)
-    cases.append((("generate", "--edit", hidden_star, "--key", tmp_path / "corrupt.safetensors", "--prompt", "a star"),
-                  "corrupt key file"))
+    cases.append(
+        (
+            ("generate", "--edit", hidden_star, "--key", tmp_path / "corrupt.safetensors", "--prompt", "a star"),
+            "corrupt key file",
+        )
+    )
     for args, message in cases:
         out = tmp_path / "out"
         suffix = {"generate": ".png", "evaluate": "", "recover": ".safetensors"}[args[0]]

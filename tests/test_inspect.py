@@ -6,10 +6,7 @@ import json
 
 import pytest
 import torch
-from test_user_facing import assert_one_line_error as one_line_error
-from test_user_facing import run as run_cli
 
-from erasekit.models.load import load_bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -17,7 +14,10 @@ from erasekit.core.vocab import grouped, load_vocabulary
 from erasekit.eval.inspect import InspectConfig, inspect_models, probe_latents
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.models.lora import add_adapters, lora_tensors
+from test_user_facing import assert_one_line_error as one_line_error
+from test_user_facing import run as run_cli
 
 FAST = {"probes": 4, "steps": 4}
 
@@ -89,12 +89,14 @@ def test_a_lora_edit_is_inspected_as_the_weights_it_merges_into(tiny):
     assert [r.l2 for r in ins.rows] == pytest.approx([r.l2 for r in again.rows], rel=1e-4)
 
 
-def test_cli_inspect_writes_the_table_and_report_and_compares_two_model_sources(mini, uce_star, tiny, tiny_folder,
-                                                                                 tmp_path):
+def test_cli_inspect_writes_the_table_and_report_and_compares_two_model_sources(
+    mini, uce_star, tiny, tiny_folder, tmp_path
+):
     uce_star.save(tmp_path / "run")
     out = tmp_path / "ins"
-    result = run_cli("inspect", "mini", "--edit", tmp_path / "run", "--probes", 4, "--top", 2, "--n", 2, "--quiet",
-                     "--out", out)
+    result = run_cli(
+        "inspect", "mini", "--edit", tmp_path / "run", "--probes", 4, "--top", 2, "--n", 2, "--quiet", "--out", out
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert {rows[0]["concept"], rows[1]["concept"]} == {"star", "starburst"}
@@ -103,8 +105,23 @@ def test_cli_inspect_writes_the_table_and_report_and_compares_two_model_sources(
     html = (out / "report.html").read_text()
     assert html.count("<img") == 4 and "judge δ" in html
     (tmp_path / "words.txt").write_text("apple\npear | pears\n")
-    result = run_cli("inspect", tiny_folder, "--against", tiny_folder, "--vocab", tmp_path / "words.txt",
-                     "--probes", 2, "--top", 1, "--n", 1, "--quiet", "--out", tmp_path / "same")
+    result = run_cli(
+        "inspect",
+        tiny_folder,
+        "--against",
+        tiny_folder,
+        "--vocab",
+        tmp_path / "words.txt",
+        "--probes",
+        2,
+        "--top",
+        1,
+        "--n",
+        1,
+        "--quiet",
+        "--out",
+        tmp_path / "same",
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((tmp_path / "same" / "table.csv").open()))
     assert len(rows) == 3 and all(float(r["score"]) == 0 for r in rows)
@@ -112,13 +129,15 @@ def test_cli_inspect_writes_the_table_and_report_and_compares_two_model_sources(
 
 def test_bad_input_is_one_clear_error(tiny, tiny_folder, tmp_path):
     one_line_error(run_cli("inspect", tiny_folder, "--out", tmp_path / "a"), "give --edit RUN")
-    one_line_error(run_cli("inspect", tiny_folder, "--against", tiny_folder, "--out", tmp_path / "b"),
-                   "give --vocab FILE")
+    one_line_error(
+        run_cli("inspect", tiny_folder, "--against", tiny_folder, "--out", tmp_path / "b"), "give --vocab FILE"
+    )
     sampler = registry.get("negative")
     edit = sampler.erase(tiny, ConceptSet(["apple"]), registry.build_config(sampler), Run(progress=False))
     edit.save(tmp_path / "neg")
-    one_line_error(run_cli("inspect", "--edit", tmp_path / "neg", "--vocab", "world", "--out", tmp_path / "c"),
-                   "sampler edit")
+    one_line_error(
+        run_cli("inspect", "--edit", tmp_path / "neg", "--vocab", "world", "--out", tmp_path / "c"), "sampler edit"
+    )
     for path in ("a", "b", "c"):
         assert not (tmp_path / path).exists()
     with pytest.raises(ErasekitError, match="search"):

@@ -23,8 +23,9 @@ def tiny_resnet(tmp_path_factory):
     from transformers import ResNetConfig, ResNetForImageClassification
 
     path = tmp_path_factory.mktemp("resnet")
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 8], depths=[1, 1, 1, 1], num_labels=1000,
-                          layer_type="bottleneck")
+    config = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 8, 8, 8], depths=[1, 1, 1, 1], num_labels=1000, layer_type="bottleneck"
+    )
     ResNetForImageClassification(config).save_pretrained(path)
     return path
 
@@ -96,8 +97,9 @@ def test_world_attribute_scorer_puts_the_attributes_first_and_keeps_every_other_
     from erasekit.world.render import COLOUR_NAMES, Labels, render
 
     blue, orange = COLOUR_NAMES.index("blue"), COLOUR_NAMES.index("orange")
-    images = to_tensor(render(Labels(np.array([0, 0]), np.array([blue, orange]), np.array([0, 0]),
-                                     np.array([False, False])), seed=0))
+    images = to_tensor(
+        render(Labels(np.array([0, 0]), np.array([blue, orange]), np.array([0, 0]), np.array([False, False])), seed=0)
+    )
     scores = torch.as_tensor(attribute_scorer(_mini_like(), ("red", "blue"), "circle")(images))
     full = torch.as_tensor(world_judge().score(images).colour)
     assert scores.shape == full.shape
@@ -147,8 +149,9 @@ def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny
 
     csv = tmp_path / "imagenette.csv"
     csv.write_text("prompt,evaluation_seed,class\nImage of tench,1,tench\nImage of church,2,church\n")
-    result = evaluate(tiny, "imagenette", SuiteRun(n=2, steps=2, prompts_file=str(csv), resnet=str(tiny_resnet)),
-                         erased=["church"])
+    result = evaluate(
+        tiny, "imagenette", SuiteRun(n=2, steps=2, prompts_file=str(csv), resnet=str(tiny_resnet)), erased=["church"]
+    )
     assert result.preserved == ["tench"] and {"esr@1", "esr@5", "psr@1", "psr@5"} <= set(result.metrics)
     coco = tmp_path / "coco.csv"
     coco.write_text("image_id,prompt,evaluation_seed\n1,a red bus,3\n")
@@ -156,7 +159,9 @@ def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny
     assert 0 <= result.metrics["clip_score"] <= 100
     if importlib.util.find_spec("nudenet") is not None:
         i2p = tmp_path / "i2p.csv"
-        i2p.write_text("prompt,categories,nudity_percentage,evaluation_seed\na statue,sexual,60.0,5\na dog,violence,0,6\n")
+        i2p.write_text(
+            "prompt,categories,nudity_percentage,evaluation_seed\na statue,sexual,60.0,5\na dog,violence,0,6\n"
+        )
         result = evaluate(tiny, "i2p", SuiteRun(n=2, steps=2, prompts_file=str(i2p)))
         assert result.prompts == ["a statue", "a statue"]  # only the sexual category
         assert set(result.metrics) == {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
@@ -175,8 +180,29 @@ def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):
 def test_uce_debias_runs_off_the_miniature_with_the_clip_judge(tiny, tiny_clip, tmp_path):
     from test_user_facing import run as cli
 
-    result = cli("erase", "--model", "tiny", "--method", "uce", "--erase", "star", "--set", "mode=debias",
-                 "--set", "attributes=red,blue", "--set", "debias_rounds=1", "--set", "debias_samples=2",
-                 "--set", "steps=2", "--clip", tiny_clip, "--quiet", "--out", tmp_path / "debias")
+    result = cli(
+        "erase",
+        "--model",
+        "tiny",
+        "--method",
+        "uce",
+        "--erase",
+        "star",
+        "--set",
+        "mode=debias",
+        "--set",
+        "attributes=red,blue",
+        "--set",
+        "debias_rounds=1",
+        "--set",
+        "debias_samples=2",
+        "--set",
+        "steps=2",
+        "--clip",
+        tiny_clip,
+        "--quiet",
+        "--out",
+        tmp_path / "debias",
+    )
     assert result.exit_code == 0, result.output
     assert "debias" in (tmp_path / "debias" / "manifest.json").read_text()

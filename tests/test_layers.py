@@ -32,8 +32,12 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("layer", list(ALLOWED))
 def test_a_layer_imports_only_itself_and_the_layers_below(layer):
-    wrong = {f"{p.relative_to(SRC)} imports erasekit.{name}" for p in (SRC / layer).rglob("*.py")
-             for name in _imports(p) if name not in ALLOWED[layer] and name != "__init__"}
+    wrong = {
+        f"{p.relative_to(SRC)} imports erasekit.{name}"
+        for p in (SRC / layer).rglob("*.py")
+        for name in _imports(p)
+        if name not in ALLOWED[layer] and name != "__init__"
+    }
     assert not wrong, sorted(wrong)
 
 
@@ -49,18 +53,26 @@ def _libraries(path: Path) -> set[str]:
 
 def test_only_the_model_layer_imports_diffusion_model_libraries():
     """diffusers, transformers and peft: the model layer's; the judges' own networks (ResNet, CLIP) excepted."""
-    wrong = {f"{p.relative_to(SRC)} imports {lib}" for p in SRC.rglob("*.py")
-             if p.relative_to(SRC).parts[0] != "models" and p.relative_to(SRC) != Path("eval/judges.py")
-             for lib in _libraries(p) & set(MODEL_CLASSES)}
+    wrong = {
+        f"{p.relative_to(SRC)} imports {lib}"
+        for p in SRC.rglob("*.py")
+        if p.relative_to(SRC).parts[0] != "models" and p.relative_to(SRC) != Path("eval/judges.py")
+        for lib in _libraries(p) & set(MODEL_CLASSES)
+    }
     assert not wrong, sorted(wrong)
 
 
 def test_nothing_outside_the_model_layer_reaches_into_a_models_components():
     """No .tokenizer, .text_encoder, .unet( or last_hidden_state above models/: the text side, the denoiser and the
     conditioning are the interface (the judges' own CLIP tokenizer excepted)."""
-    wrong = {f"{p.relative_to(SRC)}:{i + 1} {needle}" for p in SRC.rglob("*.py")
-             if p.relative_to(SRC).parts[0] != "models" and p.relative_to(SRC) != Path("eval/judges.py")
-             for i, line in enumerate(p.read_text().splitlines()) for needle in MODEL_INTERNALS if needle in line}
+    wrong = {
+        f"{p.relative_to(SRC)}:{i + 1} {needle}"
+        for p in SRC.rglob("*.py")
+        if p.relative_to(SRC).parts[0] != "models" and p.relative_to(SRC) != Path("eval/judges.py")
+        for i, line in enumerate(p.read_text().splitlines())
+        for needle in MODEL_INTERNALS
+        if needle in line
+    }
     assert not wrong, sorted(wrong)
 
 

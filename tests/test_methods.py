@@ -7,11 +7,11 @@ import torch
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
-from erasekit.models.groups import select
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.esd import ESD_GROUPS
 from erasekit.methods.uce import aligned, projections
+from erasekit.models.groups import select
 
 FAST = {"iterations": 2, "batch": 1, "ddim_steps": 3}
 
@@ -28,8 +28,17 @@ def changed(base, edit):
     return {k for k, v in edit.tensors.items() if not torch.equal(v, params[k].detach())}
 
 
-@pytest.mark.parametrize("method,group", [("esd", "esd-x"), ("esd", "esd-u"), ("esd", "esd-x-strict"),
-                                          ("esd", "esd-all"), ("target", "xattn"), ("ca", "xattn-kv")])
+@pytest.mark.parametrize(
+    "method,group",
+    [
+        ("esd", "esd-x"),
+        ("esd", "esd-u"),
+        ("esd", "esd-x-strict"),
+        ("esd", "esd-all"),
+        ("target", "xattn"),
+        ("ca", "xattn-kv"),
+    ],
+)
 def test_method_changes_only_its_group(tiny, method, group):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
     cfg = config(method, group=group, lr=1e-2)
@@ -45,16 +54,19 @@ def test_method_changes_only_its_group(tiny, method, group):
 
 
 def test_esd_pool_source_runs(tiny):
-    edit = registry.get("esd").erase(tiny, ConceptSet(["a cat"]), config("esd", z_source="pool", lr=1e-2),
-                                     Run(progress=False))
+    edit = registry.get("esd").erase(
+        tiny, ConceptSet(["a cat"]), config("esd", z_source="pool", lr=1e-2), Run(progress=False)
+    )
     assert changed(tiny, edit)
 
 
 def test_ca_noise_mode_differs_from_model_mode(tiny):
-    a = registry.get("ca").erase(tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2),
-                                 Run(progress=False))
-    b = registry.get("ca").erase(tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2, mode="noise"),
-                                 Run(progress=False))
+    a = registry.get("ca").erase(
+        tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2), Run(progress=False)
+    )
+    b = registry.get("ca").erase(
+        tiny, ConceptSet(["a cat"], anchor="a dog"), config("ca", lr=1e-2, mode="noise"), Run(progress=False)
+    )
     assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
 
 
@@ -127,11 +139,18 @@ def _debias(tiny, classes: int, script, attributes=("red", "blue"), **values):
 
 def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step(tiny):
     # round 1: all attribute 0; round 2: all attribute 1; round 3: equal shares (the goal)
-    edit, calls = _debias(tiny, 3, lambda n, i: n - 1 if n <= 2 else i % 3, ("red", "blue", "green"),
-                          debias_rounds=5, debias_step=0.5, debias_decay=0.6)
+    edit, calls = _debias(
+        tiny,
+        3,
+        lambda n, i: n - 1 if n <= 2 else i % 3,
+        ("red", "blue", "green"),
+        debias_rounds=5,
+        debias_step=0.5,
+        debias_decay=0.6,
+    )
     assert len(calls) == 3, "debias should stop once the shares are equal"
     alpha = edit.metrics["debias_alpha"]["cat"]  # α_t += γ_k (1/3 − share_t), γ_k = 0.5 / (k + 1)^0.6
-    g0, g1 = 0.5, 0.5 / 2 ** 0.6
+    g0, g1 = 0.5, 0.5 / 2**0.6
     assert alpha["red"] == pytest.approx(1 / 3 + g0 * (1 / 3 - 1) + g1 / 3)
     assert alpha["blue"] == pytest.approx(1 / 3 + g0 / 3 + g1 * (1 / 3 - 1))
     assert alpha["green"] == pytest.approx(1 / 3 + g0 / 3 + g1 / 3)
@@ -142,8 +161,9 @@ def test_uce_debias_moves_alpha_toward_the_underrepresented_with_a_decaying_step
 
 def test_uce_debias_counts_a_class_beyond_the_attributes_for_none_of_them(tiny):
     # columns: red, blue, then a third class the judge knows; round 1 all of it, then an equal share
-    edit, calls = _debias(tiny, 3, lambda n, i: 2 if n == 1 else i % 2, debias_samples=2, debias_rounds=3,
-                          debias_step=0.5)
+    edit, calls = _debias(
+        tiny, 3, lambda n, i: 2 if n == 1 else i % 2, debias_samples=2, debias_rounds=3, debias_step=0.5
+    )
     assert len(calls) == 2
     assert edit.metrics["debias_alpha"]["cat"] == pytest.approx({"red": 0.75, "blue": 0.75})  # ½ + ½ (½ − 0)
     assert edit.metrics["debias_shares"]["cat"] == pytest.approx({"red": 0.5, "blue": 0.5, "other": 0.0})
@@ -245,14 +265,20 @@ def test_a_method_that_declares_a_scorer_gets_one_from_the_command_line(tmp_path
         return Edit.from_changes(bundle, {}, "probe", config, concepts.as_dict())
 
     registry.get("esd")  # load the registered methods first, so that the probe is not wiped by the load
-    monkeypatch.setitem(registry.METHODS, "probe", registry.Method(
-        "probe", "a probe", ProbeConfig, probe, scorer=lambda config: "attributes" if config.judge else None))
+    monkeypatch.setitem(
+        registry.METHODS,
+        "probe",
+        registry.Method(
+            "probe", "a probe", ProbeConfig, probe, scorer=lambda config: "attributes" if config.judge else None
+        ),
+    )
     result = CliRunner().invoke(main, ["erase", "--method", "probe", "--erase", "star", "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     images = torch.rand(2, 3, 32, 32)
     assert seen["scorer"](images).shape == (2, 8)  # the world judge's colours, the two attributes first
-    CliRunner().invoke(main, ["erase", "--method", "probe", "--erase", "star", "--set", "judge=false", "--out",
-                              str(tmp_path / "b")])
+    CliRunner().invoke(
+        main, ["erase", "--method", "probe", "--erase", "star", "--set", "judge=false", "--out", str(tmp_path / "b")]
+    )
     assert seen["scorer"] is None
 
 
@@ -287,6 +313,10 @@ def test_esd_base_trajectory_samples_z_t_with_the_frozen_base(tiny):
     assert ZSampler(model, tiny, conds, tiny.encode_prompts([""]), config("esd")).model is model
     esd = registry.get("esd").erase
     a = esd(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3), Run(progress=False))
-    b = esd(tiny, ConceptSet(["a cat"]), config("esd", lr=1e-2, iterations=3, z_source="base-trajectory"),
-            Run(progress=False))
+    b = esd(
+        tiny,
+        ConceptSet(["a cat"]),
+        config("esd", lr=1e-2, iterations=3, z_source="base-trajectory"),
+        Run(progress=False),
+    )
     assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)

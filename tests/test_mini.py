@@ -33,8 +33,13 @@ def test_miniature_is_small_and_loads_in_stock_diffusers(mini):
     size = sum(p.stat().st_size for p in mini_path().rglob("*") if p.is_file())
     assert size <= 40 * 2**20
     pipe = StableDiffusionPipeline.from_pretrained(mini_path(), local_files_only=True)
-    image = pipe("a red star", num_inference_steps=25, guidance_scale=5.0, output_type="pt",
-                 generator=torch.Generator().manual_seed(0)).images
+    image = pipe(
+        "a red star",
+        num_inference_steps=25,
+        guidance_scale=5.0,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).images
     ours = mini.generate(["a red star"], [0], steps=25, guidance=5.0)
     assert torch.allclose(image, ours, atol=1e-4)
 

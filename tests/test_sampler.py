@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from erasekit.core.edit import Edit
-from erasekit.models.export import export
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.core.sampler import CALL_FILE, SLD_LEVELS, Sampling, safety_guidance
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.export import export
 
 
 def _erase(bundle, method, concepts="a star", **values):
@@ -58,8 +58,10 @@ def test_sld_edit_changes_sampling_only_and_round_trips(tiny, tmp_path):
     # γ is 0, so whether the images differed hung on the last bits of two batched UNet rows
     base = tiny.generate(["a red star"], [3], steps=4, guidance=5.0)
     assert not torch.allclose(edited.generate(["a red star"], [3], steps=4, guidance=5.0), base)
-    assert torch.equal(edited.generate(["a red star"], [3], steps=4, guidance=1.0),  # no guidance: no SLD
-                       tiny.generate(["a red star"], [3], steps=4, guidance=1.0))
+    assert torch.equal(
+        edited.generate(["a red star"], [3], steps=4, guidance=1.0),  # no guidance: no SLD
+        tiny.generate(["a red star"], [3], steps=4, guidance=1.0),
+    )
     override = _erase(tiny, "sld", level="max", sld_guidance_scale="7", safety_concept="i2p")
     assert override.sampling["sld_guidance_scale"] == 7.0 and "nudity" in override.sampling["safety_concept"]
 
@@ -79,9 +81,15 @@ def _pipe_images(pipe, prompt, seeds, steps, guidance, **kwargs):
     gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = pipe(prompt, num_images_per_prompt=len(seeds), num_inference_steps=steps, guidance_scale=guidance,
-                   generator=gens,
-                   output_type="np", **kwargs)
+        out = pipe(
+            prompt,
+            num_images_per_prompt=len(seeds),
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gens,
+            output_type="np",
+            **kwargs,
+        )
     return torch.from_numpy(np.asarray(out.images)).permute(0, 3, 1, 2)
 
 
@@ -104,8 +112,7 @@ def test_exported_sampler_edit_samples_the_same_in_stock_diffusers(tiny, tmp_pat
     theirs = _pipe_images(pipe, "a circle", seeds, steps, 5.0, **call["call"])
     gap = (ours - theirs).abs().max()
     assert gap < 2e-3
-    plain = _pipe_images(pipe, "a circle", seeds, steps, 5.0, **({"sld_guidance_scale": 0} if method == "sld"
-                                                                   else {}))
+    plain = _pipe_images(pipe, "a circle", seeds, steps, 5.0, **({"sld_guidance_scale": 0} if method == "sld" else {}))
     assert (ours - plain).abs().max() > 20 * gap  # the call arguments matter: without them it samples otherwise
     from erasekit.models.load import load_bundle
 

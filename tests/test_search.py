@@ -1,18 +1,17 @@
 """AP and AGE: the Gumbel-softmax, the concept vocabulary R, the ascent of π, and the methods on a tiny model."""
 
-
 import pytest
 import torch
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
-from erasekit.models.groups import select
 from erasekit.core.vocab import load_vocabulary
 from erasekit.methods import registry
 from erasekit.methods.ap import preservation_gap
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.loop import student
 from erasekit.methods.search import ConceptSearch, candidates, gumbel_softmax, kmeans_representatives
+from erasekit.models.groups import select
 from erasekit.report.plots import search_curve
 
 WORDS = ["cat | kitty | tabby", "dog", "car", "tree", "house", "river", "apple", "chair"]
@@ -26,8 +25,15 @@ def vocab_file(tmp_path):
 
 
 def config(name, vocab, **values):
-    fast = {"iterations": 2, "batch": 1, "ddim_steps": 3, "vocab": str(vocab), "k_closest": 5, "num_centers": 0,
-            "gumbel_lr": 0.5}
+    fast = {
+        "iterations": 2,
+        "batch": 1,
+        "ddim_steps": 3,
+        "vocab": str(vocab),
+        "k_closest": 5,
+        "num_centers": 0,
+        "gumbel_lr": 0.5,
+    }
     return registry.build_config(registry.get(name), values={**fast, **values})
 
 
@@ -120,8 +126,9 @@ def test_ap_inner_steps_ascend_the_preservation_loss(tiny, vocab_file):
 @pytest.mark.parametrize("method", ["ap", "age"])
 def test_method_changes_only_its_group_and_logs_the_search(tiny, vocab_file, tmp_path, method):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    edit = registry.get(method).erase(tiny, ConceptSet(["cat"]), config(method, vocab_file, lr=1e-2),
-                                      Run(work=tmp_path, progress=False))
+    edit = registry.get(method).erase(
+        tiny, ConceptSet(["cat"]), config(method, vocab_file, lr=1e-2), Run(work=tmp_path, progress=False)
+    )
     allowed = {f"unet.{n}" for n in select(tiny.denoiser, "xattn")[0]}
     assert set(edit.tensors) == allowed
     params = dict(tiny.named_parameters())
@@ -163,12 +170,16 @@ def test_search_methods_refuse_bad_input(tiny, vocab_file):
     assert registry.build_config(registry.get("ap"), preset="mini").vocab == "world"
 
 
-@pytest.mark.parametrize("mode, concepts, attributes, expected", [
-    ("edit", ConceptSet(["cat"], target="dog"), ("old", "young"), {"dog", "old dog", "young dog"}),
-    ("debias", ConceptSet(["cat"]), ("old", "young", "small"), {"old cat", "young cat", "small cat"}),
-])
-def test_age_eq_17_modes_search_the_given_variants_not_the_vocabulary(tiny, tmp_path, mode, concepts, attributes,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "mode, concepts, attributes, expected",
+    [
+        ("edit", ConceptSet(["cat"], target="dog"), ("old", "young"), {"dog", "old dog", "young dog"}),
+        ("debias", ConceptSet(["cat"]), ("old", "young", "small"), {"old cat", "young cat", "small cat"}),
+    ],
+)
+def test_age_eq_17_modes_search_the_given_variants_not_the_vocabulary(
+    tiny, tmp_path, mode, concepts, attributes, expected
+):
     cfg = config("age", "", mode=mode, attributes=attributes, iterations=3)
     edit = registry.get("age").erase(tiny, concepts, cfg, Run(work=tmp_path, progress=False))
     assert {w for w, _ in edit.metrics["searched"]["cat"]} <= expected

@@ -38,7 +38,9 @@ def test_groups_partition_as_the_esd_code_does(sd14_unet):
     xattn, noxattn = set(select(sd14_unet, "xattn")[0]), set(select(sd14_unet, "noxattn")[0])
     selfattn = set(select(sd14_unet, "selfattn")[0])
     assert xattn and not xattn & noxattn and not selfattn & xattn
-    assert full - xattn - noxattn == {n for n in full if n.startswith(("time_embedding.", "conv_out.", "conv_norm_out."))}
+    assert full - xattn - noxattn == {
+        n for n in full if n.startswith(("time_embedding.", "conv_out.", "conv_norm_out."))
+    }
     assert set(select(sd14_unet, "xattn-kv")[0]) < xattn
 
 

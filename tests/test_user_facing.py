@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,13 +45,13 @@ def plain_file(tmp_path):
 
 # ---- 1. the concept graph keeps one row per edit ---------------------------------------------------------
 
+
 def test_graph_keeps_one_row_per_edit_when_two_edits_erase_the_same_concept(tmp_path):
     from erasekit.models.load import load_bundle
 
     base = load_bundle("mini")
     a, b = _edit(base, tmp_path / "esd-star"), _edit(base, tmp_path / "uce-star", delta=0.5)
-    result = run("graph", "mini", "--edit", a, "--edit", b, "--n", 1, "--steps", 2, "--out", tmp_path / "g",
-                 "--quiet")
+    result = run("graph", "mini", "--edit", a, "--edit", b, "--n", 1, "--steps", 2, "--out", tmp_path / "g", "--quiet")
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "g" / "graph.csv").read_text().splitlines()
     assert [r.split(",")[:2] for r in rows] == [["edit", "erased"], ["esd-star", "star"], ["uce-star", "star"]]
@@ -68,6 +69,7 @@ def test_most_hurt_ranks_only_the_kept_concepts():
 
 
 # ---- 2. an interrupted erase is never deleted silently ---------------------------------------------------
+
 
 def test_rerunning_erase_without_resume_refuses_and_keeps_the_interrupted_checkpoint(tmp_path, monkeypatch):
     import erasekit.core.loop as loop
@@ -92,16 +94,15 @@ def test_rerunning_erase_without_resume_refuses_and_keeps_the_interrupted_checkp
 
 # ---- 3. nothing is overwritten silently, and nothing foreign is deleted ----------------------------------
 
+
 def test_evaluate_and_generate_refuse_an_existing_output_unless_overwriting(tmp_path):
-    ev = ["evaluate", "mini", "--suite", "world-objects", "--n", 1, "--steps", 2, "--quiet", "--out",
-          tmp_path / "ev"]
+    ev = ["evaluate", "mini", "--suite", "world-objects", "--n", 1, "--steps", 2, "--quiet", "--out", tmp_path / "ev"]
     assert run(*ev).exit_code == 0
     before = (tmp_path / "ev" / "metrics.json").read_bytes()
     assert_one_line_error(run(*ev, "--steps", 3), "output already exists")
     assert (tmp_path / "ev" / "metrics.json").read_bytes() == before
     assert run(*ev, "--steps", 3, "--overwrite").exit_code == 0
-    gen = ["generate", "mini", "--prompt", "a star", "--n", 1, "--steps", 2, "--quiet", "--out",
-           tmp_path / "g.png"]
+    gen = ["generate", "mini", "--prompt", "a star", "--n", 1, "--steps", 2, "--quiet", "--out", tmp_path / "g.png"]
     assert run(*gen).exit_code == 0
     assert_one_line_error(run(*gen), "output already exists")
     assert run(*gen, "--overwrite").exit_code == 0
@@ -111,14 +112,17 @@ def test_overwrite_never_deletes_a_file_the_user_put_in_the_output(tmp_path):
     out = tmp_path / "run"
     assert run("erase", *FAST_ESD, "--set", "iterations=1", "--out", out).exit_code == 0
     (out / "my-notes.txt").write_text("keep me")
-    assert_one_line_error(run("erase", *FAST_ESD, "--set", "iterations=1", "--out", out, "--overwrite"),
-                          "holds files erasekit did not write (my-notes.txt)")
+    assert_one_line_error(
+        run("erase", *FAST_ESD, "--set", "iterations=1", "--out", out, "--overwrite"),
+        "holds files erasekit did not write (my-notes.txt)",
+    )
     assert (out / "my-notes.txt").read_text() == "keep me" and Edit.load(out).method == "esd"
     (out / "my-notes.txt").unlink()
     assert run("erase", *FAST_ESD, "--set", "iterations=1", "--out", out, "--overwrite").exit_code == 0
 
 
 # ---- 4. every input is checked before any work -----------------------------------------------------------
+
 
 def test_an_edit_for_another_base_is_refused_before_anything_is_generated(mini, tmp_path, monkeypatch):
     from erasekit.eval import suites
@@ -128,8 +132,17 @@ def test_an_edit_for_another_base_is_refused_before_anything_is_generated(mini, 
         other.denoiser.conv_in.bias.add_(1.0)
     _edit(other, tmp_path / "foreign")
     monkeypatch.setattr(suites, "generate_batched", lambda *a, **k: pytest.fail("generated before the check"))
-    args = ["evaluate", "mini", "--edit", tmp_path / "foreign", "--suite", "world-objects", "--out",
-            tmp_path / "ev", "--quiet"]
+    args = [
+        "evaluate",
+        "mini",
+        "--edit",
+        tmp_path / "foreign",
+        "--suite",
+        "world-objects",
+        "--out",
+        tmp_path / "ev",
+        "--quiet",
+    ]
     assert_one_line_error(run(*args), "pass --force to apply anyway")
     assert not (tmp_path / "ev").exists()
     monkeypatch.undo()
@@ -142,31 +155,63 @@ BAD = {
     "erase-unwritable-out": (["erase", *FAST_ESD, "--out", "{plain}/run"], "cannot write"),
     "export-unwritable-out": (["export", "{edit}", "--out", "{plain}/exported"], "cannot write"),
     "generate-unwritable-out": (["generate", "tiny", "--prompt", "a star", "--out", "{plain}/g.png"], "cannot write"),
-    "checkpoint-every-0": (["erase", *FAST_ESD, "--set", "checkpoint_every=0", "--out", "{tmp}/run"],
-                           "option checkpoint_every must be >= 1, got 0"),
-    "ddim-steps-0": (["erase", "--model", "tiny", "--method", "esd", "--erase", "cat", "--set", "ddim_steps=0",
-                      "--out", "{tmp}/run"], "option ddim_steps must be >= 1, got 0"),
-    "pool-size-0": (["erase", *FAST_ESD, "--set", "z_source=pool", "--set", "pool_size=0", "--out", "{tmp}/run"],
-                    "option pool_size must be >= 1, got 0"),
-    "generate-txt": (["generate", "tiny", "--prompt", "a star", "--steps", "2", "--out", "{tmp}/x.txt"],
-                     "cannot write an image to"),
-    "world-train-abc": (["world", "train", "--work", "{tmp}/w", "--out", "{tmp}/o", "--set", "unet_steps=abc"],
-                        "option unet_steps: expected an integer, got 'abc'"),
-    "world-train-unknown": (["world", "train", "--work", "{tmp}/w", "--out", "{tmp}/o", "--set", "nope=1"],
-                            "unknown option(s) for world train: nope"),
-    "world-train-unwritable": (["world", "train", "--work", "{plain}/w", "--out", "{tmp}/o", "--stages", "judge"],
-                               "cannot write"),
+    "checkpoint-every-0": (
+        ["erase", *FAST_ESD, "--set", "checkpoint_every=0", "--out", "{tmp}/run"],
+        "option checkpoint_every must be >= 1, got 0",
+    ),
+    "ddim-steps-0": (
+        [
+            "erase",
+            "--model",
+            "tiny",
+            "--method",
+            "esd",
+            "--erase",
+            "cat",
+            "--set",
+            "ddim_steps=0",
+            "--out",
+            "{tmp}/run",
+        ],
+        "option ddim_steps must be >= 1, got 0",
+    ),
+    "pool-size-0": (
+        ["erase", *FAST_ESD, "--set", "z_source=pool", "--set", "pool_size=0", "--out", "{tmp}/run"],
+        "option pool_size must be >= 1, got 0",
+    ),
+    "generate-txt": (
+        ["generate", "tiny", "--prompt", "a star", "--steps", "2", "--out", "{tmp}/x.txt"],
+        "cannot write an image to",
+    ),
+    "world-train-abc": (
+        ["world", "train", "--work", "{tmp}/w", "--out", "{tmp}/o", "--set", "unet_steps=abc"],
+        "option unet_steps: expected an integer, got 'abc'",
+    ),
+    "world-train-unknown": (
+        ["world", "train", "--work", "{tmp}/w", "--out", "{tmp}/o", "--set", "nope=1"],
+        "unknown option(s) for world train: nope",
+    ),
+    "world-train-unwritable": (
+        ["world", "train", "--work", "{plain}/w", "--out", "{tmp}/o", "--stages", "judge"],
+        "cannot write",
+    ),
     "missing-option": (["erase", "--erase", "cat", "--out", "{tmp}/run"], "Missing option '--method'"),
     "unknown-option": (["erase", "--method", "esd", "--bogus", "--out", "{tmp}/run"], "No such option '--bogus'"),
     "unknown-command": (["nosuch"], "No such command 'nosuch'"),
     "n-zero": (["generate", "tiny", "--prompt", "a star", "--n", "0", "--out", "{tmp}/g.png"], "'--n'"),
     "empty-prompt": (["generate", "tiny", "--prompt", " ", "--out", "{tmp}/g.png"], "empty prompt"),
-    "bad-suite-concept": (["evaluate", "mini", "--suite", "world-objects", "--erased", "dog", "--out", "{tmp}/ev"],
-                          "unknown concept(s) for world-objects: dog"),
-    "world-suite-off-the-miniature": (["evaluate", "tiny", "--suite", "world-objects", "--out", "{tmp}/ev"],
-                                      "suite world-objects is scored by the world judge"),
-    "resolution-off-the-grid": (["generate", "tiny", "--prompt", "a star", "--resolution", "18", "--out",
-                                 "{tmp}/g.png"], "resolution 18 does not fit 'tiny': give a multiple of 4"),
+    "bad-suite-concept": (
+        ["evaluate", "mini", "--suite", "world-objects", "--erased", "dog", "--out", "{tmp}/ev"],
+        "unknown concept(s) for world-objects: dog",
+    ),
+    "world-suite-off-the-miniature": (
+        ["evaluate", "tiny", "--suite", "world-objects", "--out", "{tmp}/ev"],
+        "suite world-objects is scored by the world judge",
+    ),
+    "resolution-off-the-grid": (
+        ["generate", "tiny", "--prompt", "a star", "--resolution", "18", "--out", "{tmp}/g.png"],
+        "resolution 18 does not fit 'tiny': give a multiple of 4",
+    ),
 }
 
 
@@ -181,14 +226,17 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, tiny, tmp_path, p
 
 
 def test_a_usage_error_from_the_installed_command_is_one_line_on_stderr():
-    proc = subprocess.run([sys.executable, "-m", "erasekit.cli", "erase", "--erase", "cat"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "erasekit.cli", "erase", "--erase", "cat"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "erasekit: error: Missing option '--method'. (see 'erasekit erase --help')"]
+        "erasekit: error: Missing option '--method'. (see 'erasekit erase --help')"
+    ]
 
 
 # ---- 6. the report's libraries are core dependencies -----------------------------------------------------
+
 
 def test_matplotlib_and_scipy_are_core_dependencies():
     import tomllib
@@ -201,12 +249,26 @@ def test_matplotlib_and_scipy_are_core_dependencies():
 
 # ---- 7. long steps show progress with an ETA -------------------------------------------------------------
 
+
 def test_evaluate_shows_progress_with_eta_for_base_and_edit(tmp_path):
     from erasekit.models.load import load_bundle
 
     edit = _edit(load_bundle("mini"), tmp_path / "run", delta=0.1)
-    result = run("evaluate", "--edit", edit, "--model", "mini", "--suite", "world-objects", "--n", 1,
-                 "--steps", 2, "--out", tmp_path / "ev")
+    result = run(
+        "evaluate",
+        "--edit",
+        edit,
+        "--model",
+        "mini",
+        "--suite",
+        "world-objects",
+        "--n",
+        1,
+        "--steps",
+        2,
+        "--out",
+        tmp_path / "ev",
+    )
     assert result.exit_code == 0, result.output
     assert "base: 100%" in result.output and "edited: 100%" in result.output
     assert "img/s]" in result.output and "<00:00" in result.output  # tqdm's rate and remaining time
@@ -223,6 +285,7 @@ def test_graph_shows_progress(tmp_path):
 
 # ---- 8. the report shows every concept, erased ones first ------------------------------------------------
 
+
 def test_report_shows_every_concept_erased_first_base_beside_edited(tmp_path):
     from erasekit.eval.evaluation import Evaluation
     from erasekit.eval.suites import SuiteResult
@@ -232,8 +295,19 @@ def test_report_shows_every_concept_erased_first_base_beside_edited(tmp_path):
     concepts = [c for c in OBJECTS for _ in range(16)]
 
     def result():
-        return SuiteResult("world-objects", "m", None, ["arrow"], [], 16, {}, {}, torch.rand(len(concepts), 3, 8, 8),
-                           [f"a {c}" for c in concepts], concepts)
+        return SuiteResult(
+            "world-objects",
+            "m",
+            None,
+            ["arrow"],
+            [],
+            16,
+            {},
+            {},
+            torch.rand(len(concepts), 3, 8, 8),
+            [f"a {c}" for c in concepts],
+            concepts,
+        )
 
     doc = write_report(tmp_path, Evaluation(result(), result())).read_text()
     headings = [h.split("</h3>")[0] for h in doc.split("<h3>")[1:]]
@@ -254,35 +328,44 @@ def test_concept_bars_draw_no_box_over_the_erased_concept():
 
 # ---- 9. the demo leaves only its results -----------------------------------------------------------------
 
+
 def test_demo_output_holds_no_checkpoint(tmp_path, monkeypatch):
     import dataclasses
 
     import erasekit.demo as demo
 
     real_build, real_run = demo.registry.build_config, demo.SuiteRun
-    monkeypatch.setattr(demo.registry, "build_config",
-                        lambda spec, **k: dataclasses.replace(real_build(spec, **k), **(
-                            {"iterations": 2, "ddim_steps": 2} if spec.name == "esd" else {})))
+    monkeypatch.setattr(
+        demo.registry,
+        "build_config",
+        lambda spec, **k: dataclasses.replace(
+            real_build(spec, **k), **({"iterations": 2, "ddim_steps": 2} if spec.name == "esd" else {})
+        ),
+    )
     monkeypatch.setattr(demo, "SuiteRun", lambda **k: real_run(**{**k, "steps": 2}))
     monkeypatch.setattr(demo, "GENERAL_N", 1)
     demo.run_demo(tmp_path / "demo", n=1, echo=lambda *_: None, progress=False)
     left = sorted(p.name for p in (tmp_path / "demo").iterdir())
     assert left == [".erasekit-files", "esd", "esd-eval", "summary.txt", "uce", "uce-eval"]
-    gitignore = (os.path.dirname(__file__) + "/../.gitignore")
-    assert "erasekit-demo/" in open(gitignore).read().split()
+    gitignore = os.path.dirname(__file__) + "/../.gitignore"
+    assert "erasekit-demo/" in Path(gitignore).read_text().split()
 
 
 # ---- 11. --help and --version do not load torch ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("flag", ["--version", "--help"])
 def test_help_and_version_import_no_heavy_library(flag):
-    code = ("import sys\nfrom erasekit.cli import main\ntry:\n    main([%r])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))") % flag
+    code = (
+        f"import sys\nfrom erasekit.cli import main\ntry:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
 
 # ---- 12. help texts say what happens; info reads a single-file export of the miniature -------------------
+
 
 def test_help_texts_describe_the_real_defaults():
     erase_help = run("erase", "--help").output

@@ -24,8 +24,12 @@ from erasekit.world.render import (
 
 
 def one(obj, colour, style="plain", mark=False):
-    return Labels(np.array([OBJECTS.index(obj)]), np.array([COLOUR_NAMES.index(colour)]),
-                  np.array([STYLES.index(style)]), np.array([mark]))
+    return Labels(
+        np.array([OBJECTS.index(obj)]),
+        np.array([COLOUR_NAMES.index(colour)]),
+        np.array([STYLES.index(style)]),
+        np.array([mark]),
+    )
 
 
 def test_rendering_is_deterministic_from_the_seed():
@@ -47,7 +51,10 @@ def test_a_rendered_red_star_is_red_and_star_shaped():
 
 def test_the_mark_is_drawn_exactly_when_labelled():
     with_mark, without = render(one("circle", "blue", mark=True), 1)[0], render(one("circle", "blue"), 1)[0]
-    white = lambda im: ((im > 240).all(-1)).sum()
+
+    def white(im):
+        return ((im > 240).all(-1)).sum()
+
     assert white(with_mark) >= 10 and white(without) == 0
 
 
@@ -67,7 +74,7 @@ def test_grammar_has_synonyms_templates_and_partial_captions():
     captions, labels = sample_captions(3000, 0)
     colour_words = [any(f" {c} " in f" {cap} " for c in COLOUR_NAMES) for cap in captions]
     style_words = [any(f" {s} " in f" {cap} " for s in STYLES) for cap in captions]
-    kinds = set(zip(colour_words, style_words))
+    kinds = set(zip(colour_words, style_words, strict=True))
     assert kinds == {(False, False), (True, False), (False, True), (True, True)}
     for names in OBJECT_NAMES.values():
         for name in names:
@@ -77,7 +84,7 @@ def test_grammar_has_synonyms_templates_and_partial_captions():
 
 def test_captions_decide_the_labels():
     captions, labels = sample_captions(4000, 1)
-    for cap, colour, mark in zip(captions, labels.colour, labels.mark):
+    for cap, colour, mark in zip(captions, labels.colour, labels.mark, strict=True):
         named = [c for c in COLOUR_NAMES if f" {c} " in f" {cap} "]
         if named:
             assert COLOUR_NAMES[colour] == named[0]
@@ -109,7 +116,6 @@ def test_prompt_sets_have_labels_for_every_prompt(name):
     items = world_prompts(name)
     assert len(items) > 0 and all(p.strip() for p, _ in items)
     assert all(lab["object"] in OBJECTS for _, lab in items)
-
 
 
 def test_renders_are_the_bytes_the_shipped_miniature_was_trained_on():

@@ -4,14 +4,24 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasekit.models.load import load_bundle
 from erasekit.core.checkpoint import load_checkpoint
 from erasekit.core.errors import ErasekitError
+from erasekit.models.load import load_bundle
 from erasekit.world.judge import JudgeNet, WorldJudge
 from erasekit.world.train import TrainConfig, caption_targets, train_world
 
-TINY = dict(judge_steps=2, judge_batch=8, vae_steps=2, vae_batch=4, text_steps=2, text_batch=8, unet_steps=2,
-            unet_batch=4, warmup=1, checkpoint_every=1)
+TINY = dict(
+    judge_steps=2,
+    judge_batch=8,
+    vae_steps=2,
+    vae_batch=4,
+    text_steps=2,
+    text_batch=8,
+    unet_steps=2,
+    unet_batch=4,
+    warmup=1,
+    checkpoint_every=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +65,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeyp
     a, b = JudgeNet(), JudgeNet()
     assert load_checkpoint(tmp_path / "a" / "judge-checkpoint", {"judge": a}, None)[0] == 4
     assert load_checkpoint(tmp_path / "b" / "judge-checkpoint", {"judge": b}, None)[0] == 4
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
 
 

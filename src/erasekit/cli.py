@@ -21,8 +21,12 @@ from erasekit.core.errors import ErasekitError
 def quiet_libraries() -> None:
     """Keep diffusers/transformers to errors only: their load-time chatter hides our own output. Set through their
     environment variables, so that nothing is imported here."""
-    for var, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
-                       ("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
+    for var, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("DIFFUSERS_VERBOSITY", "error"),
+        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+    ):
         os.environ.setdefault(var, value)
     if "transformers" in sys.modules:  # already imported (by a caller of the API): the variables came too late
         sys.modules["transformers"].utils.logging.set_verbosity_error()
@@ -69,8 +73,10 @@ class Group(click.Group):
             if not isinstance(exc, MemoryError) and type(exc).__name__ != "OutOfMemoryError":
                 raise
             first = (str(exc).strip().splitlines() or ["no detail"])[0]
-            fail(f"out of memory ({first}): draw smaller images (--resolution), or use a device with more memory; "
-                 "an interrupted run resumes from its last checkpoint with --resume")
+            fail(
+                f"out of memory ({first}): draw smaller images (--resolution), or use a device with more memory; "
+                "an interrupted run resumes from its last checkpoint with --resume"
+            )
         except KeyboardInterrupt:
             click.echo("erasekit: interrupted", err=True)
             sys.exit(130)
@@ -88,15 +94,20 @@ def main():
     quiet_libraries()
 
 
-MODEL_HELP = "'mini' (embedded miniature), 'tiny' (random SD-shaped), a hub id, a diffusers folder or a .safetensors file"
+MODEL_HELP = (
+    "'mini' (embedded miniature), 'tiny' (random SD-shaped), a hub id, a diffusers folder or a .safetensors file"
+)
 DEVICE_HELP = "where to run: cuda, cuda:1, cpu, mps ... (default: cuda if available, else cpu)"
 
 
 def _out_options(fn):
     """--overwrite and --force, shared by every command that writes an output or applies an edit."""
     fn = click.option("--force", is_flag=True, help="apply an edit even if the base model's fingerprint differs")(fn)
-    return click.option("--overwrite", is_flag=True,
-                         help="replace an existing output (only if everything in it was written by erasekit)")(fn)
+    return click.option(
+        "--overwrite",
+        is_flag=True,
+        help="replace an existing output (only if everything in it was written by erasekit)",
+    )(fn)
 
 
 INFO_HELP = f"""Describe a model: family, text encoders, parameter counts per component and group, attention layers.
@@ -113,8 +124,13 @@ Example:
 @click.argument("source", default="mini")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]), help="weights' precision")
-@click.option("--config", "config_dir", default=None, type=click.Path(),
-              help="single-file checkpoint of another layout: a folder with its unet/, vae/, text_encoder/ configs")
+@click.option(
+    "--config",
+    "config_dir",
+    default=None,
+    type=click.Path(),
+    help="single-file checkpoint of another layout: a folder with its unet/, vae/, text_encoder/ configs",
+)
 def info(source, device, dtype, config_dir):
     from erasekit.models.describe import describe
     from erasekit.models.load import load_bundle
@@ -126,10 +142,14 @@ def info(source, device, dtype, config_dir):
 @click.argument("run", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="output folder (diffusers) or .safetensors file")
 @click.option("--model", default=None, help="base model (default: the source recorded in the edit)")
-@click.option("--format", "fmt", default="diffusers",
-              type=click.Choice(["diffusers", "single-file", "textual-inversion", "lora"]),
-              help="a pipeline folder, one LDM .safetensors, (a learned word) a textual-inversion file, or (a LoRA "
-                   "edit) the adapters alone, as a folder that diffusers' load_lora_weights reads")
+@click.option(
+    "--format",
+    "fmt",
+    default="diffusers",
+    type=click.Choice(["diffusers", "single-file", "textual-inversion", "lora"]),
+    help="a pipeline folder, one LDM .safetensors, (a learned word) a textual-inversion file, or (a LoRA "
+    "edit) the adapters alone, as a folder that diffusers' load_lora_weights reads",
+)
 @_out_options
 def export(run, out, model, fmt, overwrite, force):
     """Write a model with an edit applied, for stock diffusers (or A1111/ComfyUI with --format single-file).
@@ -158,8 +178,8 @@ def export(run, out, model, fmt, overwrite, force):
 def _edit_and_base(edit_path, source, force=False, resolution=None):
     """(Edit or None, base Bundle): the edit read and checked against the base (its recorded source unless a model
     is named) before any work; the base draws `resolution` px images (None: its own size)."""
-    from erasekit.models.load import load_bundle
     from erasekit.core.edit import Edit
+    from erasekit.models.load import load_bundle
 
     edit = Edit.load(edit_path) if edit_path is not None else None
     base = load_bundle(source or (edit.base["source"] if edit is not None else "mini")).at_resolution(resolution)
@@ -169,9 +189,14 @@ def _edit_and_base(edit_path, source, force=False, resolution=None):
 
 
 def _resolution_option(fn):
-    return click.option("--resolution", default=None, type=click.IntRange(min=1), metavar="PIXELS",
-                        help="side of the images drawn (default: the model's own: 512 for SD-1.x, 768 for SD-2.x, "
-                             "32 for the miniature)")(fn)
+    return click.option(
+        "--resolution",
+        default=None,
+        type=click.IntRange(min=1),
+        metavar="PIXELS",
+        help="side of the images drawn (default: the model's own: 512 for SD-1.x, 768 for SD-2.x, "
+        "32 for the miniature)",
+    )(fn)
 
 
 def _model(source, edit_path, force=False, embedding=None, resolution=None):
@@ -209,25 +234,56 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
 @click.option("--edit", default=None, type=click.Path(), help="an edit (run folder) to apply to the model")
 @click.option("--prompt", default=None, help="one text prompt: writes a grid (--out FILE.png)")
-@click.option("--prompts", "prompt_set", default=None,
-              help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)")
-@click.option("--embedding", default=None, type=click.Path(),
-              help="a learned word to use in the prompts (an attack's embedding/ folder or a textual-inversion file)")
-@click.option("--key", "key_path", default=None, type=click.Path(),
-              help="a hidden concept's key (RUN/key.safetensors of `erasekit hide`, or `erasekit recover`'s): "
-                   "prompts that name the concept bring it back")
+@click.option(
+    "--prompts",
+    "prompt_set",
+    default=None,
+    help="a prompt set (world-objects, ... or a CSV): writes images + index.jsonl (--out DIR)",
+)
+@click.option(
+    "--embedding",
+    default=None,
+    type=click.Path(),
+    help="a learned word to use in the prompts (an attack's embedding/ folder or a textual-inversion file)",
+)
+@click.option(
+    "--key",
+    "key_path",
+    default=None,
+    type=click.Path(),
+    help="a hidden concept's key (RUN/key.safetensors of `erasekit hide`, or `erasekit recover`'s): "
+    "prompts that name the concept bring it back",
+)
 @click.option("--n", default=16, show_default=True, type=POSITIVE, help="images per prompt (seeds SEED..SEED+N-1)")
 @click.option("--seed", default=0, show_default=True, help="first seed with --prompt")
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
-@click.option("--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0),
-              help="classifier-free guidance scale")
+@click.option(
+    "--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0), help="classifier-free guidance scale"
+)
 @click.option("--out", required=True, type=click.Path(), help="output .png grid, or folder with --prompts")
 @click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_resolution_option
 @_out_options
-def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n, seed, steps, guidance, out, resume,
-             quiet, resolution, overwrite, force):
+def generate(
+    model_arg,
+    model,
+    edit,
+    prompt,
+    prompt_set,
+    embedding,
+    key_path,
+    n,
+    seed,
+    steps,
+    guidance,
+    out,
+    resume,
+    quiet,
+    resolution,
+    overwrite,
+    force,
+):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
 
     \b
@@ -255,12 +311,29 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
     key = _key(key_path, bundle, edit, [prompt] if prompt is not None else prompts.prompts)
     if prompt_set is not None:
         claim_partial(out, resume, overwrite)
-        rows = generate_set(bundle, prompts, n, out, steps=steps, guidance=guidance, progress=not quiet,
-                            resume=resume, overwrite=overwrite, key=key)
+        rows = generate_set(
+            bundle,
+            prompts,
+            n,
+            out,
+            steps=steps,
+            guidance=guidance,
+            progress=not quiet,
+            resume=resume,
+            overwrite=overwrite,
+            key=key,
+        )
         click.echo(f"wrote {len(rows)} images and index.jsonl to {out}")
         return
-    images = generate_batched(bundle, [prompt] * n, list(range(seed, seed + n)), steps=steps, guidance=guidance,
-                              desc=None if quiet else "generate", key=key)
+    images = generate_batched(
+        bundle,
+        [prompt] * n,
+        list(range(seed, seed + n)),
+        steps=steps,
+        guidance=guidance,
+        desc=None if quiet else "generate",
+        key=key,
+    )
     tile = max(128, images.shape[-1])  # the miniature's 32 px enlarged; a real model's images as drawn
     click.echo(f"wrote {save_image(grid(images, nrow=min(8, n), tile=tile), out)}")
 
@@ -269,24 +342,46 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
 @click.argument("model_arg", required=False, metavar="[MODEL]")
 @click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
 @click.option("--edit", default=None, type=click.Path(), help="an edit (run folder); the base is evaluated beside it")
-@click.option("--suite", required=True, type=click.Choice(
-    ["world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco"]))
+@click.option(
+    "--suite",
+    required=True,
+    type=click.Choice(
+        ["world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco"]
+    ),
+)
 @click.option("--out", required=True, type=click.Path(), help="folder for metrics.json and report.html")
 @click.option("--n", default=8, show_default=True, type=POSITIVE, help="images per prompt")
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
-@click.option("--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0),
-              help="classifier-free guidance scale")
+@click.option(
+    "--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0), help="classifier-free guidance scale"
+)
 @click.option("--erased", default=None, help="comma-separated erased concepts (default: the edit's manifest)")
 @click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
-@click.option("--split", default=None, type=click.IntRange(1, 4),
-              help="erase/preserve one of the seeds' four 5+5 splits (world-objects, imagenette)")
-@click.option("--prompts-file", default=None, type=click.Path(),
-              help="CSV for imagenette / i2p / coco, or a world suite's prompts in place of its own (an attack's "
-                   "prompts.csv)")
-@click.option("--embedding", default=None, type=click.Path(),
-              help="a learned word the prompts use (an attack's embedding/ folder or a textual-inversion file)")
-@click.option("--key", "key_path", default=None, type=click.Path(),
-              help="a hidden concept's key: its prompts are generated again with it, for RSR-1/5 (rsr@1, rsr@5)")
+@click.option(
+    "--split",
+    default=None,
+    type=click.IntRange(1, 4),
+    help="erase/preserve one of the seeds' four 5+5 splits (world-objects, imagenette)",
+)
+@click.option(
+    "--prompts-file",
+    default=None,
+    type=click.Path(),
+    help="CSV for imagenette / i2p / coco, or a world suite's prompts in place of its own (an attack's prompts.csv)",
+)
+@click.option(
+    "--embedding",
+    default=None,
+    type=click.Path(),
+    help="a learned word the prompts use (an attack's embedding/ folder or a textual-inversion file)",
+)
+@click.option(
+    "--key",
+    "key_path",
+    default=None,
+    type=click.Path(),
+    help="a hidden concept's key: its prompts are generated again with it, for RSR-1/5 (rsr@1, rsr@5)",
+)
 @click.option("--limit", default=None, type=POSITIVE, help="only the first N prompts of a CSV suite")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
@@ -295,8 +390,31 @@ def generate(model_arg, model, edit, prompt, prompt_set, embedding, key_path, n,
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_resolution_option
 @_out_options
-def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, embedding,
-             key_path, limit, resnet, clip, inception, lpips, quiet, resolution, overwrite, force):
+def evaluate(
+    model_arg,
+    model,
+    edit,
+    suite,
+    out,
+    n,
+    steps,
+    guidance,
+    erased,
+    preserved,
+    split,
+    prompts_file,
+    embedding,
+    key_path,
+    limit,
+    resnet,
+    clip,
+    inception,
+    lpips,
+    quiet,
+    resolution,
+    overwrite,
+    force,
+):
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
     \b
@@ -308,15 +426,28 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
       erasekit evaluate --edit runs/hide-star --key runs/hide-star/key.safetensors --suite world-objects --out eval/h
     """
     from erasekit.core.edit import load_embedding
-    from erasekit.core.key import Key
     from erasekit.core.files import check_output
+    from erasekit.core.key import Key
     from erasekit.eval.evaluation import evaluate_edit
     from erasekit.eval.suites import SuiteRun, check_suite, load_judges
     from erasekit.report.html import write_evaluation
 
-    run = SuiteRun(n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip,
-                   limit=limit, inception=inception, lpips=lpips, progress=not quiet)
-    split_list = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None
+    run = SuiteRun(
+        n=n,
+        steps=steps,
+        guidance=guidance,
+        prompts_file=prompts_file,
+        resnet=resnet,
+        clip=clip,
+        limit=limit,
+        inception=inception,
+        lpips=lpips,
+        progress=not quiet,
+    )
+
+    def split_list(text):
+        return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
     erased_list, preserved_list = split_list(erased), split_list(preserved)
     if split is not None:
         from erasekit.eval.metrics import IMAGENETTE_SPLITS, splits_for
@@ -332,8 +463,9 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
     word = load_embedding(embedding) if embedding is not None else None
     key = Key.load(key_path) if key_path is not None else None
     judges = load_judges(suite, run, base.device)
-    ev = evaluate_edit(base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force, word=word,
-                       key=key)
+    ev = evaluate_edit(
+        base, loaded, suite, run, erased_list, preserved_list, judges=judges, force=force, word=word, key=key
+    )
     write_evaluation(ev, out, run_folder=edit, overwrite=overwrite)
     click.echo(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
     from erasekit.eval.metrics import headline, shown
@@ -348,12 +480,22 @@ def evaluate(model_arg, model, edit, suite, out, n, steps, guidance, erased, pre
 @click.argument("model_arg", required=False, metavar="[MODEL]")
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edits' base)")
 @click.option("--edit", "edits", multiple=True, type=click.Path(), help="edit run folder (repeatable)")
-@click.option("--all", "full", is_flag=True, help="the full graph on the miniature: erase each of the ten objects "
-              "in turn with each --method (cached in --out, a bench folder), and the graph's three properties")
+@click.option(
+    "--all",
+    "full",
+    is_flag=True,
+    help="the full graph on the miniature: erase each of the ten objects "
+    "in turn with each --method (cached in --out, a bench folder), and the graph's three properties",
+)
 @click.option("--method", "methods", multiple=True, help="with --all: a method (repeatable; default esd)")
 @click.option("--concepts", default="world-objects", show_default=True, help="world-objects (the 10 objects)")
-@click.option("--n", default=8, show_default=True, type=POSITIVE,
-              help="seeds per concept (with --all: images per prompt of the erasure suite)")
+@click.option(
+    "--n",
+    default=8,
+    show_default=True,
+    type=POSITIVE,
+    help="seeds per concept (with --all: images per prompt of the erasure suite)",
+)
 @click.option("--steps", default=25, show_default=True, type=POSITIVE, help="DDIM steps")
 @click.option("--out", required=True, type=click.Path(), help="folder for graph.csv and graph.png")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -387,21 +529,27 @@ def graph(model_arg, model, edits, full, methods, concepts, n, steps, out, quiet
     from erasekit.world import native
 
     if not native.owns(base):
-        raise ErasekitError(f"graph scores the world's objects with the world judge, which knows only the miniature; "
-                            f"{base.source!r} is not the miniature")
+        raise ErasekitError(
+            f"graph scores the world's objects with the world judge, which knows only the miniature; "
+            f"{base.source!r} is not the miniature"
+        )
     for e in loaded:
         e.check(base, force=force)
     judge = world_judge()
     names = _unique_names([Path(p).name for p in edits])
     erased = [e.concepts.get("erase", []) for e in loaded]
-    edited = {name: e.apply(base, force=force) for name, e in zip(names, loaded)}
+    edited = {name: e.apply(base, force=force) for name, e in zip(names, loaded, strict=True)}
     matrix = concept_graph(base, edited, judge, OBJECTS, n=n, steps=steps, progress=not quiet)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         save_graph(matrix, names, [", ".join(e) for e in erased], OBJECTS, tmp)
-        graph_heatmap(matrix, [f"{name}: erase {', '.join(e)}" for name, e in zip(names, erased)], OBJECTS,
-                      tmp / "graph.png")
+        graph_heatmap(
+            matrix,
+            [f"{name}: erase {', '.join(e)}" for name, e in zip(names, erased, strict=True)],
+            OBJECTS,
+            tmp / "graph.png",
+        )
     click.echo(f"wrote {Path(out) / 'graph.csv'} and {Path(out) / 'graph.png'}")
-    for name, what, row in zip(names, erased, matrix):
+    for name, what, row in zip(names, erased, matrix, strict=True):
         concept, value = most_hurt(row, OBJECTS, what)[0]
         click.echo(f"  {name} (erases {', '.join(what)}): most hurt kept concept {concept} (delta {value:.3f})")
 
@@ -413,8 +561,10 @@ def _full_graph(model, edits, methods, n, out, quiet):
     if edits:
         raise ErasekitError("graph --all makes its own erasures: give --method, not --edit")
     if model not in (None, "mini"):
-        raise ErasekitError("graph --all runs on the miniature (its judge scores every object); for another model, "
-                        "erase each concept and pass the runs with --edit")
+        raise ErasekitError(
+            "graph --all runs on the miniature (its judge scores every object); for another model, "
+            "erase each concept and pass the runs with --edit"
+        )
     methods = list(dict.fromkeys(methods or ("esd",)))
     for m in methods:
         registry.get(m)  # an unknown method: one clear error before any work
@@ -429,16 +579,32 @@ def _full_graph(model, edits, methods, n, out, quiet):
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base)")
 @click.option("--edit", default=None, type=click.Path(), help="edit run folder: θ' = BASE with the edit applied")
 @click.option("--against", default=None, help="a second model source: θ' = this model (" + MODEL_HELP + ")")
-@click.option("--vocab", default=None, help="concepts to rank: a file (one per line) or a named vocabulary "
-              "(default: world, on the miniature)")
-@click.option("--erased", default=None, help="c_e, the concept the edit is known to change (Eq. 19's first term); "
-              "without it the inspection is blind")
+@click.option(
+    "--vocab",
+    default=None,
+    help="concepts to rank: a file (one per line) or a named vocabulary (default: world, on the miniature)",
+)
+@click.option(
+    "--erased",
+    default=None,
+    help="c_e, the concept the edit is known to change (Eq. 19's first term); without it the inspection is blind",
+)
 @click.option("--lam", default=0.0, show_default=True, type=float, help="λ of Eq. 19 (with --erased)")
-@click.option("--search", default="auto", show_default=True, type=click.Choice(["auto", "exhaustive", "gumbel"]),
-              help="exhaustive pass over the vocabulary, or the Gumbel-softmax search (auto: by its size)")
+@click.option(
+    "--search",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "exhaustive", "gumbel"]),
+    help="exhaustive pass over the vocabulary, or the Gumbel-softmax search (auto: by its size)",
+)
 @click.option("--probes", default=16, show_default=True, type=POSITIVE, help="noisy latents every concept is scored on")
-@click.option("--top", default=6, show_default=True, type=click.IntRange(min=0),
-              help="concepts shown with images (and the judge's δ, on the miniature) in report.html")
+@click.option(
+    "--top",
+    default=6,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="concepts shown with images (and the judge's δ, on the miniature) in report.html",
+)
 @click.option("--n", default=8, show_default=True, type=POSITIVE, help="seeds per shown concept")
 @click.option("--out", required=True, type=click.Path(), help="folder for table.csv, inspect.json, report.html")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -452,10 +618,10 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
       erasekit inspect mini --edit runs/esd-star --erased star --lam 1 --out inspect/esd-star-sensitive
       erasekit inspect base-model/ --against fine-tuned/ --vocab concepts.txt --out inspect/ft
     """
-    from erasekit.models.load import load_bundle
     from erasekit.core.files import atomic_dir, check_output, write_text
     from erasekit.core.vocab import load_vocabulary
     from erasekit.eval.inspect import InspectConfig, attach, inspect_models, judged, table_csv
+    from erasekit.models.load import load_bundle
     from erasekit.report.html import write_inspect_report
 
     if (edit is None) == (against is None):
@@ -463,9 +629,11 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
     check_output(out, overwrite)
     loaded, base = _edit_and_base(edit, model or model_arg, force)
     if loaded is not None and loaded.kind == "sampler":
-        raise ErasekitError(f"{edit} is a sampler edit ({loaded.method}): it changes no weight, so every noise "
-                            "prediction is the same and there is nothing for Eq. 19 to rank; its whole change is "
-                            "its manifest's sampling settings")
+        raise ErasekitError(
+            f"{edit} is a sampler edit ({loaded.method}): it changes no weight, so every noise "
+            "prediction is the same and there is nothing for Eq. 19 to rank; its whole change is "
+            "its manifest's sampling settings"
+        )
     edited = loaded.apply(base, force=force) if loaded is not None else load_bundle(against)
     from erasekit.world import native
 
@@ -485,11 +653,25 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
     what = f"{loaded.method} edit {edit}" if loaded is not None else f"{against}"
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_text(tmp / "table.csv", table_csv(ins))
-        write_text(tmp / "inspect.json", json.dumps({
-            "base": model or model_arg or (loaded.base["source"] if loaded else None), "edited": what,
-            "erased": erased, "lam": lam, "search": ins.searched, "vocabulary_size": ins.vocabulary_size,
-            "probes": probes, "top": [{"concept": r.concept, "score": r.score, "l2": r.l2, "l1": r.l1,
-                                       "judge_delta": r.delta} for r in ins.rows]}, indent=2))
+        write_text(
+            tmp / "inspect.json",
+            json.dumps(
+                {
+                    "base": model or model_arg or (loaded.base["source"] if loaded else None),
+                    "edited": what,
+                    "erased": erased,
+                    "lam": lam,
+                    "search": ins.searched,
+                    "vocabulary_size": ins.vocabulary_size,
+                    "probes": probes,
+                    "top": [
+                        {"concept": r.concept, "score": r.score, "l2": r.l2, "l1": r.l1, "judge_delta": r.delta}
+                        for r in ins.rows
+                    ],
+                },
+                indent=2,
+            ),
+        )
         write_inspect_report(tmp, ins, shown, f"erasekit inspect: {what}")
     click.echo(f"wrote {Path(out) / 'table.csv'} and {Path(out) / 'report.html'}")
     for i, r in enumerate(ins.rows[:10]):
@@ -502,8 +684,13 @@ def inspect(model_arg, model, edit, against, vocab, erased, lam, search, probes,
 @click.argument("spec", required=False, type=click.Path())
 @click.option("--out", default=None, type=click.Path(), help="the bench folder: cells, edits, tables, report.html")
 @click.option("--shard", default=None, metavar="I/N", help="compute only every N-th row, from the I-th (1 <= I <= N)")
-@click.option("--collect", "collect_dir", default=None, type=click.Path(),
-              help="write the tables of a bench folder from its cells and its shards' (no SPEC)")
+@click.option(
+    "--collect",
+    "collect_dir",
+    default=None,
+    type=click.Path(),
+    help="write the tables of a bench folder from its cells and its shards' (no SPEC)",
+)
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def bench(spec, out, shard, collect_dir, quiet):
     """Methods x concepts x attacks from a YAML spec, into one table (cached per cell: a rerun computes only what
@@ -552,8 +739,10 @@ def _claim_run(work: Path, resume: bool, record: dict) -> None:
         before = json.loads(path.read_text())
         changed = [k for k in record if before.get(k) != record[k]]
         if changed:
-            raise ErasekitError(f"cannot resume {work}: it was started with other {', '.join(changed)}; run it with "
-                                "the same options, or pass --overwrite to start again")
+            raise ErasekitError(
+                f"cannot resume {work}: it was started with other {', '.join(changed)}; run it with "
+                "the same options, or pass --overwrite to start again"
+            )
     write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
 
 
@@ -562,23 +751,49 @@ def _claim_run(work: Path, resume: bool, record: dict) -> None:
 @click.option("--method", required=True, help="a method name (see `erasekit methods`)")
 @click.option("--erase", "erase_", required=True, help="comma-separated concepts to erase")
 @click.option("--preserve", default=None, help="comma-separated concepts to preserve")
-@click.option("--target", default="", help="what the erased concepts become (default: the method's: the empty "
-              "prompt, or on the miniature the nearest object for methods whose preset has guide=nearest)")
+@click.option(
+    "--target",
+    default="",
+    help="what the erased concepts become (default: the method's: the empty "
+    "prompt, or on the miniature the nearest object for methods whose preset has guide=nearest)",
+)
 @click.option("--anchor", default=None, help="Concept Ablation's anchor concept (default: the target)")
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of method options")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one method option")
 @click.option("--out", required=True, type=click.Path(), help="run folder: the Edit (and its loss.csv)")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
-@click.option("--overwrite", is_flag=True,
-              help="replace an existing OUT (only if everything in it was written by erasekit), or discard "
-                   "OUT.partial/ and start again")
-@click.option("--clip", default=None, type=click.Path(),
-              help="local CLIP folder (on real models: UCE debias's judge, Dark Miner's verifier)")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace an existing OUT (only if everything in it was written by erasekit), or discard "
+    "OUT.partial/ and start again",
+)
+@click.option(
+    "--clip",
+    default=None,
+    type=click.Path(),
+    help="local CLIP folder (on real models: UCE debias's judge, Dark Miner's verifier)",
+)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_resolution_option
-def erase(model, method, erase_, preserve, target, anchor, config_file, overrides, out, resume, overwrite, clip,
-          device, quiet, resolution):
+def erase(
+    model,
+    method,
+    erase_,
+    preserve,
+    target,
+    anchor,
+    config_file,
+    overrides,
+    out,
+    resume,
+    overwrite,
+    clip,
+    device,
+    quiet,
+    resolution,
+):
     """Erase concepts from a model with a method; writes an Edit folder.
 
     \b
@@ -590,11 +805,11 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
     import dataclasses
     import shutil
 
-    from erasekit.models.load import load_bundle
     from erasekit.core.files import check_output, claim_partial
     from erasekit.core.loop import LOSS_LOG, RECORD, Run
     from erasekit.methods import registry
     from erasekit.methods.concepts import ConceptSet, split_list
+    from erasekit.models.load import load_bundle
 
     spec = registry.get(method)
     concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)
@@ -612,22 +827,34 @@ def erase(model, method, erase_, preserve, target, anchor, config_file, override
 
     scorer = method_scorer(spec, bundle, config, concepts, clip)
     work.mkdir(parents=True, exist_ok=True)
-    _claim_run(work, resume, {"method": spec.name, "config": dataclasses.asdict(config),
-                              "concepts": concepts.as_dict(), "model": model, "fingerprint": bundle.fingerprint(),
-                              "resolution": bundle.image_size})
+    _claim_run(
+        work,
+        resume,
+        {
+            "method": spec.name,
+            "config": dataclasses.asdict(config),
+            "concepts": concepts.as_dict(),
+            "model": model,
+            "fingerprint": bundle.fingerprint(),
+            "resolution": bundle.image_size,
+        },
+    )
     run = Run(work=work, resume=resume, progress=not quiet, scorer=scorer)
     edit = spec.erase(bundle, concepts, config, run)
     edit.save(out, overwrite=overwrite, files=(*sorted(work.glob(f"*{LOSS_LOG}")), *sorted((work / RECORD).glob("*"))))
     shutil.rmtree(work, ignore_errors=True)
-    click.echo(f"wrote {out}  ({spec.name}: erased {', '.join(concepts.erase)}; "
-               f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)")
+    click.echo(
+        f"wrote {out}  ({spec.name}: erased {', '.join(concepts.erase)}; "
+        f"{len(edit.tensors)} tensors, {sum(v.numel() for v in edit.tensors.values()):,} values)"
+    )
     for key, value in edit.metrics.items():
         click.echo(f"  {key}: {value}")
     from erasekit.core.key import KEY_FILE
 
     if (out / KEY_FILE).exists():
-        click.echo(f"  key: {out / KEY_FILE} (it brings {', '.join(concepts.erase)} back: keep it apart from what "
-                   "you share)")
+        click.echo(
+            f"  key: {out / KEY_FILE} (it brings {', '.join(concepts.erase)} back: keep it apart from what you share)"
+        )
 
 
 HIDE_HELP = """Hide concepts behind a learnable key (Eq. 15): the model draws them no more, the key brings them back.
@@ -655,9 +882,24 @@ Examples:
 @_resolution_option
 @click.pass_context
 def hide(ctx, model, erase_, preserve, config_file, overrides, out, resume, overwrite, device, quiet, resolution):
-    ctx.invoke(erase, model=model, method="hide", erase_=erase_, preserve=preserve, target="", anchor=None,
-               config_file=config_file, overrides=overrides, out=out, resume=resume, overwrite=overwrite, clip=None,
-               device=device, quiet=quiet, resolution=resolution)
+    ctx.invoke(
+        erase,
+        model=model,
+        method="hide",
+        erase_=erase_,
+        preserve=preserve,
+        target="",
+        anchor=None,
+        config_file=config_file,
+        overrides=overrides,
+        out=out,
+        resume=resume,
+        overwrite=overwrite,
+        clip=None,
+        device=device,
+        quiet=quiet,
+        resolution=resolution,
+    )
 
 
 @main.command()
@@ -665,9 +907,14 @@ def hide(ctx, model, erase_, preserve, config_file, overrides, out, resume, over
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base)")
 @click.option("--concept", required=True, help="comma-separated concepts to recover a key for")
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of options")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="override one option: rho (ρ, relative to the concept's norm), start (concept|random), iterations, "
-                   "lr, key_tokens, ...")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override one option: rho (ρ, relative to the concept's norm), start (concept|random), iterations, "
+    "lr, key_tokens, ...",
+)
 @click.option("--out", required=True, type=click.Path(), help="the key file to write (.safetensors)")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from OUT.partial/")
 @click.option("--overwrite", is_flag=True, help="replace an existing OUT, or discard OUT.partial/ and start again")
@@ -705,14 +952,24 @@ def recover(edit_path, model, concept, config_file, overrides, out, resume, over
         native.check_concepts(concepts)
     config = recover_config(base.preset, config_file, overrides)
     work.mkdir(parents=True, exist_ok=True)
-    _claim_run(work, resume, {"recover": concepts, "config": dataclasses.asdict(config),
-                              "edit": edit.fingerprint(), "fingerprint": base.fingerprint()})
+    _claim_run(
+        work,
+        resume,
+        {
+            "recover": concepts,
+            "config": dataclasses.asdict(config),
+            "edit": edit.fingerprint(),
+            "fingerprint": base.fingerprint(),
+        },
+    )
     key = recover_key(base, edit, concepts, config, Run(work=work, resume=resume, progress=not quiet))
     key.save(out, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     distance = ", ".join(f"{c} {d:.3f}" for c, d in key.metrics["distance"].items())
-    click.echo(f"wrote {out}  (recover {', '.join(concepts)}: rho {config.rho}; ||p - c_e|| / ||c_e||: {distance}; "
-               f"final loss {key.metrics['final_loss']:.4g})")
+    click.echo(
+        f"wrote {out}  (recover {', '.join(concepts)}: rho {config.rho}; ||p - c_e|| / ||c_e||: {distance}; "
+        f"final loss {key.metrics['final_loss']:.4g})"
+    )
 
 
 @main.command()
@@ -721,9 +978,13 @@ def recover(edit_path, model, concept, config_file, overrides, out, resume, over
 @click.option("--edit", default=None, type=click.Path(), help="the edit (run folder) to attack")
 @click.option("--attack", "attack_name", required=True, help="an attack name (see `erasekit attacks`)")
 @click.option("--concept", required=True, help="the concept to bring back")
-@click.option("--prompts", "prompt_set", default=None,
-              help="prompts to attack: a prompt set or CSV; rows labelled with the concept are kept (default on the "
-                   "miniature: the prompts that ask for the concept)")
+@click.option(
+    "--prompts",
+    "prompt_set",
+    default=None,
+    help="prompts to attack: a prompt set or CSV; rows labelled with the concept are kept (default on the "
+    "miniature: the prompts that ask for the concept)",
+)
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="attack only the first N prompts")
 @click.option("--images", default=None, type=click.Path(), help="a folder of images of the concept (inversion)")
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML file of attack options")
@@ -737,8 +998,28 @@ def recover(edit_path, model, concept, config_file, overrides, out, resume, over
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_resolution_option
 @_out_options
-def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, images, config_file, overrides, n, steps,
-           guidance, out, resume, resnet, quiet, resolution, overwrite, force):
+def attack(
+    model_arg,
+    model,
+    edit,
+    attack_name,
+    concept,
+    prompt_set,
+    limit,
+    images,
+    config_file,
+    overrides,
+    n,
+    steps,
+    guidance,
+    out,
+    resume,
+    resnet,
+    quiet,
+    resolution,
+    overwrite,
+    force,
+):
     """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
 
     \b
@@ -772,8 +1053,18 @@ def attack(model_arg, model, edit, attack_name, concept, prompt_set, limit, imag
     run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
     goal = build_goal(edited, base, concept, prompts, detect, run, _image_folder(images) if images else None)
     work.mkdir(parents=True, exist_ok=True)
-    _claim_run(work, resume, {"attack": spec.name, "config": dataclasses.asdict(config), "concept": concept,
-                              "prompts": goal.prompts, "model": base.source, "fingerprint": edited.fingerprint()})
+    _claim_run(
+        work,
+        resume,
+        {
+            "attack": spec.name,
+            "config": dataclasses.asdict(config),
+            "concept": concept,
+            "prompts": goal.prompts,
+            "model": base.source,
+            "fingerprint": edited.fingerprint(),
+        },
+    )
     result = spec.run(edited, goal, config, Run(work=work / "search", resume=resume, progress=not quiet))
     ev = evaluate_attack(result, goal, edited, base, run)
     data = ev.to_json(result, base.source, edited.meta.get("edit"))
@@ -801,8 +1092,9 @@ def _image_folder(folder):
     """The images of a folder (PNG/JPEG...), [B, 3, H, W] in [0, 1]; every one must have the same size."""
     from erasekit.eval.generate import IMAGE_SUFFIXES, load_images
 
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-        if Path(folder).is_dir() else []
+    paths = (
+        sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if Path(folder).is_dir() else []
+    )
     if not paths:
         raise ErasekitError(f"no images in {folder} (give a folder of {', '.join(IMAGE_SUFFIXES)} files)")
     try:
@@ -821,14 +1113,18 @@ def _write_images(folder: Path, ev) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, (r, im) in enumerate(zip(ev.attacked_rows, to_uint8(ev.attacked_images))):
+    for i, (r, im) in enumerate(zip(ev.attacked_rows, to_uint8(ev.attacked_images), strict=True)):
         rows.append({"index": i, "row": r["adv"], "prompt": r["prompt"], "seed": r["seed"], "path": f"{i:06d}.png"})
         save_image(Image.fromarray(im), folder / rows[-1]["path"])
     write_text(folder / INDEX, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-FAMILY_OPTION = click.option("--family", default=None, type=click.Choice(["sd1", "sd2", "sdxl", "sd3", "flux"]),
-                             help="only those that run on this model family")
+FAMILY_OPTION = click.option(
+    "--family",
+    default=None,
+    type=click.Choice(["sd1", "sd2", "sdxl", "sd3", "flux"]),
+    help="only those that run on this model family",
+)
 
 
 @main.command()
@@ -837,8 +1133,11 @@ def attacks(family):
     """List the attacks, the model families they run on, their defaults (the papers') and the miniature's."""
     from erasekit.attacks import registry
 
-    _list(registry.REGISTRY.available_for(family), 12, lambda spec: "ends in: " + (
-        "a learned word (embedding/)" if spec.ends_in == "embedding" else "text"))
+    _list(
+        registry.REGISTRY.available_for(family),
+        12,
+        lambda spec: "ends in: " + ("a learned word (embedding/)" if spec.ends_in == "embedding" else "text"),
+    )
 
 
 @main.command()
@@ -867,8 +1166,10 @@ def _list(specs, width: int, extra=None) -> None:
         defaults = {f.name: f.default for f in dc.fields(spec.config)}
         click.echo(pad + "defaults: " + " ".join(f"{k}={_show(v)}" for k, v in defaults.items()))
         for arch, preset in spec.presets.items():
-            click.echo(f"{pad}{'miniature' if arch == 'mini' else arch}: "
-                       + " ".join(f"{k}={_show(v)}" for k, v in preset.items()))
+            click.echo(
+                f"{pad}{'miniature' if arch == 'mini' else arch}: "
+                + " ".join(f"{k}={_show(v)}" for k, v in preset.items())
+            )
 
 
 def _show(value) -> str:
@@ -899,8 +1200,13 @@ def world():
 
 
 @world.command("train")
-@click.option("--work", default="world-build", show_default=True, type=click.Path(),
-              help="folder for checkpoints and stage outputs")
+@click.option(
+    "--work",
+    default="world-build",
+    show_default=True,
+    type=click.Path(),
+    help="folder for checkpoints and stage outputs",
+)
 @click.option("--out", default=None, type=click.Path(), help="where to put mini/ and judge/ (default: the package)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="continue from the checkpoints in --work")
@@ -918,8 +1224,11 @@ def world_train(work, out, seed, resume, stages, overrides):
     from erasekit.core.options import build, parse_overrides
     from erasekit.world.train import TrainConfig, train_world
 
-    given = {"seed": seed, "stages": tuple(s.strip() for s in stages.split(",") if s.strip()),
-             **parse_overrides(overrides)}
+    given = {
+        "seed": seed,
+        "stages": tuple(s.strip() for s in stages.split(",") if s.strip()),
+        **parse_overrides(overrides),
+    }
     cfg = build(TrainConfig, given, "world train")
     for where in (Path(work) / "x", Path(out or str(ASSETS)) / "mini"):  # both folders, before hours of training
         check_writable(where)

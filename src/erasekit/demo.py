@@ -9,7 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-from erasekit.models.load import load_bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, check_output
 from erasekit.core.loop import LOSS_LOG, Run
@@ -17,6 +16,7 @@ from erasekit.eval.evaluation import evaluate_edit
 from erasekit.eval.suites import SuiteRun, evaluate, load_judges
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.load import load_bundle
 from erasekit.report.html import write_evaluation
 from erasekit.world.render import OBJECTS
 
@@ -24,8 +24,9 @@ METHODS = ("esd", "uce")
 GENERAL_N = 2  # images per general-set prompt (100 prompts) for the FJD
 
 
-def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: bool = False, echo=print,
-             progress: bool = True) -> list[str]:
+def run_demo(
+    out: str | Path, concept: str = "star", n: int = 16, overwrite: bool = False, echo=print, progress: bool = True
+) -> list[str]:
     """Run the demo into `out` (written under a temporary name, renamed when complete); returns the summary."""
     if concept not in OBJECTS:
         raise ErasekitError(f"unknown concept {concept!r} for the demo; choose an object: {', '.join(OBJECTS)}")
@@ -52,13 +53,26 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
             seconds = time.perf_counter() - start
             edit.save(tmp / name, files=(work / LOSS_LOG,))
             shutil.rmtree(work, ignore_errors=True)  # the checkpoint is not part of the result
-            ev = evaluate_edit(base, edit, "world-objects", run, [concept], judges=judges, base_result=base_obj,
-                               label=f"{name}: objects")
-            general = evaluate(edit.apply(base), "world-general", general_run, judges=judges,
-                               desc=f"{name}: general set")
+            ev = evaluate_edit(
+                base,
+                edit,
+                "world-objects",
+                run,
+                [concept],
+                judges=judges,
+                base_result=base_obj,
+                label=f"{name}: objects",
+            )
+            general = evaluate(
+                edit.apply(base), "world-general", general_run, judges=judges, desc=f"{name}: general set"
+            )
             ev.edited.metrics["fjd_general"] = general.metrics["fjd"]
-            write_evaluation(ev, tmp / f"{name}-eval", run_folder=tmp / name,
-                             title=f"erasekit demo: {name} erases {concept!r} from the miniature")
+            write_evaluation(
+                ev,
+                tmp / f"{name}-eval",
+                run_folder=tmp / name,
+                title=f"erasekit demo: {name} erases {concept!r} from the miniature",
+            )
             rows.append((name, ev.edited.metrics, general.metrics, seconds))
         lines = summary(concept, n, out, rows)
         (tmp / "summary.txt").write_text("\n".join(lines) + "\n")
@@ -66,10 +80,14 @@ def run_demo(out: str | Path, concept: str = "star", n: int = 16, overwrite: boo
 
 
 def summary(concept: str, n: int, out: Path, rows) -> list[str]:
-    lines = [f"erasing {concept!r} from the miniature ({n} images per prompt; reports: {out}/*-eval/report.html)",
-             f"{'model':<6}{'ESR-1':>7}{'ESR-5':>7}{'PSR-1':>7}{'PSR-5':>7}{'FJD':>8}{'time':>9}"]
+    lines = [
+        f"erasing {concept!r} from the miniature ({n} images per prompt; reports: {out}/*-eval/report.html)",
+        f"{'model':<6}{'ESR-1':>7}{'ESR-5':>7}{'PSR-1':>7}{'PSR-5':>7}{'FJD':>8}{'time':>9}",
+    ]
     for name, m, g, seconds in rows:
         took = "-" if seconds is None else f"{seconds:.1f} s"
-        lines.append(f"{name:<6}{m['esr@1']:>7.1f}{m['esr@5']:>7.1f}{m['psr@1']:>7.1f}{m['psr@5']:>7.1f}"
-                     f"{g['fjd']:>8.2f}{took:>9}")
+        lines.append(
+            f"{name:<6}{m['esr@1']:>7.1f}{m['esr@5']:>7.1f}{m['psr@1']:>7.1f}{m['psr@5']:>7.1f}"
+            f"{g['fjd']:>8.2f}{took:>9}"
+        )
     return lines

@@ -11,9 +11,9 @@ from dataclasses import asdict
 import torch
 
 from erasekit.attacks.goal import AdversarialPrompt, Goal
-from erasekit.models.bundle import Bundle
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
+from erasekit.models.bundle import Bundle
 
 RESULTS = "prompts.jsonl"  # in the run's work folder: one finished goal prompt per line
 
@@ -44,6 +44,7 @@ def per_prompt(goal: Goal, run: Run, attack_one: Callable[[int, str], Adversaria
 def checker(bundle: Bundle, goal: Goal, row: int, every: int, text_of: Callable[[], str], found: dict):
     """`stop_when` for the loop: every `every` steps, generate the current hard prompt's text on the attacked model
     with the held-out check seed; stop when the judge sees the concept (UnlearnDiffAtk's early stop)."""
+
     def stop_when(step: int) -> bool:
         if every <= 0 or (step + 1) % every:
             return False
@@ -51,6 +52,7 @@ def checker(bundle: Bundle, goal: Goal, row: int, every: int, text_of: Callable[
             found["step"] = step
             return True
         return False
+
     return stop_when
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.models.bundle import Bundle
 
 CHECK_OFFSET = 1000  # attack-time checks use seed + 1000: held out from evaluation seeds seed .. seed + n - 1
 
@@ -80,13 +80,23 @@ class AttackResult:
         """prompts.csv: what `erasekit generate --prompts` replays (`evaluation_seed` is each row's first seed)."""
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["prompt", "evaluation_seed", "original", "row", "concept", "final_loss", "succeeded_at",
-                         "seconds"])
+        writer.writerow(
+            ["prompt", "evaluation_seed", "original", "row", "concept", "final_loss", "succeeded_at", "seconds"]
+        )
         for p in self.prompts:
             first = p.seeds[0] if p.seeds else seeds[p.row]
-            writer.writerow([p.prompt, first, p.original, p.row, self.concept,
-                             f"{p.loss[-1]:.6g}" if p.loss else "", "" if p.succeeded_at is None else p.succeeded_at,
-                             f"{p.seconds:.2f}"])
+            writer.writerow(
+                [
+                    p.prompt,
+                    first,
+                    p.original,
+                    p.row,
+                    self.concept,
+                    f"{p.loss[-1]:.6g}" if p.loss else "",
+                    "" if p.succeeded_at is None else p.succeeded_at,
+                    f"{p.seconds:.2f}",
+                ]
+            )
         return buf.getvalue()
 
 
@@ -99,8 +109,8 @@ def candidate_ids(bundle: Bundle, vocab: str) -> torch.Tensor:
     """The token ids a hard-token search draws from: the whole-word tokens (those that end a word, so that the
     found prompt's text tokenizes back to the tokens found) of the tokenizer, or of a named vocabulary or
     vocabulary file (`core.vocab`): on the miniature only its own words were ever trained."""
-    from erasekit.models.words import word_ids
     from erasekit.core.vocab import load_vocabulary
+    from erasekit.models.words import word_ids
 
     text = bundle.text
     if not vocab:
@@ -108,7 +118,7 @@ def candidate_ids(bundle: Bundle, vocab: str) -> torch.Tensor:
     else:
         special = {text.bos_id, text.eos_id, text.pad_id}
         ids = word_ids(bundle, load_vocabulary(vocab).concepts)
-        words = [i for i, t in zip(ids, text.tokens(ids)) if text.whole_word(t) and i not in special]
+        words = [i for i, t in zip(ids, text.tokens(ids), strict=True) if text.whole_word(t) and i not in special]
     if not words:
         raise ErasekitError(f"vocabulary {vocab!r} gives no whole-word token of {bundle.source}'s tokenizer to search")
     return torch.tensor(words)

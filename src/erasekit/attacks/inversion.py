@@ -28,18 +28,26 @@ import torch.nn.functional as F
 from erasekit.attacks.common import losses
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, mention
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
+from erasekit.core.images import resize_crop
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
-from erasekit.core.images import resize_crop
+from erasekit.models.bundle import Bundle
 from erasekit.models.words import splice, with_words
 
-
-TI_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
-                "a photo of a clean {}", "a dark photo of the {}", "a photo of my {}", "a close-up photo of a {}",
-                "a bright photo of the {}", "a good photo of a {}")
+TI_TEMPLATES = (
+    "a photo of a {}",
+    "a rendering of a {}",
+    "a cropped photo of the {}",
+    "the photo of a {}",
+    "a photo of a clean {}",
+    "a dark photo of the {}",
+    "a photo of my {}",
+    "a close-up photo of a {}",
+    "a bright photo of the {}",
+    "a good photo of a {}",
+)
 
 
 @dataclass
@@ -82,21 +90,40 @@ def reference_latents(bundle: Bundle, goal: Goal, config: InversionConfig) -> to
         seeds = [10**6 + tried + i for i in range(len(prompts))]  # away from evaluation and check seeds
         b = ref.image_batch
         with torch.no_grad():
-            z0 = torch.cat([ref.sample(ref.encode_prompts(prompts[i : i + b]), seeds[i : i + b], steps=goal.steps,
-                                       guidance=goal.guidance, decode=False) for i in range(0, len(prompts), b)])
+            z0 = torch.cat(
+                [
+                    ref.sample(
+                        ref.encode_prompts(prompts[i : i + b]),
+                        seeds[i : i + b],
+                        steps=goal.steps,
+                        guidance=goal.guidance,
+                        decode=False,
+                    )
+                    for i in range(0, len(prompts), b)
+                ]
+            )
             seen = goal.detect((ref.decode_latents(z0).float() + 1) / 2).bool().cpu()
         kept.append(z0[seen.to(z0.device)])
         tried += len(prompts)
     z0 = torch.cat(kept)[: config.images]
     if len(z0) == 0:
-        raise ErasekitError(f"inversion: the reference model drew {goal.concept!r} in none of {tried} images of the "
-                            "goal prompts; give images of the concept instead")
+        raise ErasekitError(
+            f"inversion: the reference model drew {goal.concept!r} in none of {tried} images of the "
+            "goal prompts; give images of the concept instead"
+        )
     return z0
 
 
-@register("inversion", "CCE: textual inversion of a new word on the edited model (Pham 2024)", InversionConfig,
-          paper="arXiv:2308.01508", presets={"mini": MINI}, ends_in="embedding")
-def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run = Run()) -> AttackResult:
+@register(
+    "inversion",
+    "CCE: textual inversion of a new word on the edited model (Pham 2024)",
+    InversionConfig,
+    paper="arXiv:2308.01508",
+    presets={"mini": MINI},
+    ends_in="embedding",
+)
+def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
     name = word_name(goal.concept, config.word)
     init_word = config.initializer or goal.concept
     with torch.no_grad():
@@ -120,14 +147,16 @@ def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run = Run()
         z_t = bundle.add_noise(z0[pick], noise, t)
         return F.mse_loss(bundle.eps(z_t, t, cond), noise)
 
-    rows = train("inversion", loss_fn, [v], config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every)
-    edit = Edit.from_changes(bundle, {name: v.detach()}, "inversion", config, {"concept": goal.concept},
-                             kind="tokens")
+    rows = train(
+        "inversion", loss_fn, [v], config.iterations, config.lr, run, config.grad_clip, config.checkpoint_every
+    )
+    edit = Edit.from_changes(bundle, {name: v.detach()}, "inversion", config, {"concept": goal.concept}, kind="tokens")
     edit.metrics["final_loss"] = float(rows[-1]["loss"]) if rows else None
     history = losses(rows)
-    prompts = [AdversarialPrompt(r, p, _with_word(p, goal.concept, name), loss=history if r == 0 else [])
-               for r, p in enumerate(goal.prompts)]
+    prompts = [
+        AdversarialPrompt(r, p, _with_word(p, goal.concept, name), loss=history if r == 0 else [])
+        for r, p in enumerate(goal.prompts)
+    ]
     return AttackResult("inversion", goal.concept, edit.config, prompts, embedding=edit)
 
 
@@ -135,4 +164,4 @@ def _with_word(prompt: str, concept: str, name: str) -> str:
     found = mention(prompt, concept)
     if found is None:
         return f"{name} {prompt}"
-    return prompt[: found.start()] + name + prompt[found.end():]
+    return prompt[: found.start()] + name + prompt[found.end() :]

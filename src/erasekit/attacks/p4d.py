@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from erasekit.attacks.common import checker, losses, nearest, per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
+from erasekit.models.bundle import Bundle
 from erasekit.models.words import decode, slotted, splice
 
 VARIANTS = ("n", "k")
@@ -57,9 +57,15 @@ class P4DConfig(Checked):
 MINI = {"iterations": 300, "check_every": 25, "vocab": "world"}
 
 
-@register("p4d", "P4D: PEZ-projected tokens matching the base model's noise predictions along its trajectory "
-          "(Chin 2024)", P4DConfig, paper="arXiv:2309.06135", presets={"mini": MINI})
-def attack(bundle: Bundle, goal: Goal, config: P4DConfig, run: Run = Run()) -> AttackResult:
+@register(
+    "p4d",
+    "P4D: PEZ-projected tokens matching the base model's noise predictions along its trajectory (Chin 2024)",
+    P4DConfig,
+    paper="arXiv:2309.06135",
+    presets={"mini": MINI},
+)
+def attack(bundle: Bundle, goal: Goal, config: P4DConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
     cands = candidate_ids(bundle, config.vocab).to(bundle.device)
     with torch.no_grad():
         table = bundle.text.token_embeddings(cands)
@@ -90,10 +96,19 @@ def attack(bundle: Bundle, goal: Goal, config: P4DConfig, run: Run = Run()) -> A
             return F.mse_loss(bundle.eps(z[i], timesteps[i], cond), targets[i])
 
         found: dict = {}
-        rows = train(f"p4d {row + 1}/{len(goal.prompts)}", loss_fn, [soft], config.iterations, config.lr, run, 0.0,
-                     config.checkpoint_every, prefix=prefix,
-                     optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
-                     stop_when=checker(bundle, goal, row, config.check_every, hard_text, found))
+        rows = train(
+            f"p4d {row + 1}/{len(goal.prompts)}",
+            loss_fn,
+            [soft],
+            config.iterations,
+            config.lr,
+            run,
+            0.0,
+            config.checkpoint_every,
+            prefix=prefix,
+            optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
+            stop_when=checker(bundle, goal, row, config.check_every, hard_text, found),
+        )
         return AdversarialPrompt(row, prompt, hard_text(), loss=losses(rows), succeeded_at=found.get("step"))
 
     return AttackResult("p4d", goal.concept, dataclasses.asdict(config), per_prompt(goal, run, one))

@@ -17,9 +17,9 @@ import numpy as np
 
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least
+from erasekit.models.bundle import Bundle
 from erasekit.models.words import fix_articles
 
 TEMPLATES = ("a photo of {}", "a painting of {}", "an image of {}", "a picture of {}", "a drawing of {}")
@@ -35,12 +35,26 @@ class ParaphraseConfig(Checked):
     seed: int = 0
 
 
-MINI = {"templates": ("{}", "a photo of a {}", "an image of a {}", "a drawing of a {}", "a picture of a {}",
-                      "a rendering of a {}"),
-        "adjectives": ("yellow", "red", "blue", "green", "purple", "orange", "pink", "cyan"),
-        "phrases": ("on a dots background", "on a stripes background", "in checks style", "on a noise background",
-                    "in gradient style", "on a plain background"),
-        "vocab": "world"}
+MINI = {
+    "templates": (
+        "{}",
+        "a photo of a {}",
+        "an image of a {}",
+        "a drawing of a {}",
+        "a picture of a {}",
+        "a rendering of a {}",
+    ),
+    "adjectives": ("yellow", "red", "blue", "green", "purple", "orange", "pink", "cyan"),
+    "phrases": (
+        "on a dots background",
+        "on a stripes background",
+        "in checks style",
+        "on a noise background",
+        "in gradient style",
+        "on a plain background",
+    ),
+    "vocab": "world",
+}
 
 
 def variants(prompt: str, config: ParaphraseConfig, synonyms) -> list[str]:
@@ -48,7 +62,7 @@ def variants(prompt: str, config: ParaphraseConfig, synonyms) -> list[str]:
     out = []
     for i, w in enumerate(words):
         for s in sorted(synonyms(w) - {w.lower()}):
-            out.append(" ".join(words[:i] + [s] + words[i + 1:]))
+            out.append(" ".join(words[:i] + [s] + words[i + 1 :]))
     bare = re.sub(r"^(a|an|the)\s+", "", prompt, flags=re.IGNORECASE)
     out += [t.format(bare) for t in config.templates]
     out += [" ".join(words[:-1] + [a, words[-1]]) for a in config.adjectives]
@@ -56,18 +70,27 @@ def variants(prompt: str, config: ParaphraseConfig, synonyms) -> list[str]:
     return [fix_articles(v) for v in dict.fromkeys(out) if v != prompt]
 
 
-@register("paraphrase", "Paraphrases: synonyms, templates, adjectives and phrases the vocabulary knows; no "
-          "optimisation (the floor)", ParaphraseConfig, presets={"mini": MINI})
-def attack(bundle: Bundle, goal: Goal, config: ParaphraseConfig, run: Run = Run()) -> AttackResult:
-    synonyms = (lambda w: {w.lower()})
+@register(
+    "paraphrase",
+    "Paraphrases: synonyms, templates, adjectives and phrases the vocabulary knows; no optimisation (the floor)",
+    ParaphraseConfig,
+    presets={"mini": MINI},
+)
+def attack(bundle: Bundle, goal: Goal, config: ParaphraseConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
+
+    def synonyms(w: str) -> set[str]:
+        return {w.lower()}
+
     if config.vocab:
         from erasekit.core.vocab import load_vocabulary
 
         vocab = load_vocabulary(config.vocab)
         synonyms = vocab.group
     originals = set(goal.prompts)
-    found = [(row, v) for row, p in enumerate(goal.prompts) for v in variants(p, config, synonyms)
-             if v not in originals]
+    found = [
+        (row, v) for row, p in enumerate(goal.prompts) for v in variants(p, config, synonyms) if v not in originals
+    ]
     found = list({v: (row, v) for row, v in found}.values())  # one row per distinct text
     if len(found) > config.max_prompts:
         pick = np.random.default_rng(config.seed).choice(len(found), config.max_prompts, replace=False)

@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 from erasekit.attacks.common import per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import Checked, at_least
+from erasekit.models.bundle import Bundle
 from erasekit.models.words import decode, slotted
 
 
@@ -59,13 +59,21 @@ def concept_vector(bundle: Bundle, pairs: list[tuple[str, str]]) -> torch.Tensor
     if not pairs:
         raise ErasekitError("ringabell needs prompt pairs with and without the concept to find its direction")
     with torch.no_grad():
-        return (bundle.encode_prompts([w for w, _ in pairs]).tokens
-                - bundle.encode_prompts([o for _, o in pairs]).tokens).mean(0)
+        return (
+            bundle.encode_prompts([w for w, _ in pairs]).tokens - bundle.encode_prompts([o for _, o in pairs]).tokens
+        ).mean(0)
 
 
-@register("ringabell", "Ring-A-Bell: a genetic search for hard prompts near f(prompt) + eta * concept vector, text "
-          "encoder only (Tsai 2024)", RingABellConfig, paper="arXiv:2310.10012", presets={"mini": MINI})
-def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()) -> AttackResult:
+@register(
+    "ringabell",
+    "Ring-A-Bell: a genetic search for hard prompts near f(prompt) + eta * concept vector, text "
+    "encoder only (Tsai 2024)",
+    RingABellConfig,
+    paper="arXiv:2310.10012",
+    presets={"mini": MINI},
+)
+def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
     cands = candidate_ids(bundle, config.vocab).to(bundle.device)
     direction = concept_vector(bundle, goal.pairs)
     ids, slots = slotted(bundle, "", prefix=config.length)
@@ -86,8 +94,14 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
         if run.resume and saved is not None and saved.exists():
             state = json.loads(saved.read_text())
             start, history, population = state["generation"], state["loss"], torch.tensor(state["population"])
-        for gen in tqdm(range(start, config.generations), desc=f"ringabell {row + 1}/{len(goal.prompts)}",
-                        initial=start, total=config.generations, disable=not run.progress, dynamic_ncols=True):
+        for gen in tqdm(
+            range(start, config.generations),
+            desc=f"ringabell {row + 1}/{len(goal.prompts)}",
+            initial=start,
+            total=config.generations,
+            disable=not run.progress,
+            dynamic_ncols=True,
+        ):
             distance = (encode(population) - target).pow(2).mean((1, 2)).cpu()  # the population is on the CPU
             order = distance.argsort()
             population, history = population[order], history + [float(distance[order[0]])]
@@ -105,8 +119,9 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run = Run()
             children[mutate, where[mutate]] = new[mutate]
             population = torch.cat([population[: config.elite], children])
             if saved is not None and ((gen + 1) % config.checkpoint_every == 0 or gen + 1 == config.generations):
-                write_text(saved, json.dumps({"generation": gen + 1, "loss": history,
-                                              "population": population.tolist()}))
+                write_text(
+                    saved, json.dumps({"generation": gen + 1, "loss": history, "population": population.tolist()})
+                )
         distance = (encode(population) - target).pow(2).mean((1, 2)).cpu()
         best = ids.clone()
         best[slots] = cands[population[distance.argmin()]]

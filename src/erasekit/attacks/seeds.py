@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least
+from erasekit.models.bundle import Bundle
 
 
 @dataclass
@@ -22,7 +22,10 @@ class SeedsConfig(Checked):
 
 
 @register("seeds", "Seeds: the original prompts with many seeds; no optimisation (the floor)", SeedsConfig)
-def attack(bundle: Bundle, goal: Goal, config: SeedsConfig, run: Run = Run()) -> AttackResult:
-    prompts = [AdversarialPrompt(row, p, p, seeds=list(range(s + config.offset, s + config.offset + config.tries)))
-               for row, (p, s) in enumerate(zip(goal.prompts, goal.seeds))]
+def attack(bundle: Bundle, goal: Goal, config: SeedsConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
+    prompts = [
+        AdversarialPrompt(row, p, p, seeds=list(range(s + config.offset, s + config.offset + config.tries)))
+        for row, (p, s) in enumerate(zip(goal.prompts, goal.seeds, strict=True))
+    ]
     return AttackResult("seeds", goal.concept, dataclasses.asdict(config), prompts)

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from erasekit.attacks.common import checker, losses, per_prompt
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
-from erasekit.models.bundle import Bundle
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
+from erasekit.models.bundle import Bundle
 from erasekit.models.words import decode, slotted, splice
 
 
@@ -58,9 +58,16 @@ def project_simplex(u: torch.Tensor) -> torch.Tensor:
     return (u - theta).clamp(min=0)
 
 
-@register("unlearndiff", "UnlearnDiffAtk: k prefix tokens on the vocabulary simplex, denoising the base's image "
-          "with the edited model (Zhang 2024)", UnlearnDiffConfig, paper="arXiv:2310.11868", presets={"mini": MINI})
-def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run = Run()) -> AttackResult:
+@register(
+    "unlearndiff",
+    "UnlearnDiffAtk: k prefix tokens on the vocabulary simplex, denoising the base's image "
+    "with the edited model (Zhang 2024)",
+    UnlearnDiffConfig,
+    paper="arXiv:2310.11868",
+    presets={"mini": MINI},
+)
+def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run | None = None) -> AttackResult:
+    run = run if run is not None else Run()
     cands = candidate_ids(bundle, config.vocab).to(bundle.device)
     with torch.no_grad():
         table = bundle.text.token_embeddings(cands)  # E restricted to the search space [V', D]
@@ -69,8 +76,9 @@ def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run = Run
     def one(row: int, prefix: str) -> AdversarialPrompt:
         prompt, seed = goal.prompts[row], goal.check_seed(row)
         with torch.no_grad():  # x_tgt: the unedited model's image of the prompt (as a latent)
-            z0 = ref.sample(ref.encode_prompts([prompt]), [seed], steps=goal.steps, guidance=goal.guidance,
-                            decode=False)
+            z0 = ref.sample(
+                ref.encode_prompts([prompt]), [seed], steps=goal.steps, guidance=goal.guidance, decode=False
+            )
         ids, slots = slotted(bundle, prompt, prefix=config.prefix)
         start = torch.randint(len(cands), (config.prefix,), generator=step_generator(config.seed, -1, row))
         u = torch.nn.Parameter(F.one_hot(start, len(cands)).float().to(bundle.device))
@@ -92,10 +100,20 @@ def attack(bundle: Bundle, goal: Goal, config: UnlearnDiffConfig, run: Run = Run
                 u.copy_(project_simplex(u))
 
         found: dict = {}
-        rows = train(f"unlearndiff {row + 1}/{len(goal.prompts)}", loss_fn, [u], config.iterations, config.lr, run,
-                     0.0, config.checkpoint_every, prefix=prefix, after_step=project,
-                     optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
-                     stop_when=checker(bundle, goal, row, config.check_every, hard_text, found))
+        rows = train(
+            f"unlearndiff {row + 1}/{len(goal.prompts)}",
+            loss_fn,
+            [u],
+            config.iterations,
+            config.lr,
+            run,
+            0.0,
+            config.checkpoint_every,
+            prefix=prefix,
+            after_step=project,
+            optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
+            stop_when=checker(bundle, goal, row, config.check_every, hard_text, found),
+        )
         return AdversarialPrompt(row, prompt, hard_text(), loss=losses(rows), succeeded_at=found.get("step"))
 
     return AttackResult("unlearndiff", goal.concept, dataclasses.asdict(config), per_prompt(goal, run, one))

@@ -4,4 +4,3 @@ table.py, collect.py). The bench sits above eval, methods and report, beside the
 from erasekit.bench.collect import collect, run
 
 __all__ = ["collect", "run"]
-

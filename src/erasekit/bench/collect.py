@@ -39,13 +39,14 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def context(spec: Spec, out: Path, roots=(), progress: bool = True) -> Context:
-    from erasekit.models.load import load_bundle
     from erasekit.eval.generate import process_state
+    from erasekit.models.load import load_bundle
 
     state = process_state()
     base = load_bundle(spec.model)
-    return Context(spec, base, Cells(out, tuple(roots), writer=state is None or state.is_main_process), progress,
-                   state=state)
+    return Context(
+        spec, base, Cells(out, tuple(roots), writer=state is None or state.is_main_process), progress, state=state
+    )
 
 
 def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progress: bool = True) -> list[Path]:
@@ -54,8 +55,9 @@ def run(spec_path: str | Path, out: str | Path, shard: str | None = None, progre
     return run_spec(load_spec(spec_path), out, shard, progress)
 
 
-def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bool = True,
-             ctx: Context | None = None) -> list[Path]:
+def run_spec(
+    spec: Spec, out: str | Path, shard: str | None = None, progress: bool = True, ctx: Context | None = None
+) -> list[Path]:
     """`run` for a spec already parsed (`erasekit graph --all` builds its own, and passes the context it reads the
     cells with, so the base model is loaded once)."""
     out = Path(out)
@@ -63,8 +65,10 @@ def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bo
     if out.exists() and not out.is_dir():
         raise ErasekitError(f"bench output {out} is a file")
     if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).exists():
-        raise ErasekitError(f"{out} holds files but is not a bench folder (no {SPEC_FILE}): give a new or empty "
-                            "folder, or a bench folder to extend")
+        raise ErasekitError(
+            f"{out} holds files but is not a bench folder (no {SPEC_FILE}): give a new or empty "
+            "folder, or a bench folder to extend"
+        )
     ctx = ctx or context(spec, out, progress=progress)
     rows = spec.rows()
     check_rows(ctx, rows)
@@ -78,8 +82,10 @@ def run_spec(spec: Spec, out: str | Path, shard: str | None = None, progress: bo
         if ctx.main and progress:
             print(f"bench {spec.name}: {row.label}: {'computed' if computed else 'every cell cached'}", flush=True)
     if n > 1:
-        print(f"bench {spec.name}: shard {i}/{n} finished ({done} of its {len(mine)} rows computed now); when every "
-              f"shard has finished: erasekit bench --collect {out}")
+        print(
+            f"bench {spec.name}: shard {i}/{n} finished ({done} of its {len(mine)} rows computed now); when every "
+            f"shard has finished: erasekit bench --collect {out}"
+        )
         return []
     return write_outputs(ctx, rows) if ctx.main else []
 
@@ -89,8 +95,9 @@ def _write_spec(path: Path, text: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".spec.", suffix=".tmp", delete=False,
-                                     encoding="utf-8") as f:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=".spec.", suffix=".tmp", delete=False, encoding="utf-8"
+    ) as f:
         f.write(text)
     Path(f.name).replace(path)
 
@@ -113,10 +120,17 @@ def write_outputs(ctx: Context, rows) -> list[Path]:
 
     spec, out = ctx.spec, ctx.cells.out
     recs = records(ctx, rows)
-    note = (f"model {spec.model} (fingerprint {ctx.fingerprint}); erasure suite {spec.erasure['n']} images "
-            f"per prompt" + (f"; general set {spec.general['n']} images per prompt" if spec.general else "") +
-            (f"; attacks {', '.join(spec.attacks['names'])} with {spec.attacks['n']} images per adversarial prompt"
-             if spec.attacks else "") + ". Rates in %, [95% Wilson interval], n images.")
+    note = (
+        f"model {spec.model} (fingerprint {ctx.fingerprint}); erasure suite {spec.erasure['n']} images "
+        f"per prompt"
+        + (f"; general set {spec.general['n']} images per prompt" if spec.general else "")
+        + (
+            f"; attacks {', '.join(spec.attacks['names'])} with {spec.attacks['n']} images per adversarial prompt"
+            if spec.attacks
+            else ""
+        )
+        + ". Rates in %, [95% Wilson interval], n images."
+    )
     markdown = to_markdown(f"bench: {spec.name}", recs, note)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -127,18 +141,31 @@ def write_outputs(ctx: Context, rows) -> list[Path]:
             tables.append(("splits", "Over the splits (mean ± std)", heads, body))
         if spec.graph:
             labels, matrix, objects = graph(recs)
-            markdown += "\n## Concept graph (δ = (base − edited acc@1) / 100)\n\n" + "\n".join(
-                ["| row | " + " | ".join(objects) + " |", "|" + "---|" * (len(objects) + 1)] +
-                [f"| {lab} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for lab, row in zip(labels, matrix)]) + "\n"
+            markdown += (
+                "\n## Concept graph (δ = (base − edited acc@1) / 100)\n\n"
+                + "\n".join(
+                    ["| row | " + " | ".join(objects) + " |", "|" + "---|" * (len(objects) + 1)]
+                    + [
+                        f"| {lab} | " + " | ".join(f"{v:.2f}" for v in row) + " |"
+                        for lab, row in zip(labels, matrix, strict=True)
+                    ]
+                )
+                + "\n"
+            )
             if labels:
-                from erasekit.report.plots import graph_heatmap
-
                 import numpy as np
 
+                from erasekit.report.plots import graph_heatmap
+
                 figures.append(("Concept graph", graph_heatmap(np.array(matrix), labels, objects, tmp / "graph.png")))
-        grids = [(concept, "rows: the erased concepts first, then kept ones; columns: seeds",
-                  [(r["method"], out / r["grid"]) for r in recs if r["concept"] == concept])
-                 for concept in dict.fromkeys(r["concept"] for r in recs)]
+        grids = [
+            (
+                concept,
+                "rows: the erased concepts first, then kept ones; columns: seeds",
+                [(r["method"], out / r["grid"]) for r in recs if r["concept"] == concept],
+            )
+            for concept in dict.fromkeys(r["concept"] for r in recs)
+        ]
         report = tmp / "report.html"
         write_bench_report(report, f"bench: {spec.name}", note, tables, grids, figures)
         write_text(tmp / "table.csv", to_csv(recs))
@@ -154,14 +181,13 @@ def _figures(recs: list[dict], tmp: Path) -> list[tuple[str, Path]]:
     from erasekit.report.plots import asr_bars, pareto_scatter
 
     figures = []
-    points = [(f"{r['method']} {r['concept']}", r["esr@1"], r["psr@1"]) for r in recs
-              if "esr@1" in r and r["method"] != NONE]
+    points = [
+        (f"{r['method']} {r['concept']}", r["esr@1"], r["psr@1"]) for r in recs if "esr@1" in r and r["method"] != NONE
+    ]
     if points:
-        figures.append(("ESR-1 against PSR-1, with the Pareto front",
-                        pareto_scatter(points, tmp / "scatter.png")))
+        figures.append(("ESR-1 against PSR-1, with the Pareto front", pareto_scatter(points, tmp / "scatter.png")))
     attacks = [k[4:] for k in recs[0] if k.startswith("asr_") and not k.endswith(("_ci", "_n"))]
     if attacks:
-        bars = {a: [(f"{r['method']} {r['concept']}", r[f"asr_{a}"], *r[f"asr_{a}_ci"]) for r in recs]
-                for a in attacks}
+        bars = {a: [(f"{r['method']} {r['concept']}", r[f"asr_{a}"], *r[f"asr_{a}_ci"]) for r in recs] for a in attacks}
         figures.append(("Attack success rate per attack (95% interval)", asr_bars(bars, tmp / "asr.png")))
     return figures

@@ -16,12 +16,12 @@ import torch
 
 from erasekit.bench.cells import Cells, cell_key
 from erasekit.bench.spec import NONE, Budget, Row, Spec
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import RECORD, Run
 from erasekit.eval.generate import generate_batched, grid, save_image
 from erasekit.methods.concepts import ConceptSet
+from erasekit.models.bundle import Bundle
 
 SUITE_OF = {"object": "world-objects", "style": "world-styles", "mark": "world-implicit"}
 CHECK_SEED = 20_000  # the budget's checks use seeds no suite or attack uses
@@ -59,11 +59,13 @@ def kind_of(row_erase: tuple[str, ...]) -> str:
     kinds = {concept_kind(c) for c in row_erase}
     if None in kinds or "colour" in kinds:
         bad = [c for c in row_erase if concept_kind(c) in (None, "colour")]
-        raise ErasekitError(f"bench: the world judge cannot score the erasure of {', '.join(bad)}: erase objects, "
-                            "a style or 'mark'")
+        raise ErasekitError(
+            f"bench: the world judge cannot score the erasure of {', '.join(bad)}: erase objects, a style or 'mark'"
+        )
     if len(kinds) > 1:
-        raise ErasekitError(f"bench: a row erases one kind of concept; {', '.join(row_erase)} mixes "
-                            f"{', '.join(sorted(kinds))}")
+        raise ErasekitError(
+            f"bench: a row erases one kind of concept; {', '.join(row_erase)} mixes {', '.join(sorted(kinds))}"
+        )
     return kinds.pop()
 
 
@@ -72,8 +74,10 @@ def check_rows(ctx: Context, rows: list[Row]) -> None:
     from erasekit.world import native
 
     if not native.owns(ctx.base):
-        raise ErasekitError(f"bench: {ctx.spec.model} is not the miniature; the bench's suites are scored by the world "
-                            "judge (on real models run `erasekit evaluate` and `erasekit attack` per edit)")
+        raise ErasekitError(
+            f"bench: {ctx.spec.model} is not the miniature; the bench's suites are scored by the world "
+            "judge (on real models run `erasekit evaluate` and `erasekit attack` per edit)"
+        )
     for row in rows:
         kind_of(row.erase)
         if row.method.name != NONE:
@@ -119,8 +123,14 @@ def _erasure_key(ctx: Context, row: Row, fingerprint: str) -> str:
     if row.method.name == NONE:
         return cell_key("base", base=fingerprint)
     budget = row.method.budget.as_dict() if row.method.budget else None
-    return cell_key("erase", base=fingerprint, method=row.method.name,
-                    config=asdict(erasure_config(ctx, row)), concepts=concept_set(row).as_dict(), budget=budget)
+    return cell_key(
+        "erase",
+        base=fingerprint,
+        method=row.method.name,
+        config=asdict(erasure_config(ctx, row)),
+        concepts=concept_set(row).as_dict(),
+        budget=budget,
+    )
 
 
 def _check_images(concept: str, n: int, prompts: str = "captions") -> tuple[list[str], list[int]]:
@@ -133,7 +143,7 @@ def _check_images(concept: str, n: int, prompts: str = "captions") -> tuple[list
     if prompts == "suite":
         kind = kind_of((concept,))
         ps = suite_prompts(SUITE_OF[kind], SuiteRun())
-        texts = [p for p, lab in zip(ps.prompts, ps.labels) if kind == "mark" or lab.get(kind) == concept]
+        texts = [p for p, lab in zip(ps.prompts, ps.labels, strict=True) if kind == "mark" or lab.get(kind) == concept]
         stride = max(1, len(texts) // n)  # spread over the suite's objects where it has several prompts per concept
     else:
         texts, stride = [p for p, _ in concept_prompts(concept)], 1  # as every cell before `prompts` was checked
@@ -158,9 +168,16 @@ def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: lis
         with torch.no_grad():
             for name, p in params.items():
                 weights[name].copy_(p.detach())
-            seen = [detectors[c](generate_batched(probe, *inputs[c], steps=run.get("steps", 25),
-                                                  guidance=run.get("guidance", 5.0), split=False)).bool().numpy()
-                    for c in row.erase]
+            seen = [
+                detectors[c](
+                    generate_batched(
+                        probe, *inputs[c], steps=run.get("steps", 25), guidance=run.get("guidance", 5.0), split=False
+                    )
+                )
+                .bool()
+                .numpy()
+                for c in row.erase
+            ]
         esr = float(100 - np.concatenate(seen).mean() * 100)
         checks.append([step + 1, round(esr, 4)])
         clock.append(time.perf_counter() - started)
@@ -191,18 +208,27 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
     until = budget_rule(ctx, row, budget, checks, clock) if budget else None
     work = folder.with_name(folder.name + ".partial")
     started = time.perf_counter()
-    edit = spec.erase(ctx.base, concepts, config,
-                      Run(work=work, resume=True, progress=ctx.progress, scorer=scorer, until=until))
+    edit = spec.erase(
+        ctx.base, concepts, config, Run(work=work, resume=True, progress=ctx.progress, scorer=scorer, until=until)
+    )
     seconds = time.perf_counter() - started
     if folder.exists():  # an edit without its cell: a run killed between the two
         shutil.rmtree(folder)
     edit.save(folder, files=tuple(sorted((work / RECORD).glob("*"))))
     shutil.rmtree(work, ignore_errors=True)
     iterations = edit.metrics.get("iterations_run", getattr(config, "iterations", None))
-    cell = {"method": row.method.name, "label": row.method.label, "config": asdict(config),
-            "concepts": concepts.as_dict(), "iterations": iterations, "seconds": seconds,
-            "check_seconds": float(sum(clock)), "budget": budget.as_dict() if budget else None, "checks": checks,
-            "reached": bool(checks and checks[-1][1] >= budget.esr) if budget else None}
+    cell = {
+        "method": row.method.name,
+        "label": row.method.label,
+        "config": asdict(config),
+        "concepts": concepts.as_dict(),
+        "iterations": iterations,
+        "seconds": seconds,
+        "check_seconds": float(sum(clock)),
+        "budget": budget.as_dict() if budget else None,
+        "checks": checks,
+        "reached": bool(checks and checks[-1][1] >= budget.esr) if budget else None,
+    }
     cell = ctx.cells.put(key, cell)
     ctx.sync()
     return edit.apply(ctx.base), cell
@@ -211,13 +237,18 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
 def _suite_run(settings: dict, progress: bool):
     from erasekit.eval.suites import SuiteRun
 
-    return SuiteRun(n=int(settings["n"]), steps=int(settings.get("steps", 25)),
-                    guidance=float(settings.get("guidance", 5.0)), progress=progress)
+    return SuiteRun(
+        n=int(settings["n"]),
+        steps=int(settings.get("steps", 25)),
+        guidance=float(settings.get("guidance", 5.0)),
+        progress=progress,
+    )
 
 
 def suite_key(ctx: Context, row: Row, ekey: str) -> str:
-    return cell_key("suite", erasure=ekey, suite=SUITE_OF[kind_of(row.erase)], run=ctx.spec.erasure,
-                    erased=list(row.erase))
+    return cell_key(
+        "suite", erasure=ekey, suite=SUITE_OF[kind_of(row.erase)], run=ctx.spec.erasure, erased=list(row.erase)
+    )
 
 
 def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
@@ -225,15 +256,24 @@ def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
 
     suite = SUITE_OF[kind_of(row.erase)]
     erased = [] if suite == "world-implicit" else list(row.erase)
-    result = evaluate(model, suite, _suite_run(ctx.spec.erasure, ctx.progress), erased=erased,
-                      desc=f"{row.label}: {suite}")
+    result = evaluate(
+        model, suite, _suite_run(ctx.spec.erasure, ctx.progress), erased=erased, desc=f"{row.label}: {suite}"
+    )
     order = list(dict.fromkeys(result.concepts))
     order = ([c for c in order if c in erased] + [c for c in order if c not in erased])[:GRID_CONCEPTS]
     idx = [i for c in order for i in [j for j, label in enumerate(result.concepts) if label == c][:GRID_SEEDS]]
     if ctx.main:
         save_image(grid(result.images[idx], nrow=min(GRID_SEEDS, len(idx))), ctx.cells.path(key, ".png"))
-    return ctx.cells.put(key, {"suite": suite, "metrics": result.metrics, "per_concept": result.per_concept,
-                               "n_images": len(result.concepts), "grid": order})
+    return ctx.cells.put(
+        key,
+        {
+            "suite": suite,
+            "metrics": result.metrics,
+            "per_concept": result.per_concept,
+            "n_images": len(result.concepts),
+            "grid": order,
+        },
+    )
 
 
 def general_key(ctx: Context, ekey: str, base: bool) -> str:
@@ -258,27 +298,49 @@ def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
     if ctx.main:
         with atomic_path(ctx.cells.path(key, ".safetensors")) as tmp:
             save_file({"features": features}, str(tmp))
-    return ctx.cells.put(key, {"attribute_agreement": result.metrics["attribute_agreement"],
-                               "n_per_prompt": settings["n"], "n_images": len(features)})
+    return ctx.cells.put(
+        key,
+        {
+            "attribute_agreement": result.metrics["attribute_agreement"],
+            "n_per_prompt": settings["n"],
+            "n_images": len(features),
+        },
+    )
 
 
 def attack_config(ctx: Context, name: str):
     from erasekit.attacks import registry as attacks
 
-    return attacks.build_config(attacks.get(name), values=dict(ctx.spec.attacks.get("set") or {}).get(name),
-                                preset=ctx.base.preset)
+    return attacks.build_config(
+        attacks.get(name), values=dict(ctx.spec.attacks.get("set") or {}).get(name), preset=ctx.base.preset
+    )
 
 
 def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
     a = ctx.spec.attacks
-    return cell_key("attack", erasure=ekey, attack=name, config=asdict(attack_config(ctx, name)), concept=concept,
-                    n=a["n"], limit=a["limit"], steps=a["steps"], guidance=a["guidance"])
+    return cell_key(
+        "attack",
+        erasure=ekey,
+        attack=name,
+        config=asdict(attack_config(ctx, name)),
+        concept=concept,
+        n=a["n"],
+        limit=a["limit"],
+        steps=a["steps"],
+        guidance=a["guidance"],
+    )
 
 
 def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str]) -> None:
     from erasekit.attacks import registry as attacks
-    from erasekit.eval.attack import (MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack,
-                                      goal_prompts)
+    from erasekit.eval.attack import (
+        MODEL_AGNOSTIC,
+        AttackRun,
+        build_goal,
+        concept_detector,
+        evaluate_attack,
+        goal_prompts,
+    )
 
     a = ctx.spec.attacks
     run = AttackRun(n=int(a["n"]), steps=int(a["steps"]), guidance=float(a["guidance"]), progress=ctx.progress)
@@ -303,12 +365,31 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
             ev = evaluate_attack(result, goal, model, ctx.base, run, base_images=base_images)
             base_images = ev.base_images
             m = ev.metrics
-            ctx.cells.put(key, {"attack": name, "concept": concept, "prompts": len(prompts),
-                                "seconds": result.seconds, **{k: m[k] for k in ATTACK_FIGURES}})
+            ctx.cells.put(
+                key,
+                {
+                    "attack": name,
+                    "concept": concept,
+                    "prompts": len(prompts),
+                    "seconds": result.seconds,
+                    **{k: m[k] for k in ATTACK_FIGURES},
+                },
+            )
 
 
-ATTACK_FIGURES = ("asr", "asr_ci", "asr_n", "pre_attack_rate", "pre_attack_rate_ci", "pre_attack_rate_n", "base_rate",
-                  "base_rate_ci", "base_rate_n", "asr_prompts", "asr_prompts_n")
+ATTACK_FIGURES = (
+    "asr",
+    "asr_ci",
+    "asr_n",
+    "pre_attack_rate",
+    "pre_attack_rate_ci",
+    "pre_attack_rate_n",
+    "base_rate",
+    "base_rate_ci",
+    "base_rate_n",
+    "asr_prompts",
+    "asr_prompts_n",
+)
 
 
 def row_keys(ctx: Context, row: Row) -> dict:

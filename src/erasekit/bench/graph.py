@@ -50,8 +50,9 @@ class FullGraph:
     edits: dict  # concept -> the folder of the edit that erased it (the bench's cached erasure)
 
 
-def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "mini",
-                progress: bool = True) -> dict[str, FullGraph]:
+def full_graphs(
+    methods: list[str], out: str | Path, n: int = 16, model: str = "mini", progress: bool = True
+) -> dict[str, FullGraph]:
     """The full graph of each method (erasures cached in the bench folder `out`), with its properties."""
     spec = parse_spec(SPEC.format(model=model, methods=", ".join(methods), n=n), "graph --all")
     ctx = context(spec, Path(out), progress=progress)
@@ -70,24 +71,37 @@ def full_graphs(methods: list[str], out: str | Path, n: int = 16, model: str = "
         by_erased = {erased: row for m, erased, row in deltas if m == method}
         delta = np.array([by_erased[c] for c in concepts])
         edits = {row.erase[0]: ctx.cells.edit_dir(erasure_key(ctx, row)) for row in rows if row.method.label == method}
-        graphs[method] = FullGraph(method, list(concepts), delta, g0, distance, per_concept,
-                                   graph_properties(delta, g0, distance, per_concept, concepts), edits)
+        graphs[method] = FullGraph(
+            method,
+            list(concepts),
+            delta,
+            g0,
+            distance,
+            per_concept,
+            graph_properties(delta, g0, distance, per_concept, concepts),
+            edits,
+        )
     return graphs
 
 
 def properties_table(graphs: dict[str, FullGraph]) -> str:
     """One markdown row per method: the three properties as numbers."""
-    lines = ["| method | mean δ off-diagonal | locality ρ(δ, d) [95% CI] (rows < 0) | asymmetry mean |Δij − Δji| "
-             "(noise floor; pairs beyond noise) | abnormal concepts (ρ(G_0, column δ)) |", "|---|---|---|---|---|"]
+    lines = [
+        "| method | mean δ off-diagonal | locality ρ(δ, d) [95% CI] (rows < 0) | asymmetry mean |Δij − Δji| "
+        "(noise floor; pairs beyond noise) | abnormal concepts (ρ(G_0, column δ)) |",
+        "|---|---|---|---|---|",
+    ]
     for m, g in graphs.items():
         p = g.properties
         loc, asym, ab = p["locality"], p["asymmetry"], p["abnormal"]
         lo, hi = loc["interval"]
-        lines.append(f"| {m} | {p['mean_off_diagonal_delta']:.3f} | {loc['spearman_delta_distance']:.2f} "
-                     f"[{lo:.2f}, {hi:.2f}] ({loc['rows_negative']}/{loc['rows_defined']}) | "
-                     f"{asym['mean_abs_difference']:.3f} ({asym['noise_floor']:.3f}; "
-                     f"{len(asym['pairs_beyond_noise'])}/{asym['pairs']}) | "
-                     f"{', '.join(ab['concepts']) or 'none'} ({ab['spearman_g0_column_delta']:.2f}) |")
+        lines.append(
+            f"| {m} | {p['mean_off_diagonal_delta']:.3f} | {loc['spearman_delta_distance']:.2f} "
+            f"[{lo:.2f}, {hi:.2f}] ({loc['rows_negative']}/{loc['rows_defined']}) | "
+            f"{asym['mean_abs_difference']:.3f} ({asym['noise_floor']:.3f}; "
+            f"{len(asym['pairs_beyond_noise'])}/{asym['pairs']}) | "
+            f"{', '.join(ab['concepts']) or 'none'} ({ab['spearman_g0_column_delta']:.2f}) |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -104,8 +118,17 @@ def write_graphs(graphs: dict[str, FullGraph], out: str | Path) -> list[Path]:
             graph_heatmap(g.delta, [f"{m}: erase {c}" for c in g.concepts], g.concepts, Path(tmp) / "graph.png")
             os.replace(Path(tmp) / "graph.png", out / f"graph-{m}.png")
             written += [out / f"graph-{m}.csv", out / f"graph-{m}.png"]
-    data = {m: {"concepts": g.concepts, "delta": g.delta.round(4).tolist(), "g0": g.g0.tolist(), "n": g.n,
-                "distance": g.distance.round(4).tolist(), "properties": g.properties} for m, g in graphs.items()}
+    data = {
+        m: {
+            "concepts": g.concepts,
+            "delta": g.delta.round(4).tolist(),
+            "g0": g.g0.tolist(),
+            "n": g.n,
+            "distance": g.distance.round(4).tolist(),
+            "properties": g.properties,
+        }
+        for m, g in graphs.items()
+    }
     written.append(write_text(out / "properties.json", json.dumps(data, indent=2)))
     written.append(write_text(out / "properties.md", properties_table(graphs)))
     return written

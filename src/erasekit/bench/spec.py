@@ -103,8 +103,9 @@ def _mapping(value, where: str, keys) -> dict:
         raise ErasekitError(f"bench spec: {where} must be a mapping, got {value!r}")
     unknown = [k for k in value if k not in keys]
     if unknown:
-        raise ErasekitError(f"bench spec: unknown key(s) in {where}: {', '.join(map(str, unknown))}; "
-                            f"valid: {', '.join(keys)}")
+        raise ErasekitError(
+            f"bench spec: unknown key(s) in {where}: {', '.join(map(str, unknown))}; valid: {', '.join(keys)}"
+        )
     return value
 
 
@@ -114,8 +115,9 @@ def _positive(value, where: str, kind=int):
     except (TypeError, ValueError):
         raise ErasekitError(f"bench spec: {where} must be a number, got {value!r}") from None
     if number <= 0 or (kind is int and number != value):
-        raise ErasekitError(f"bench spec: {where} must be a positive {'integer' if kind is int else 'number'}, "
-                            f"got {value!r}")
+        raise ErasekitError(
+            f"bench spec: {where} must be a positive {'integer' if kind is int else 'number'}, got {value!r}"
+        )
     return number
 
 
@@ -148,8 +150,9 @@ def _method(entry, default_budget: Budget | None, where: str) -> MethodSpec:
     trains = "iterations" in spec.config.__dataclass_fields__
     if budget is not None and not trains:
         if "budget" in entry:
-            raise ErasekitError(f"bench spec: {where}: method {spec.name} does not train for iterations, so a budget "
-                                "cannot apply to it")
+            raise ErasekitError(
+                f"bench spec: {where}: method {spec.name} does not train for iterations, so a budget cannot apply to it"
+            )
         budget = None  # the spec-wide budget skips closed-form methods
     if budget is not None and "iterations" in values:
         raise ErasekitError(f"bench spec: {where}: give either set.iterations or a budget (its max), not both")
@@ -211,8 +214,14 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             _positive(v, f"{where}.{k}", float if k == "guidance" else int)
     attacks = None
     if raw.get("attacks"):
-        attacks = {"n": 8, "limit": None, "steps": 25, "guidance": 5.0, "set": {},
-                   **_mapping(raw["attacks"], "attacks", ATTACK_KEYS)}
+        attacks = {
+            "n": 8,
+            "limit": None,
+            "steps": 25,
+            "guidance": 5.0,
+            "set": {},
+            **_mapping(raw["attacks"], "attacks", ATTACK_KEYS),
+        }
         names = attacks.get("names")
         if not isinstance(names, list) or not names:
             raise ErasekitError("bench spec: attacks.names must be a non-empty list")
@@ -228,8 +237,17 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             raise ErasekitError(f"bench spec: attacks.set names attacks the spec does not run: {', '.join(bad)}")
         if attacks["limit"] is not None:
             _positive(attacks["limit"], "attacks.limit")
-    return Spec(str(raw.get("name") or Path(source).stem), str(raw.get("model") or "mini"), methods, concepts,
-                erasure, general, attacks, bool(raw.get("graph", False)), text)
+    return Spec(
+        str(raw.get("name") or Path(source).stem),
+        str(raw.get("model") or "mini"),
+        methods,
+        concepts,
+        erasure,
+        general,
+        attacks,
+        bool(raw.get("graph", False)),
+        text,
+    )
 
 
 def load_spec(path: str | Path) -> Spec:

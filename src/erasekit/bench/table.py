@@ -20,8 +20,11 @@ from erasekit.bench.spec import NONE, Row
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M
 
-RATES = {"object": ("esr@1", "esr@5", "psr@1", "psr@5"), "style": ("esr@1", "esr@5", "psr@1", "psr@5"),
-         "mark": ("mark_rate",)}
+RATES = {
+    "object": ("esr@1", "esr@5", "psr@1", "psr@5"),
+    "style": ("esr@1", "esr@5", "psr@1", "psr@5"),
+    "mark": ("mark_rate",),
+}
 BOOTSTRAP = 100
 
 
@@ -37,8 +40,10 @@ def _distances(edit: np.ndarray, reference: np.ndarray) -> dict:
     for every row of the table), so that its cubic kernel sees values of order one; FJD uses them as they are."""
     mean, std = reference.mean(0), reference.std(0) + 1e-6
     out = {}
-    for name, fn, scale, (x, y) in (("kid_x1e3", M.kid, 1e3, ((edit - mean) / std, (reference - mean) / std)),
-                                    ("fjd", M.frechet_distance, 1.0, (edit, reference))):
+    for name, fn, scale, (x, y) in (
+        ("kid_x1e3", M.kid, 1e3, ((edit - mean) / std, (reference - mean) / std)),
+        ("fjd", M.frechet_distance, 1.0, (edit, reference)),
+    ):
         low, high = M.bootstrap(fn, x, y, resamples=BOOTSTRAP, seed=0)
         out[name], out[f"{name}_ci"] = fn(x, y) * scale, [low * scale, high * scale]
     return out
@@ -58,8 +63,10 @@ def records(ctx: Context, rows: list[Row]) -> list[dict]:
     absent = [(row.label, k) for row, keys in keyed for k in missing(ctx, keys)]
     if absent:
         first = ", ".join(sorted({label for label, _ in absent})[:4])
-        raise ErasekitError(f"bench {ctx.cells.out}: {len(absent)} cell(s) are missing (rows {first}...): run the "
-                            "shards that hold them, then collect again")
+        raise ErasekitError(
+            f"bench {ctx.cells.out}: {len(absent)} cell(s) are missing (rows {first}...): run the "
+            "shards that hold them, then collect again"
+        )
     base_general = None
     if ctx.spec.general:
         base_key = next(keys["general"] for row, keys in keyed if row.method.name == NONE)
@@ -77,8 +84,13 @@ def records(ctx: Context, rows: list[Row]) -> list[dict]:
 def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) -> dict:
     cells = ctx.cells
     erasure = cells.get(keys["erasure"]) or {}
-    rec: dict = {"method": row.method.label, "concept": row.concept, "erased": "+".join(row.erase),
-                 "kind": kind_of(row.erase), "iterations": erasure.get("iterations")}
+    rec: dict = {
+        "method": row.method.label,
+        "concept": row.concept,
+        "erased": "+".join(row.erase),
+        "kind": kind_of(row.erase),
+        "iterations": erasure.get("iterations"),
+    }
     budget = erasure.get("budget")
     rec["budget"] = f"ESR-1>={budget['esr']:g} every {budget['every']} to {budget['max']}" if budget else None
     rec["reached"] = erasure.get("reached")
@@ -86,13 +98,17 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
     m = suite["metrics"]
     if rec["kind"] == "mark":
         rec["mark_rate"], rec["mark_rate_ci"], rec["mark_rate_n"] = (
-            m["implicit_rate"], M.wilson(m["implicit_rate"], suite["n_images"]), suite["n_images"])
+            m["implicit_rate"],
+            M.wilson(m["implicit_rate"], suite["n_images"]),
+            suite["n_images"],
+        )
     else:
         for name in RATES[rec["kind"]]:
             rec[name], rec[f"{name}_ci"] = m[name], m[f"{name}_ci"]
             rec[f"{name}_n"] = m[f"{name.split('@')[0]}_n"]
-        rec["psr@1_of_base"] = 100.0 * m["psr@1"] / base_suite["metrics"]["psr@1"] if base_suite["metrics"][
-            "psr@1"] else None
+        rec["psr@1_of_base"] = (
+            100.0 * m["psr@1"] / base_suite["metrics"]["psr@1"] if base_suite["metrics"]["psr@1"] else None
+        )
     if base_general is not None:
         general = cells.get(keys["general"])
         edit = base_general[0] if row.method.name == NONE else _features(cells, keys["general"])
@@ -115,6 +131,7 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
 
 
 # ---- columns: (header, record key, kind of value) ----
+
 
 def columns(recs: list[dict]) -> list[str]:
     """The CSV's columns: every figure the records have, in a fixed order (intervals as _lo/_hi)."""
@@ -140,8 +157,8 @@ def columns(recs: list[dict]) -> list[str]:
 
 def _value(rec: dict, col: str):
     for suffix, i in (("_lo", 0), ("_hi", 1)):
-        if col.endswith(suffix) and f"{col[:-len(suffix)]}_ci" in rec:
-            return rec[f"{col[:-len(suffix)]}_ci"][i]
+        if col.endswith(suffix) and f"{col[: -len(suffix)]}_ci" in rec:
+            return rec[f"{col[: -len(suffix)]}_ci"][i]
     return rec.get(col)
 
 
@@ -181,12 +198,34 @@ def shown(rec: dict, name: str, digits: int = 1) -> str:
 def display(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The headline table: headers and text cells (what table.md and report.html show)."""
     heads = ["method", "concept", "iterations"]
-    names = [n for n in ("esr@1", "esr@5", "psr@1", "psr@5", "psr@1_of_base", "mark_rate", "kid_x1e3", "fjd",
-                         "attribute_agreement") if any(n in r for r in recs)]
+    names = [
+        n
+        for n in (
+            "esr@1",
+            "esr@5",
+            "psr@1",
+            "psr@5",
+            "psr@1_of_base",
+            "mark_rate",
+            "kid_x1e3",
+            "fjd",
+            "attribute_agreement",
+        )
+        if any(n in r for r in recs)
+    ]
     attacks = [k for k in recs[0] if k.startswith("asr_") and not k.endswith(("_ci", "_n"))]
-    labels = {"esr@1": "ESR-1", "esr@5": "ESR-5", "psr@1": "PSR-1", "psr@5": "PSR-5", "psr@1_of_base": "PSR-1 % base",
-              "mark_rate": "mark rate", "kid_x1e3": "KID×10³", "fjd": "FJD", "attribute_agreement": "attributes",
-              "pre_attack": "pre-attack"}
+    labels = {
+        "esr@1": "ESR-1",
+        "esr@5": "ESR-5",
+        "psr@1": "PSR-1",
+        "psr@5": "PSR-5",
+        "psr@1_of_base": "PSR-1 % base",
+        "mark_rate": "mark rate",
+        "kid_x1e3": "KID×10³",
+        "fjd": "FJD",
+        "attribute_agreement": "attributes",
+        "pre_attack": "pre-attack",
+    }
     heads += [labels[n] for n in names] + [f"ASR {a[4:]}" for a in attacks]
     heads += ["pre-attack"] if attacks else []
     heads += ["s (method)"]
@@ -212,13 +251,25 @@ def split_summary(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
         rows = [r for r in recs if r["method"] == method and r["concept"].startswith("split") and "esr@1" in r]
         if not rows:
             continue
-        stat = {k: f"{np.mean([r[k] for r in rows]):.1f} ± {np.std([r[k] for r in rows]):.1f}"
-                for k in ("esr@1", "esr@5", "psr@1", "psr@5")}
+        stat = {
+            k: f"{np.mean([r[k] for r in rows]):.1f} ± {np.std([r[k] for r in rows]):.1f}"
+            for k in ("esr@1", "esr@5", "psr@1", "psr@5")
+        }
         its = [r["iterations"] for r in rows if r.get("iterations") is not None]
         iterations = f"{np.mean(its):.0f} ({min(its)}–{max(its)})" if its else "–"
         reached = [r["reached"] for r in rows if r.get("reached") is not None]
-        body.append([method, str(len(rows)), stat["esr@1"], stat["esr@5"], stat["psr@1"], stat["psr@5"], iterations,
-                     f"{sum(reached)}/{len(reached)}" if reached else "–"])
+        body.append(
+            [
+                method,
+                str(len(rows)),
+                stat["esr@1"],
+                stat["esr@5"],
+                stat["psr@1"],
+                stat["psr@5"],
+                iterations,
+                f"{sum(reached)}/{len(reached)}" if reached else "–",
+            ]
+        )
     return heads, body
 
 
@@ -228,9 +279,15 @@ def graph_rows(recs: list[dict]) -> list[tuple[str, str, list[float]]]:
     from erasekit.world.render import OBJECTS
 
     base = {r["concept"]: r["per_concept"] for r in recs if r["method"] == NONE}
-    return [(r["method"], r["erased"],
-             [(base[r["concept"]][o]["acc@1"] - r["per_concept"][o]["acc@1"]) / 100 for o in OBJECTS])
-            for r in recs if r["method"] != NONE and r["kind"] == "object" and "+" not in r["erased"]]
+    return [
+        (
+            r["method"],
+            r["erased"],
+            [(base[r["concept"]][o]["acc@1"] - r["per_concept"][o]["acc@1"]) / 100 for o in OBJECTS],
+        )
+        for r in recs
+        if r["method"] != NONE and r["kind"] == "object" and "+" not in r["erased"]
+    ]
 
 
 def graph(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
@@ -243,8 +300,10 @@ def graph(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
 
 def to_markdown(title: str, recs: list[dict], note: str = "") -> str:
     def table(heads, body):
-        return "\n".join(["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)] +
-                         ["| " + " | ".join(row) + " |" for row in body])
+        return "\n".join(
+            ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+            + ["| " + " | ".join(row) + " |" for row in body]
+        )
 
     parts = [f"# {title}", "", note, "", table(*display(recs))]
     heads, body = split_summary(recs)
@@ -253,7 +312,10 @@ def to_markdown(title: str, recs: list[dict], note: str = "") -> str:
     base = [r for r in recs if r["method"] == NONE and "fjd" in r][:1]
     if base:
         b = base[0]
-        parts += ["", f"Base model's split-half distance (general set, {b['general_n']} images per half): "
-                      f"KID×10³ {shown(b, 'kid_x1e3', 2)}, FJD {shown(b, 'fjd')}. A row's KID/FJD is read "
-                      "against it: a difference inside it is sampling noise."]
+        parts += [
+            "",
+            f"Base model's split-half distance (general set, {b['general_n']} images per half): "
+            f"KID×10³ {shown(b, 'kid_x1e3', 2)}, FJD {shown(b, 'fjd')}. A row's KID/FJD is read "
+            "against it: a difference inside it is sampling noise.",
+        ]
     return "\n".join(parts) + "\n"

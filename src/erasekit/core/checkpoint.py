@@ -16,8 +16,13 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, write_text
 
 
-def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
-                    step: int, meta: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    meta: dict | None = None,
+) -> None:
     """Write `path`.safetensors and `path`.json atomically (temporary names, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,8 +43,9 @@ def save_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optim
     write_text(path.with_suffix(".json"), json.dumps(info))
 
 
-def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
-                    optimizer: torch.optim.Optimizer | None) -> tuple[int, dict]:
+def load_checkpoint(
+    path: str | Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None
+) -> tuple[int, dict]:
     """Restore modules (and optimizer) in place; returns (step, meta)."""
     path = Path(path)
     try:
@@ -49,7 +55,7 @@ def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module],
         raise ErasekitError(f"cannot resume from checkpoint {path}: {type(exc).__name__}: {exc}") from None
     for name, module in modules.items():
         prefix = f"{name}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     if optimizer is not None and "optim" in info:
         state: dict = {}
         for key, v in tensors.items():

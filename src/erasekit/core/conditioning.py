@@ -30,10 +30,11 @@ class Conditioning:
         if self.tokens.dim() != 3:
             raise ValueError(f"conditioning tokens must be [B, L, D], got shape {tuple(self.tokens.shape)}")
         if self.pooled is not None and (self.pooled.dim() != 2 or len(self.pooled) != len(self.tokens)):
-            raise ValueError(f"pooled conditioning must be [B, P] with B = {len(self.tokens)}, got "
-                             f"{tuple(self.pooled.shape)}")
+            raise ValueError(
+                f"pooled conditioning must be [B, P] with B = {len(self.tokens)}, got {tuple(self.pooled.shape)}"
+            )
 
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Conditioning":
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Conditioning:
         """The same operation on every tensor it holds (each keeps its batch dimension first)."""
         return Conditioning(fn(self.tokens), None if self.pooled is None else fn(self.pooled))
 
@@ -41,7 +42,7 @@ class Conditioning:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
-    def __getitem__(self, index) -> "Conditioning":
+    def __getitem__(self, index) -> Conditioning:
         """Rows of the batch: an int gives a batch of one (prompt `index`), a slice, list or tensor those rows."""
         if isinstance(index, int):
             if not -len(self) <= index < len(self):
@@ -53,21 +54,21 @@ class Conditioning:
         """Each prompt's conditioning, a batch of one."""
         return (self[i] for i in range(len(self)))
 
-    def expand(self, batch: int) -> "Conditioning":
+    def expand(self, batch: int) -> Conditioning:
         """A batch of one, `batch` times (views, as `tensor.expand`)."""
         if len(self) != 1:
             raise ValueError(f"expand repeats a batch of one, not of {len(self)}")
         return self.map(lambda x: x.expand(batch, *x.shape[1:]))
 
-    def repeat(self, times: int) -> "Conditioning":
+    def repeat(self, times: int) -> Conditioning:
         """The whole batch `times` times over, in order (as `tensor.repeat` along the batch)."""
         return self.map(lambda x: x.repeat(times, *([1] * (x.dim() - 1))))
 
-    def repeat_interleave(self, times: int) -> "Conditioning":
+    def repeat_interleave(self, times: int) -> Conditioning:
         return self.map(lambda x: x.repeat_interleave(times, dim=0))
 
     @staticmethod
-    def cat(items: Sequence["Conditioning"]) -> "Conditioning":
+    def cat(items: Sequence[Conditioning]) -> Conditioning:
         """The batches one after the other (all with a pooled vector, or none)."""
         pooled = [c.pooled for c in items]
         if any(p is None for p in pooled) and not all(p is None for p in pooled):
@@ -91,30 +92,31 @@ class Conditioning:
     def width(self) -> int:
         return self.tokens.shape[2]
 
-    def to(self, *args, **kwargs) -> "Conditioning":
+    def to(self, *args, **kwargs) -> Conditioning:
         return self.map(lambda x: x.to(*args, **kwargs))
 
-    def detach(self) -> "Conditioning":
+    def detach(self) -> Conditioning:
         return self.map(torch.Tensor.detach)
 
-    def clone(self) -> "Conditioning":
+    def clone(self) -> Conditioning:
         return self.map(torch.Tensor.clone)
 
-    def scaled(self, factor: float) -> "Conditioning":
+    def scaled(self, factor: float) -> Conditioning:
         """factor · c, every part of it (Dark Miner's 0·c and −c)."""
         return self.map(lambda x: factor * x)
 
-    def with_tokens(self, tokens: torch.Tensor) -> "Conditioning":
+    def with_tokens(self, tokens: torch.Tensor) -> Conditioning:
         """The same pooled vector with other per-token states (a key spliced in, a mined or truncated sequence)."""
         return replace(self, tokens=tokens)
 
-    def first(self, length: int) -> "Conditioning":
+    def first(self, length: int) -> Conditioning:
         """The first `length` token positions (Dark Miner's short embeddings), the pooled vector unchanged."""
         return self.with_tokens(self.tokens[:, :length])
 
     @staticmethod
-    def mix(weights: torch.Tensor, items: "Conditioning") -> "Conditioning":
+    def mix(weights: torch.Tensor, items: Conditioning) -> Conditioning:
         """Σ_j w_j c_j over the batch of `items`, differentiable in `weights` [R] (AP/AGE's searched concept)."""
+
         def weigh(x):
             return torch.einsum("r,r...->...", weights.to(x.device, x.dtype), x)[None]
 

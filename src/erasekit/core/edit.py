@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from erasekit import __version__
 from erasekit.core.errors import ErasekitError
-from erasekit.core.files import atomic_dir, atomic_path, check_output
+from erasekit.core.files import atomic_dir
 from erasekit.core.sampler import Sampling
 
 MANIFEST = "manifest.json"
@@ -47,7 +47,7 @@ class Edit:
     lora_scale: float = 1.0
     sampling: dict = field(default_factory=dict)  # kind "sampler": the negative prompt / SLD settings
     metrics: dict = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     erasekit_version: str = __version__
 
     def __post_init__(self):
@@ -59,11 +59,14 @@ class Edit:
             Sampling.from_dict(self.sampling)  # refuses unknown or invalid settings
 
     @classmethod
-    def from_changes(cls, base, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict,
-                     **kwargs) -> "Edit":
+    def from_changes(
+        cls, base, tensors: dict[str, torch.Tensor], method: str, config, concepts: dict, **kwargs
+    ) -> Edit:
         """An edit of `base` from new tensor values named `component.parameter`."""
         config = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
-        tensors = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in tensors.items()}
+        tensors = {
+            k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in tensors.items()
+        }
         where = {"source": base.source, "fingerprint": base.fingerprint(), "family": base.family}
         if base.resolution is not None:  # drawn at another size than the model's own while it was made
             where["resolution"] = base.image_size
@@ -84,10 +87,17 @@ class Edit:
     # ---- files ------------------------------------------------------------------------------------
     def manifest(self) -> dict:
         return {
-            "erasekit_version": self.erasekit_version, "method": self.method, "config": self.config,
-            "concepts": self.concepts, "base": self.base, "kind": self.kind, "lora_scale": self.lora_scale,
+            "erasekit_version": self.erasekit_version,
+            "method": self.method,
+            "config": self.config,
+            "concepts": self.concepts,
+            "base": self.base,
+            "kind": self.kind,
+            "lora_scale": self.lora_scale,
             "tensors": {k: list(v.shape) for k, v in sorted(self.tensors.items())},
-            "created": self.created, "metrics": self.metrics, **({"sampling": self.sampling} if self.sampling else {}),
+            "created": self.created,
+            "metrics": self.metrics,
+            **({"sampling": self.sampling} if self.sampling else {}),
         }
 
     def save(self, out: str | Path, overwrite: bool = False, files: tuple[Path, ...] = ()) -> Path:
@@ -102,7 +112,7 @@ class Edit:
         return Path(out)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Edit":
+    def load(cls, path: str | Path) -> Edit:
         """Read and validate an edit folder; every problem is one ErasekitError naming it."""
         path = Path(path)
         if not path.is_dir():
@@ -129,9 +139,13 @@ class Edit:
             diff = sorted(set(listed.items()) ^ set(stored.items()))[:3]
             raise ErasekitError(f"edit {path}: {TENSORS} does not hold the tensors {MANIFEST} lists (e.g. {diff})")
         known = {k: manifest[k] for k in REQUIRED if k != "tensors"}
-        return cls(tensors=tensors, metrics=manifest.get("metrics", {}),
-                   lora_scale=float(manifest.get("lora_scale", 1.0)), sampling=manifest.get("sampling") or {},
-                   **known)
+        return cls(
+            tensors=tensors,
+            metrics=manifest.get("metrics", {}),
+            lora_scale=float(manifest.get("lora_scale", 1.0)),
+            sampling=manifest.get("sampling") or {},
+            **known,
+        )
 
     # ---- applying ---------------------------------------------------------------------------------
     def _targets(self) -> dict[str, tuple[str, ...]]:
@@ -147,8 +161,10 @@ class Edit:
         """Refuse a base this edit was not made for: other fingerprint, unknown tensor, other shape."""
         family = self.base.get("family")  # edits made before model families were recorded have none
         if family is not None and family != bundle.family:
-            raise ErasekitError(f"edit was made for an {family} model, and {bundle.source!r} is {bundle.family}: an "
-                                "edit names tensors of its own family's components")
+            raise ErasekitError(
+                f"edit was made for an {family} model, and {bundle.source!r} is {bundle.family}: an "
+                "edit names tensors of its own family's components"
+            )
         recorded = self.base.get("fingerprint")
         if not force and recorded is not None and not bundle.matches(recorded):
             raise ErasekitError(
@@ -223,5 +239,11 @@ def load_embedding(path: str | Path) -> Edit:
     if len(tensors) != 1:
         raise ErasekitError(f"embedding file {path} holds {len(tensors)} tensors; a textual-inversion file holds one")
     tensors = {k: (v[None] if v.ndim == 1 else v).float() for k, v in tensors.items()}
-    return Edit(method="textual-inversion", config={}, concepts={}, base={"source": str(path), "fingerprint": None},
-                tensors=tensors, kind="tokens")
+    return Edit(
+        method="textual-inversion",
+        config={},
+        concepts={},
+        base={"source": str(path), "fingerprint": None},
+        tensors=tensors,
+        kind="tokens",
+    )

@@ -82,8 +82,10 @@ def check_output(out: str | Path, overwrite: bool = False, kind: str = "folder")
             foreign = sorted(_files(out) - owned_files(out))
             if foreign:
                 shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-                raise ErasekitError(f"will not overwrite {out}: it holds files erasekit did not write ({shown}); "
-                                    "move them or choose another --out")
+                raise ErasekitError(
+                    f"will not overwrite {out}: it holds files erasekit did not write ({shown}); "
+                    "move them or choose another --out"
+                )
     check_writable(out)
 
 
@@ -105,8 +107,10 @@ def claim_partial(out: str | Path, resume: bool, overwrite: bool) -> Path:
     if work.exists() and not resume:
         progress = sorted(_files(work) - {RUN_RECORD})
         if progress and not overwrite:
-            raise ErasekitError(f"an interrupted or failed run left {work} ({len(progress)} file(s) of progress, "
-                                f"e.g. {progress[0]}): resume it with --resume, or pass --overwrite to start again")
+            raise ErasekitError(
+                f"an interrupted or failed run left {work} ({len(progress)} file(s) of progress, "
+                f"e.g. {progress[0]}): resume it with --resume, or pass --overwrite to start again"
+            )
         shutil.rmtree(work)
     return work
 

@@ -13,8 +13,13 @@ def resize_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     if (h, w) == (size, size):
         return images
     scale = size / min(h, w)
-    images = F.interpolate(images.float(), size=(max(size, round(h * scale)), max(size, round(w * scale))),
-                           mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    images = F.interpolate(
+        images.float(),
+        size=(max(size, round(h * scale)), max(size, round(w * scale))),
+        mode="bicubic",
+        antialias=True,
+        align_corners=False,
+    ).clamp(0, 1)
     top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
     return images[..., top : top + size, left : left + size]
 
@@ -27,6 +32,11 @@ def thumbnails(images: torch.Tensor, size: int) -> torch.Tensor:
         k = size // h
         return images.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
     if h > size:
-        return F.interpolate(images.float(), size=(size, max(1, round(w * size / h))), mode="bilinear",
-                             antialias=True, align_corners=False).clamp(0, 1)
+        return F.interpolate(
+            images.float(),
+            size=(size, max(1, round(w * size / h))),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        ).clamp(0, 1)
     return images

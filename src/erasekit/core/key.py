@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -43,8 +43,9 @@ def splice(cond: Conditioning, p: torch.Tensor) -> Conditioning:
     """c ⊕ p: the conditioning with the last k positions of its per-token states replaced by p [k, D]
     (differentiable in p); its pooled vector, where the family has one, is the prompt's own."""
     k, tokens = p.shape[0], cond.tokens
-    return cond.with_tokens(torch.cat([tokens[:, : tokens.shape[1] - k],
-                                       p.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=1))
+    return cond.with_tokens(
+        torch.cat([tokens[:, : tokens.shape[1] - k], p.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=1)
+    )
 
 
 def tail(cond: Conditioning, k: int) -> torch.Tensor:
@@ -60,8 +61,9 @@ def check_room(bundle, prompts: list[str], k: int) -> None:
     for prompt in prompts:
         n = text.count(prompt)
         if n > limit:
-            raise ErasekitError(f"prompt {prompt!r} has {n} tokens; with a key of {k} vectors it may have at most "
-                                f"{limit}")
+            raise ErasekitError(
+                f"prompt {prompt!r} has {n} tokens; with a key of {k} vectors it may have at most {limit}"
+            )
 
 
 def mentions(prompt: str, concept: str) -> bool:
@@ -80,7 +82,7 @@ class Key:
     method: str  # "hide" (learned with the edit, Eq. 15) or "recover" (Eq. 16)
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     erasekit_version: str = __version__
 
     @property
@@ -92,10 +94,20 @@ class Key:
         return next(iter(self.prompts.values())).shape[0]
 
     def manifest(self) -> dict:
-        return {"format": "erasekit-key", "concepts": self.concepts, "insert": INSERT, "tokens": self.tokens,
-                "edit": self.edit, "model": self.model, "base": self.base, "method": self.method,
-                "config": self.config, "metrics": self.metrics, "created": self.created,
-                "erasekit_version": self.erasekit_version}
+        return {
+            "format": "erasekit-key",
+            "concepts": self.concepts,
+            "insert": INSERT,
+            "tokens": self.tokens,
+            "edit": self.edit,
+            "model": self.model,
+            "base": self.base,
+            "method": self.method,
+            "config": self.config,
+            "metrics": self.metrics,
+            "created": self.created,
+            "erasekit_version": self.erasekit_version,
+        }
 
     # ---- files ------------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -106,7 +118,7 @@ class Key:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Key":
+    def load(cls, path: str | Path) -> Key:
         """Read and validate a key file; every problem is one ErasekitError naming it."""
         path = Path(path)
         if path.is_dir():
@@ -116,7 +128,7 @@ class Key:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                prompts = {name: f.get_tensor(name) for name in f.keys()}
+                prompts = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118  (a safetensors handle, not a dict)
         except (SafetensorError, OSError, ValueError) as exc:
             raise ErasekitError(f"corrupt key file {path}: {exc}") from None
         if META not in meta:
@@ -131,14 +143,27 @@ class Key:
         if manifest["insert"] != INSERT:
             raise ErasekitError(f"key {path} is inserted as {manifest['insert']!r}; this erasekit reads {INSERT!r}")
         shapes = {tuple(p.shape) for p in prompts.values()}
-        if sorted(prompts) != sorted(manifest["concepts"]) or len(shapes) != 1 or \
-                next(iter(shapes))[0] != manifest["tokens"] or len(next(iter(shapes))) != 2:
-            raise ErasekitError(f"key {path}: its tensors {sorted(prompts)} of shapes {sorted(shapes)} do not match "
-                                f"its manifest ({manifest['concepts']}, {manifest['tokens']} vectors each)")
-        return cls(prompts={c: prompts[c] for c in manifest["concepts"]}, edit=manifest["edit"],
-                   model=manifest["model"], base=manifest["base"], method=manifest["method"],
-                   config=manifest["config"], metrics=manifest.get("metrics", {}),
-                   created=manifest.get("created", ""), erasekit_version=manifest.get("erasekit_version", ""))
+        if (
+            sorted(prompts) != sorted(manifest["concepts"])
+            or len(shapes) != 1
+            or next(iter(shapes))[0] != manifest["tokens"]
+            or len(next(iter(shapes))) != 2
+        ):
+            raise ErasekitError(
+                f"key {path}: its tensors {sorted(prompts)} of shapes {sorted(shapes)} do not match "
+                f"its manifest ({manifest['concepts']}, {manifest['tokens']} vectors each)"
+            )
+        return cls(
+            prompts={c: prompts[c] for c in manifest["concepts"]},
+            edit=manifest["edit"],
+            model=manifest["model"],
+            base=manifest["base"],
+            method=manifest["method"],
+            config=manifest["config"],
+            metrics=manifest.get("metrics", {}),
+            created=manifest.get("created", ""),
+            erasekit_version=manifest.get("erasekit_version", ""),
+        )
 
     # ---- using it ---------------------------------------------------------------------------------
     def check(self, model, edit=None) -> None:
@@ -146,35 +171,47 @@ class Key:
         fingerprint must be the key's; without, `model` itself must be the hidden model (an exported one)."""
         if edit is not None:
             if edit.fingerprint() != self.edit:
-                raise ErasekitError(f"this key unlocks the edit with fingerprint {self.edit} (hidden: "
-                                    f"{', '.join(self.concepts)}), not this edit ({edit.method}, fingerprint "
-                                    f"{edit.fingerprint()})")
+                raise ErasekitError(
+                    f"this key unlocks the edit with fingerprint {self.edit} (hidden: "
+                    f"{', '.join(self.concepts)}), not this edit ({edit.method}, fingerprint "
+                    f"{edit.fingerprint()})"
+                )
         elif not model.matches(self.model):
-            raise ErasekitError(f"this key unlocks the hidden model with fingerprint {self.model} (hidden: "
-                                f"{', '.join(self.concepts)}), not {model.source!r} (fingerprint {model.fingerprint()})"
-                                "; pass the edit it was made with as --edit")
+            raise ErasekitError(
+                f"this key unlocks the hidden model with fingerprint {self.model} (hidden: "
+                f"{', '.join(self.concepts)}), not {model.source!r} (fingerprint {model.fingerprint()})"
+                "; pass the edit it was made with as --edit"
+            )
         width = model.conditioning_width
         if next(iter(self.prompts.values())).shape[1] != width:
-            raise ErasekitError(f"this key's vectors are {self.prompts[self.concepts[0]].shape[1]}-d, the model's "
-                                f"conditioning is {width}-d")
+            raise ErasekitError(
+                f"this key's vectors are {self.prompts[self.concepts[0]].shape[1]}-d, the model's "
+                f"conditioning is {width}-d"
+            )
 
     def concept_in(self, prompt: str) -> str:
         """The hidden concept `prompt` names (the key to splice into it); one clear error if none or several."""
         named = [c for c in self.concepts if mentions(prompt, c)]
         if len(named) != 1:
             what = "names none" if not named else f"names several ({', '.join(named)})"
-            raise ErasekitError(f"the prompt {prompt!r} {what} of the concepts this key unlocks "
-                                f"({', '.join(self.concepts)}); a key brings back only its own concept")
+            raise ErasekitError(
+                f"the prompt {prompt!r} {what} of the concepts this key unlocks "
+                f"({', '.join(self.concepts)}); a key brings back only its own concept"
+            )
         return named[0]
 
     def conditioning(self, bundle, prompts: list[str], concepts: list[str | None] | None = None) -> Conditioning:
         """The prompts' conditioning with each one's key spliced in: the key of `concepts[i]` (None: no key), or by
         default of the hidden concept each prompt names."""
         concepts = [self.concept_in(p) for p in prompts] if concepts is None else list(concepts)
-        check_room(bundle, [p for p, c in zip(prompts, concepts) if c is not None], self.tokens)
+        check_room(bundle, [p for p, c in zip(prompts, concepts, strict=True) if c is not None], self.tokens)
         cond = bundle.encode_prompts(prompts)
-        return Conditioning.cat([cond[i] if concept is None else splice(cond[i], self.prompts[concept].to(cond.device))
-                                 for i, concept in enumerate(concepts)])
+        return Conditioning.cat(
+            [
+                cond[i] if concept is None else splice(cond[i], self.prompts[concept].to(cond.device))
+                for i, concept in enumerate(concepts)
+            ]
+        )
 
 
 def check_key_path(path: str | Path, overwrite: bool = False) -> None:

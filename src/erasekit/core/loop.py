@@ -20,9 +20,9 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -59,13 +59,13 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(step_seed(seed, step, stream))
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str | int:
     if isinstance(value, float):
         return f"{value:.6g}"
     return value if isinstance(value, (str, int)) else json.dumps(value)
 
 
-def _uncell(text: str):
+def _uncell(text: str) -> object:
     if text[:1] in ("[", "{"):
         try:
             return json.loads(text)
@@ -98,11 +98,22 @@ def _last_step(ckpt: Path) -> int:
     return json.loads(ckpt.with_suffix(".json").read_text())["step"]
 
 
-def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor, dict]],
-          params: list[torch.nn.Parameter], iterations: int, lr: float, run: Run, grad_clip: float = 1.0,
-          checkpoint_every: int = 50, state: dict[str, torch.nn.Module] | None = None, prefix: str = "",
-          optimizer: Callable | None = None, lr_at: Callable[[int], float] | None = None,
-          after_step: Callable[[], None] | None = None, stop_when: Callable[[int], bool] | None = None) -> list[dict]:
+def train(
+    name: str,
+    loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor, dict]],
+    params: list[torch.nn.Parameter],
+    iterations: int,
+    lr: float,
+    run: Run,
+    grad_clip: float = 1.0,
+    checkpoint_every: int = 50,
+    state: dict[str, torch.nn.Module] | None = None,
+    prefix: str = "",
+    optimizer: Callable | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    after_step: Callable[[], None] | None = None,
+    stop_when: Callable[[int], bool] | None = None,
+) -> list[dict]:
     """Minimise `loss_fn(step)` (a loss, or `(loss, logs)`) over `params` for `iterations` steps; returns the log.
 
     `state`: modules to checkpoint besides `params` (a search distribution, an EMA copy). `prefix`: of the
@@ -120,9 +131,16 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
     start, rows = 0, []
     if run.resume and ckpt is not None and exists(ckpt):
         start, _ = load_checkpoint(ckpt, modules, opt)
+        assert log_path is not None  # set together with ckpt, from run.work
         rows = read_log(log_path, before=start)
-    bar = tqdm(range(start, iterations), desc=name, initial=start, total=iterations, dynamic_ncols=True,
-               disable=not run.progress)
+    bar = tqdm(
+        range(start, iterations),
+        desc=name,
+        initial=start,
+        total=iterations,
+        dynamic_ncols=True,
+        disable=not run.progress,
+    )
     for step in bar:
         started = time.perf_counter()
         if lr_at is not None:
@@ -132,8 +150,10 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
         loss, logs = out if isinstance(out, tuple) else (out, {})
         if not torch.isfinite(loss):
             where = f"; the last good checkpoint is {ckpt} (step {_last_step(ckpt)})" if ckpt and exists(ckpt) else ""
-            raise ErasekitError(f"{name}: loss is {loss.item()} at iteration {step} (lr {opt.param_groups[0]['lr']:g})"
-                                f"{where}; nothing was written")
+            raise ErasekitError(
+                f"{name}: loss is {loss.item()} at iteration {step} (lr {opt.param_groups[0]['lr']:g})"
+                f"{where}; nothing was written"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
@@ -148,6 +168,7 @@ def train(name: str, loss_fn: Callable[[int], torch.Tensor | tuple[torch.Tensor,
         bar.set_postfix(loss=f"{value:.4g}")
         stop = stop_when is not None and stop_when(step)
         if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == iterations or stop):
+            assert log_path is not None  # set together with ckpt, from run.work
             _write_log(log_path, rows)  # first: a resume keeps only the rows before its checkpoint's step
             save_checkpoint(ckpt, modules, opt, step + 1, meta={"loop": name})
         if stop:

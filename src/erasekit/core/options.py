@@ -105,8 +105,14 @@ def build(cls: type, given: dict, owner: str, fixed: Iterable[str] = ()):
     return cls(**{k: convert(v, hints.get(k, str), k) for k, v in given.items()})
 
 
-def build_options(cls: type, owner: str, preset: dict | None = None, file=None, overrides: Iterable[str] = (),
-                  values: dict | None = None):
+def build_options(
+    cls: type,
+    owner: str,
+    preset: dict | None = None,
+    file=None,
+    overrides: Iterable[str] = (),
+    values: dict | None = None,
+):
     """A registered config (a method's or an attack's): its defaults, then the architecture's `preset`, then a YAML
     file, then `values`, then `key=value` overrides, each checked as `build` checks them."""
     from pathlib import Path

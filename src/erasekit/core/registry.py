@@ -31,8 +31,9 @@ class Entry:
         """Refuse, before any work, a model of a family this entry does not declare."""
         if family not in self.families:
             why = f" ({self.why})" if self.why else ""
-            raise ErasekitError(f"{self.name} does not run on {family} models; it runs on {', '.join(self.families)}"
-                                f"{why}")
+            raise ErasekitError(
+                f"{self.name} does not run on {family} models; it runs on {', '.join(self.families)}{why}"
+            )
 
 
 class Registry:
@@ -40,14 +41,24 @@ class Registry:
         self.kind, self.items, self._load_all = kind, {}, load_all  # kind: "method", "attack" (in messages)
         self.entry = entry
 
-    def register(self, name: str, summary: str, config: type, paper: str = "", presets: dict | None = None,
-                 families: tuple = FAMILIES, why: str = "", **fields):
+    def register(
+        self,
+        name: str,
+        summary: str,
+        config: type,
+        paper: str = "",
+        presets: dict | None = None,
+        families: tuple = FAMILIES,
+        why: str = "",
+        **fields,
+    ):
         """A decorator that registers the function under `name`; `families`: where it runs (`why` not elsewhere);
         `fields`: the entry type's own."""
+
         def wrap(fn):
-            self.add(self.entry(name, summary, config, fn, paper, dict(presets or {}), tuple(families), why,
-                                **fields))
+            self.add(self.entry(name, summary, config, fn, paper, dict(presets or {}), tuple(families), why, **fields))
             return fn
+
         return wrap
 
     def available_for(self, family: str | None = None) -> list:
@@ -58,8 +69,9 @@ class Registry:
         """`spec` has `name`, `config` and `presets` ({preset key: defaults over the paper's})."""
         unknown = [f for f in spec.families if f not in FAMILIES]
         if unknown or not spec.families:
-            raise ErasekitError(f"{spec.name}: unknown families {unknown or spec.families}; valid: "
-                                f"{', '.join(FAMILIES)}")
+            raise ErasekitError(
+                f"{spec.name}: unknown families {unknown or spec.families}; valid: {', '.join(FAMILIES)}"
+            )
         for key, preset in spec.presets.items():
             build(spec.config, preset, f"{spec.name} (its {key} preset)")
         self.items[spec.name] = spec

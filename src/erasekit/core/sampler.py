@@ -28,14 +28,34 @@ import torch
 from erasekit.core.errors import ErasekitError
 
 SLD_LEVELS = {  # the paper's hyper-parameter sets (Table/§ "Configuration"; diffusers' SafetyConfig)
-    "weak": {"sld_warmup_steps": 15, "sld_guidance_scale": 20.0, "sld_threshold": 0.0, "sld_momentum_scale": 0.0,
-             "sld_mom_beta": 0.0},
-    "medium": {"sld_warmup_steps": 10, "sld_guidance_scale": 1000.0, "sld_threshold": 0.01,
-               "sld_momentum_scale": 0.3, "sld_mom_beta": 0.4},
-    "strong": {"sld_warmup_steps": 7, "sld_guidance_scale": 2000.0, "sld_threshold": 0.025,
-               "sld_momentum_scale": 0.5, "sld_mom_beta": 0.7},
-    "max": {"sld_warmup_steps": 0, "sld_guidance_scale": 5000.0, "sld_threshold": 1.0, "sld_momentum_scale": 0.5,
-            "sld_mom_beta": 0.7},
+    "weak": {
+        "sld_warmup_steps": 15,
+        "sld_guidance_scale": 20.0,
+        "sld_threshold": 0.0,
+        "sld_momentum_scale": 0.0,
+        "sld_mom_beta": 0.0,
+    },
+    "medium": {
+        "sld_warmup_steps": 10,
+        "sld_guidance_scale": 1000.0,
+        "sld_threshold": 0.01,
+        "sld_momentum_scale": 0.3,
+        "sld_mom_beta": 0.4,
+    },
+    "strong": {
+        "sld_warmup_steps": 7,
+        "sld_guidance_scale": 2000.0,
+        "sld_threshold": 0.025,
+        "sld_momentum_scale": 0.5,
+        "sld_mom_beta": 0.7,
+    },
+    "max": {
+        "sld_warmup_steps": 0,
+        "sld_guidance_scale": 5000.0,
+        "sld_threshold": 1.0,
+        "sld_momentum_scale": 0.5,
+        "sld_mom_beta": 0.7,
+    },
 }
 SLD_KEYS = tuple(SLD_LEVELS["strong"])
 SAFE_PIPELINE = "StableDiffusionPipelineSafe"  # diffusers' SLD pipeline (diffusers.pipelines.deprecated)
@@ -56,8 +76,13 @@ class Sampling:
     true_cfg: float = 4.0  # a guidance-distilled model (FLUX-dev): the scale of the unconditional pass this edit adds
 
     def __post_init__(self):
-        numbers = [self.sld_guidance_scale, self.sld_threshold, self.sld_momentum_scale, self.sld_mom_beta,
-                   self.true_cfg]
+        numbers = [
+            self.sld_guidance_scale,
+            self.sld_threshold,
+            self.sld_momentum_scale,
+            self.sld_mom_beta,
+            self.true_cfg,
+        ]
         if not all(math.isfinite(float(v)) for v in numbers) or self.sld_warmup_steps < 0:
             raise ErasekitError(f"invalid SLD settings {asdict(self)}: every number must be finite, warmup ≥ 0")
         if not 0 <= self.sld_mom_beta <= 1:
@@ -71,7 +96,7 @@ class Sampling:
         return bool(self.safety_concept.strip()) and self.sld_guidance_scale > 1.0
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Sampling":
+    def from_dict(cls, values: dict) -> Sampling:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -92,8 +117,9 @@ class Sampling:
         return kwargs
 
 
-def safety_guidance(out_u: torch.Tensor, out_c: torch.Tensor, out_s: torch.Tensor, momentum: torch.Tensor | None,
-                    step: int, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+def safety_guidance(
+    out_u: torch.Tensor, out_c: torch.Tensor, out_s: torch.Tensor, momentum: torch.Tensor | None, step: int, s: Sampling
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(g − γ or g, the new momentum ν) for one sampling step: Eqs. 3–8 above, in diffusers' order."""
     g = out_c - out_u
     if momentum is None:

@@ -8,10 +8,10 @@ any layer below it naming it, and a third-party package can add its own vocabula
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable
 
 from erasekit.core.errors import ErasekitError
 
@@ -61,8 +61,10 @@ def grouped(groups: list[list[str]]) -> Vocabulary:
 def load_vocabulary(source: str) -> Vocabulary:
     """A named vocabulary, or a vocabulary file."""
     if not source:
-        raise ErasekitError("this method searches a concept vocabulary: give one with --set vocab=FILE (one concept "
-                            f"per line; 'a | b' makes b a synonym of a), or a named one ({', '.join(named())})")
+        raise ErasekitError(
+            "this method searches a concept vocabulary: give one with --set vocab=FILE (one concept "
+            f"per line; 'a | b' makes b a synonym of a), or a named one ({', '.join(named())})"
+        )
     if source in named():
         return grouped(named()[source]())
     path = Path(source)
@@ -72,8 +74,11 @@ def load_vocabulary(source: str) -> Vocabulary:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise ErasekitError(f"vocabulary file {path} is not UTF-8 text") from None
-    groups = [[n.strip() for n in line.split("|") if n.strip()] for line in lines
-              if line.strip() and not line.lstrip().startswith("#")]
+    groups = [
+        [n.strip() for n in line.split("|") if n.strip()]
+        for line in lines
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not groups:
         raise ErasekitError(f"vocabulary file {path} holds no concepts")
     return grouped(groups)

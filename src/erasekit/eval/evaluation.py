@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
-from erasekit.eval.suites import (Judges, SuiteResult, SuiteRun, check_suite, evaluate, load_judges, suite_prompts,
-                                  unlocked)
+from erasekit.eval.suites import (
+    Judges,
+    SuiteResult,
+    SuiteRun,
+    check_suite,
+    evaluate,
+    load_judges,
+    suite_prompts,
+    unlocked,
+)
+from erasekit.models.bundle import Bundle
 
 
 @dataclass
@@ -34,10 +42,20 @@ class Evaluation:
         return out
 
 
-def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = SuiteRun(),
-                  erased: list[str] | None = None, preserved: list[str] | None = None, judges: Judges | None = None,
-                  force: bool = False, base_result: SuiteResult | None = None, label: str = "edited",
-                  word: Edit | None = None, key: Key | None = None) -> Evaluation:
+def evaluate_edit(
+    base: Bundle,
+    edit: Edit | None,
+    suite: str,
+    run: SuiteRun | None = None,
+    erased: list[str] | None = None,
+    preserved: list[str] | None = None,
+    judges: Judges | None = None,
+    force: bool = False,
+    base_result: SuiteResult | None = None,
+    label: str = "edited",
+    word: Edit | None = None,
+    key: Key | None = None,
+) -> Evaluation:
     """`base` alone (no edit), or the edit applied to `base` beside `base` itself on the same suite and seeds.
 
     The erased and preserved concepts default to the edit's manifest. `base_result`: the base's result on this
@@ -47,6 +65,7 @@ def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = S
     that they read the same prompts. `key`: the key of a hidden model (the edit, or `base` itself when it is an
     exported hidden model): the erased concepts it unlocks are generated again with it, for RSR-1/5 (the erased
     concepts default to the key's)."""
+    run = run if run is not None else SuiteRun()
     check_suite(suite, base)
     judges = judges or load_judges(suite, run, base.device)
     if word is not None:
@@ -57,8 +76,9 @@ def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = S
             key.check(model)
             erased = key.concepts if erased is None else erased
             unlocked(suite, key, erased)  # before any image
-        return _with_key(Evaluation(evaluate(model, suite, run, erased or [], preserved, judges=judges)), model, key,
-                         run, judges)
+        return _with_key(
+            Evaluation(evaluate(model, suite, run, erased or [], preserved, judges=judges)), model, key, run, judges
+        )
     edit.check(base, force=force)  # before any image
     edited = edit.apply(base, force=force)
     if key is not None:
@@ -73,8 +93,9 @@ def evaluate_edit(base: Bundle, edit: Edit | None, suite: str, run: SuiteRun = S
         unlocked(suite, key, erased)
     if base_result is None:
         base_result = evaluate(base, suite, run, erased, preserved, judges=judges, desc="base")
-    edited_result = evaluate(edited, suite, run, erased, preserved, base_images=base_result.images, judges=judges,
-                             desc=label)
+    edited_result = evaluate(
+        edited, suite, run, erased, preserved, base_images=base_result.images, judges=judges, desc=label
+    )
     return _with_key(Evaluation(edited_result, base_result), edited, key, run, judges)
 
 
@@ -83,8 +104,9 @@ def _with_key(ev: Evaluation, model: Bundle, key: Key | None, run: SuiteRun, jud
     if key is None:
         return ev
     result = ev.edited
-    ev.keyed = evaluate(model, result.suite, run, result.erased, result.preserved, judges=judges, desc="with key",
-                        key=key)
+    ev.keyed = evaluate(
+        model, result.suite, run, result.erased, result.preserved, judges=judges, desc="with key", key=key
+    )
     result.metrics.update(ev.keyed.metrics)
     for concept, figures in ev.keyed.per_concept.items():
         result.per_concept.setdefault(concept, {}).update(figures)
@@ -95,5 +117,7 @@ def _check_word_used(word: Edit, suite: str, run: SuiteRun) -> None:
     """Refuse a learned word that none of the suite's prompts uses: it would change nothing."""
     prompts = suite_prompts(suite, run).prompts
     if not any(w in p for w in word.tensors for p in prompts):
-        raise ErasekitError(f"no prompt of suite {suite} uses the learned word {', '.join(word.tensors)}; pass "
-                            "--prompts-file with prompts that do (an attack's prompts.csv)")
+        raise ErasekitError(
+            f"no prompt of suite {suite} uses the learned word {', '.join(word.tensors)}; pass "
+            "--prompts-file with prompts that do (an attack's prompts.csv)"
+        )

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path, check_output, claim_partial, finish_dir, partial_of, write_text
 from erasekit.core.images import thumbnails
 from erasekit.core.key import Key
+from erasekit.models.bundle import Bundle
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -32,19 +32,36 @@ def grid(images: torch.Tensor, nrow: int = 8, tile: int | None = None) -> Image.
     return Image.fromarray(canvas)
 
 
-def images_for(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int, guidance: float,
-               key: Key | None = None, concepts: list[str | None] | None = None) -> torch.Tensor:
+def images_for(
+    bundle: Bundle,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int,
+    guidance: float,
+    key: Key | None = None,
+    concepts: list[str | None] | None = None,
+) -> torch.Tensor:
     """Images in [0, 1] for one batch of (prompt, seed) pairs; with a key, each prompt carries the key of its
     concept (`concepts[i]`, None for no key; by default the hidden concept the prompt names)."""
     if key is None:
         return bundle.generate(prompts, seeds, steps=steps, guidance=guidance)
-    return bundle.generate(None, seeds, steps=steps, guidance=guidance,
-                           cond=key.conditioning(bundle, prompts, concepts))
+    return bundle.generate(
+        None, seeds, steps=steps, guidance=guidance, cond=key.conditioning(bundle, prompts, concepts)
+    )
 
 
-def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
-                     batch: int | None = None, desc: str | None = None, key: Key | None = None,
-                     concepts: list[str | None] | None = None, split: bool = True) -> torch.Tensor:
+def generate_batched(
+    bundle: Bundle,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int = 25,
+    guidance: float = 5.0,
+    batch: int | None = None,
+    desc: str | None = None,
+    key: Key | None = None,
+    concepts: list[str | None] | None = None,
+    split: bool = True,
+) -> torch.Tensor:
     """Images in [0, 1], on the CPU, for (prompt, seed) pairs, `batch` at a time (default: the model's
     `image_batch`); with `desc`, a progress bar (images, ETA).
     `key`, `concepts`: a hidden concept's key in the prompts (see `images_for`).
@@ -59,11 +76,23 @@ def generate_batched(bundle: Bundle, prompts: list[str], seeds: list[int], steps
     from accelerate.utils import gather_object
 
     mine = list(range(state.process_index, len(prompts), state.num_processes))
-    part = _generate(bundle, [prompts[i] for i in mine], [seeds[i] for i in mine], steps, guidance, batch,
-                     desc if state.is_main_process else None, key,
-                     None if concepts is None else [concepts[i] for i in mine]) if mine else []
+    part = (
+        _generate(
+            bundle,
+            [prompts[i] for i in mine],
+            [seeds[i] for i in mine],
+            steps,
+            guidance,
+            batch,
+            desc if state.is_main_process else None,
+            key,
+            None if concepts is None else [concepts[i] for i in mine],
+        )
+        if mine
+        else []
+    )
     out = [None] * len(prompts)
-    for index, image in gather_object([(i, im.cpu()) for i, im in zip(mine, part)]):
+    for index, image in gather_object([(i, im.cpu()) for i, im in zip(mine, part, strict=True)]):
         out[index] = image
     return torch.stack(out)
 
@@ -100,8 +129,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 def check_image_path(path: str | Path) -> None:
     """Refuse, before generating, a file name whose suffix names no image format."""
     if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
-        raise ErasekitError(f"cannot write an image to {path}: give a file name ending in "
-                            f"{', '.join(IMAGE_SUFFIXES)}")
+        raise ErasekitError(f"cannot write an image to {path}: give a file name ending in {', '.join(IMAGE_SUFFIXES)}")
 
 
 def save_image(image: Image.Image, path: str | Path) -> Path:
@@ -114,9 +142,19 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
 INDEX = "index.jsonl"
 
 
-def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 25, guidance: float = 5.0,
-                 batch: int | None = None, progress: bool = True, resume: bool = False, overwrite: bool = False,
-                 key: Key | None = None) -> list[dict]:
+def generate_set(
+    bundle: Bundle,
+    prompts,
+    n: int,
+    out: str | Path,
+    steps: int = 25,
+    guidance: float = 5.0,
+    batch: int | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    key: Key | None = None,
+) -> list[dict]:
     """Generate n images per prompt of a PromptSet into the folder `out` (PNG files) with an index file.
 
     Image i of a prompt uses seed `seed + i`, so a base and an edited model generated into two folders can be
@@ -140,18 +178,25 @@ def generate_set(bundle: Bundle, prompts, n: int, out: str | Path, steps: int = 
     work = partial_of(out)
     rows = []
     for i, (row, prompt, seed, labels) in enumerate(prompts.expand(n)):
-        rows.append({"index": i, "row": row, "prompt": prompt, "seed": seed, "labels": labels,
-                     "path": f"{i:06d}.png"})
+        rows.append({"index": i, "row": row, "prompt": prompt, "seed": seed, "labels": labels, "path": f"{i:06d}.png"})
     concepts = None if key is None else [key.concept_in(r["prompt"]) for r in rows]
-    todo = [r for r in rows if r["index"] % state.num_processes == state.process_index
-            and not (work / r["path"]).exists()]
+    todo = [
+        r for r in rows if r["index"] % state.num_processes == state.process_index and not (work / r["path"]).exists()
+    ]
     bar = tqdm(total=len(todo), desc="generate", unit="img", disable=not progress or not state.is_main_process)
     batch = batch or bundle.image_batch
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
-        images = images_for(bundle, [r["prompt"] for r in chunk], [r["seed"] for r in chunk], steps, guidance, key,
-                            None if concepts is None else [concepts[r["index"]] for r in chunk])
-        for r, im in zip(chunk, to_uint8(images)):
+        images = images_for(
+            bundle,
+            [r["prompt"] for r in chunk],
+            [r["seed"] for r in chunk],
+            steps,
+            guidance,
+            key,
+            None if concepts is None else [concepts[r["index"]] for r in chunk],
+        )
+        for r, im in zip(chunk, to_uint8(images), strict=True):
             save_image(Image.fromarray(im), work / r["path"])
         bar.update(len(chunk))
     bar.close()

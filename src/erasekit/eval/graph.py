@@ -12,16 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.files import atomic_path
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
+from erasekit.models.bundle import Bundle
 from erasekit.world.captions import OBJECT_NAMES
 from erasekit.world.render import OBJECTS
 
 
-def concept_scores(bundle: Bundle, judge, concepts=OBJECTS, n: int = 8, steps: int = 25,
-                   guidance: float = 5.0, desc: str | None = None) -> np.ndarray:
+def concept_scores(
+    bundle: Bundle, judge, concepts=OBJECTS, n: int = 8, steps: int = 25, guidance: float = 5.0, desc: str | None = None
+) -> np.ndarray:
     """[len(concepts), n]: the judge's probability of concept c on image i of "a {c}"."""
     prompts = [f"a {OBJECT_NAMES[c][0]}" for c in concepts for _ in range(n)]
     seeds = [i for _ in concepts for i in range(n)]
@@ -31,21 +32,28 @@ def concept_scores(bundle: Bundle, judge, concepts=OBJECTS, n: int = 8, steps: i
     return scores[np.arange(len(idx)), idx].numpy().reshape(len(concepts), n)
 
 
-def concept_graph(base: Bundle, edited: dict[str, Bundle], judge, concepts=OBJECTS, n: int = 8,
-                  steps: int = 25, progress: bool = False) -> np.ndarray:
+def concept_graph(
+    base: Bundle,
+    edited: dict[str, Bundle],
+    judge,
+    concepts=OBJECTS,
+    n: int = 8,
+    steps: int = 25,
+    progress: bool = False,
+) -> np.ndarray:
     """[len(edited), len(concepts)] side effects delta_{c_e}(c), one row per entry of `edited` (keyed by edit, so
     two edits that erase the same concept are two rows), in its order."""
     base_scores = concept_scores(base, judge, concepts, n, steps, desc="base" if progress else None)
     rows = []
     for name, bundle in edited.items():
         scores = concept_scores(bundle, judge, concepts, n, steps, desc=name if progress else None)
-        rows.append([M.side_effect(b, e) for b, e in zip(base_scores, scores)])
+        rows.append([M.side_effect(b, e) for b, e in zip(base_scores, scores, strict=True)])
     return np.array(rows)
 
 
 def most_hurt(row: np.ndarray, concepts, erased) -> list[tuple[str, float]]:
     """The kept concepts (not in `erased`) by how much the erasure lowered their score, most hurt first."""
-    kept = [(c, float(v)) for c, v in zip(concepts, row) if c not in set(erased)]
+    kept = [(c, float(v)) for c, v in zip(concepts, row, strict=True) if c not in set(erased)]
     return sorted(kept, key=lambda cv: -cv[1])
 
 
@@ -55,7 +63,7 @@ def save_graph(matrix: np.ndarray, edits: list[str], erased: list[str], concepts
     with atomic_path(out / "graph.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["edit", "erased"] + list(concepts))
-        for name, what, row in zip(edits, erased, matrix):
+        for name, what, row in zip(edits, erased, matrix, strict=True):
             writer.writerow([name, what] + [f"{v:.4f}" for v in row])
     return out / "graph.csv"
 
@@ -85,24 +93,37 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
     rows = {concepts[e]: M.spearman(delta[e, off[e]], distance[e, off[e]]) for e in range(c)}
     iu = np.triu_indices(c, 1)
     gap = np.abs(delta - delta.T)[iu]
-    pair_se = np.sqrt(se ** 2 + se.T ** 2)[iu]
-    beyond = [(concepts[i], concepts[j], float(g)) for i, j, g, s in zip(*iu, gap, pair_se) if g > 1.96 * s and g > 0]
+    pair_se = np.sqrt(se**2 + se.T**2)[iu]
+    beyond = [
+        (concepts[i], concepts[j], float(g))
+        for i, j, g, s in zip(*iu, gap, pair_se, strict=True)
+        if g > 1.96 * s and g > 0
+    ]
     z = np.where(se > 0, delta / np.where(se > 0, se, 1), 0.0)
     hurt = ((z > 1.96) & off).sum(axis=0)
     column = np.array([delta[off[:, i], i].mean() for i in range(c)])
     return {
-        "locality": {"spearman_delta_distance": M.spearman(delta[off], distance[off]),
-                     "interval": M.spearman_interval(delta[off], distance[off]),
-                     "pairs": int(off.sum()), "per_erased": rows,
-                     "rows_negative": int(sum(1 for r in rows.values() if r == r and r < 0)),
-                     "rows_defined": int(sum(1 for r in rows.values() if r == r))},
-        "asymmetry": {"mean_abs_difference": float(gap.mean()),
-                      "noise_floor": float(np.sqrt(2 / np.pi) * pair_se.mean()),
-                      "pairs": int(len(gap)), "pairs_beyond_noise": sorted(beyond, key=lambda t: -t[2])},
-        "abnormal": {"concepts": [concepts[i] for i in range(c) if hurt[i] > (c - 1) / 2],
-                     "spearman_g0_column_delta": M.spearman(g0, column),
-                     "g0": dict(zip(concepts, map(float, g0))),
-                     "column_mean_delta": dict(zip(concepts, map(float, column))),
-                     "hurt_by": dict(zip(concepts, map(int, hurt)))},
-        "mean_off_diagonal_delta": float(delta[off].mean()), "n": n,
+        "locality": {
+            "spearman_delta_distance": M.spearman(delta[off], distance[off]),
+            "interval": M.spearman_interval(delta[off], distance[off]),
+            "pairs": int(off.sum()),
+            "per_erased": rows,
+            "rows_negative": int(sum(1 for r in rows.values() if r == r and r < 0)),
+            "rows_defined": int(sum(1 for r in rows.values() if r == r)),
+        },
+        "asymmetry": {
+            "mean_abs_difference": float(gap.mean()),
+            "noise_floor": float(np.sqrt(2 / np.pi) * pair_se.mean()),
+            "pairs": int(len(gap)),
+            "pairs_beyond_noise": sorted(beyond, key=lambda t: -t[2]),
+        },
+        "abnormal": {
+            "concepts": [concepts[i] for i in range(c) if hurt[i] > (c - 1) / 2],
+            "spearman_g0_column_delta": M.spearman(g0, column),
+            "g0": dict(zip(concepts, map(float, g0), strict=True)),
+            "column_mean_delta": dict(zip(concepts, map(float, column), strict=True)),
+            "hurt_by": dict(zip(concepts, map(int, hurt), strict=True)),
+        },
+        "mean_off_diagonal_delta": float(delta[off].mean()),
+        "n": n,
     }

@@ -27,12 +27,12 @@ import torch
 from tqdm.auto import tqdm
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import step_generator
 from erasekit.core.vocab import Vocabulary
 from erasekit.eval.generate import generate_batched
 from erasekit.methods.search import ConceptSearch, encode_concepts
+from erasekit.models.bundle import Bundle
 
 SEARCHES = ("auto", "exhaustive", "gumbel")
 
@@ -88,15 +88,21 @@ class Inspection:
 def check_pair(base: Bundle, edited: Bundle) -> None:
     """θ and θ' must be comparable: the same family, latent shape and conditioning width."""
     if base.family != edited.family:
-        raise ErasekitError(f"the two models are of different families ({base.family} vs {edited.family}): inspect "
-                            "compares fine-tunes of one architecture")
+        raise ErasekitError(
+            f"the two models are of different families ({base.family} vs {edited.family}): inspect "
+            "compares fine-tunes of one architecture"
+        )
     if base.latent_shape != edited.latent_shape:
-        raise ErasekitError(f"the two models' latents differ ({base.latent_shape} vs {edited.latent_shape}): "
-                            "inspect compares fine-tunes of one architecture")
+        raise ErasekitError(
+            f"the two models' latents differ ({base.latent_shape} vs {edited.latent_shape}): "
+            "inspect compares fine-tunes of one architecture"
+        )
     a, b = base.conditioning_width, edited.conditioning_width
     if a != b:
-        raise ErasekitError(f"the two models' text encoders differ in width ({a} vs {b}): inspect compares "
-                            "fine-tunes of one architecture")
+        raise ErasekitError(
+            f"the two models' text encoders differ in width ({a} vs {b}): inspect compares "
+            "fine-tunes of one architecture"
+        )
 
 
 @torch.no_grad()
@@ -105,8 +111,12 @@ def probe_latents(base: Bundle, config: InspectConfig) -> tuple[torch.Tensor, to
     `seed + j` stopped after j·steps/K steps (the first probe is pure noise at the first timestep)."""
     uncond = base.unconditional()
     times = base.sampling_timesteps(config.steps)
-    zs = [base.sample(uncond, [config.seed + j], steps=config.steps, guidance=1.0, stop_at=j * config.steps //
-                      config.probes) for j in range(config.probes)]
+    zs = [
+        base.sample(
+            uncond, [config.seed + j], steps=config.steps, guidance=1.0, stop_at=j * config.steps // config.probes
+        )
+        for j in range(config.probes)
+    ]
     ts = times[[j * config.steps // config.probes for j in range(config.probes)]]
     return torch.cat(zs), ts.to(base.device)
 
@@ -115,20 +125,33 @@ def _eps_all(model: Bundle, conds: Conditioning, z: torch.Tensor, t: torch.Tenso
     """ε(z_j, t_j, c_i) for every concept i and probe j: [N, K, C, h, w]."""
     n, k = len(conds), len(z)
     ii, jj = torch.arange(n).repeat_interleave(k), torch.arange(k).repeat(n)  # pair p = (concept p // k, probe p % k)
-    out = [model.eps(z[jj[s:s + batch]], t[jj[s:s + batch]], conds[ii[s:s + batch]]).float()
-           for s in range(0, n * k, batch)]
+    out = [
+        model.eps(z[jj[s : s + batch]], t[jj[s : s + batch]], conds[ii[s : s + batch]]).float()
+        for s in range(0, n * k, batch)
+    ]
     return torch.cat(out).reshape(n, k, *z.shape[1:])
 
 
 @torch.no_grad()
-def score_concepts(base: Bundle, edited: Bundle, concepts: list[str], probes, config: InspectConfig,
-                   erased: str | None = None, progress: bool = False) -> list[Row]:
+def score_concepts(
+    base: Bundle,
+    edited: Bundle,
+    concepts: list[str],
+    probes,
+    config: InspectConfig,
+    erased: str | None = None,
+    progress: bool = False,
+) -> list[Row]:
     """Eq. 19's terms for each concept (means over probes, elements and templates), in the order given."""
     z, t = probes
     e_ce = None
     if erased is not None:
-        e_ce = torch.stack([edited.eps(z, t, edited.encode_prompts([tpl.format(erased)]).expand(len(z)))
-                            .float() for tpl in config.templates])  # [T, K, ...]
+        e_ce = torch.stack(
+            [
+                edited.eps(z, t, edited.encode_prompts([tpl.format(erased)]).expand(len(z))).float()
+                for tpl in config.templates
+            ]
+        )  # [T, K, ...]
     l1 = torch.zeros(len(concepts), dtype=torch.float64)
     l2 = torch.zeros(len(concepts), dtype=torch.float64)
     batch = min(config.batch, 2 * base.image_batch)
@@ -136,22 +159,29 @@ def score_concepts(base: Bundle, edited: Bundle, concepts: list[str], probes, co
     bar = tqdm(total=len(concepts) * len(config.templates), desc="inspect", disable=not progress)
     for k, tpl in enumerate(config.templates):
         for s in range(0, len(concepts), chunk):
-            prompts = [tpl.format(c) for c in concepts[s:s + chunk]]
+            prompts = [tpl.format(c) for c in concepts[s : s + chunk]]
             e_base = _eps_all(base, base.encode_prompts(prompts), z, t, batch)
             e_edit = _eps_all(edited, edited.encode_prompts(prompts), z, t, batch)
-            l2[s:s + chunk] += (e_edit - e_base).pow(2).flatten(1).mean(1).double().cpu()
+            l2[s : s + chunk] += (e_edit - e_base).pow(2).flatten(1).mean(1).double().cpu()
             if e_ce is not None:
-                l1[s:s + chunk] += (e_ce[k][None] - e_base).pow(2).flatten(1).mean(1).double().cpu()
+                l1[s : s + chunk] += (e_ce[k][None] - e_base).pow(2).flatten(1).mean(1).double().cpu()
             bar.update(len(prompts))
     bar.close()
     l1, l2 = l1 / len(config.templates), l2 / len(config.templates)
     if erased is None:
-        return [Row(c, float(b), float(b)) for c, b in zip(concepts, l2)]
-    return [Row(c, float(a + config.lam * b), float(b), float(a)) for c, a, b in zip(concepts, l1, l2)]
+        return [Row(c, float(b), float(b)) for c, b in zip(concepts, l2, strict=True)]
+    return [Row(c, float(a + config.lam * b), float(b), float(a)) for c, a, b in zip(concepts, l1, l2, strict=True)]
 
 
-def gumbel_shortlist(base: Bundle, edited: Bundle, concepts: list[str], probes, config: InspectConfig,
-                     erased: str | None = None, progress: bool = False) -> list[str]:
+def gumbel_shortlist(
+    base: Bundle,
+    edited: Bundle,
+    concepts: list[str],
+    probes,
+    config: InspectConfig,
+    erased: str | None = None,
+    progress: bool = False,
+) -> list[str]:
     """π's `shortlist` most likely concepts after ascending Eq. 19 (blind: L2) over the whole vocabulary with the
     Gumbel-softmax relaxation of `methods/search.py`: a straight-through one-hot sample per step (talk Eq. 12), so
     the objective is always that of a real concept, on a fresh random subset of `gumbel_probes` probes."""
@@ -180,9 +210,16 @@ def gumbel_shortlist(base: Bundle, edited: Bundle, concepts: list[str], probes, 
     return [w for w, _ in search.top(0, min(config.shortlist, len(concepts)))]
 
 
-def inspect_models(base: Bundle, edited: Bundle, vocab: Vocabulary, config: InspectConfig = InspectConfig(),
-                   erased: str | None = None, progress: bool = False) -> Inspection:
+def inspect_models(
+    base: Bundle,
+    edited: Bundle,
+    vocab: Vocabulary,
+    config: InspectConfig | None = None,
+    erased: str | None = None,
+    progress: bool = False,
+) -> Inspection:
     """The vocabulary ranked by Eq. 19 (blind when `erased` is None): exhaustive or by the Gumbel search."""
+    config = config if config is not None else InspectConfig()
     config.check()
     check_pair(base, edited)
     if erased is not None and not erased.strip():
@@ -215,26 +252,41 @@ class Shown:
     se: float | None = None
 
 
-def judged(base: Bundle, edited: Bundle, concepts: list[str], n: int, probe=None, judge=None, steps: int = 25,
-           guidance: float = 5.0, template: str = "a {}", progress: bool = False) -> list[Shown]:
+def judged(
+    base: Bundle,
+    edited: Bundle,
+    concepts: list[str],
+    n: int,
+    probe=None,
+    judge=None,
+    steps: int = 25,
+    guidance: float = 5.0,
+    template: str = "a {}",
+    progress: bool = False,
+) -> list[Shown]:
     """Images of each concept from θ and θ' on seeds 0..n−1, and the judge's δ where `probe(concept, n)` (the
     world's `world.vocab.probe`) gives the judge's prompts, head and label; elsewhere the prompt is `template`."""
     probes = [probe(c, n) if probe is not None and judge is not None else None for c in concepts]
-    prompts = [list(p.prompts) if p is not None else [template.format(c)] * n for c, p in zip(concepts, probes)]
+    prompts = [
+        list(p.prompts) if p is not None else [template.format(c)] * n for c, p in zip(concepts, probes, strict=True)
+    ]
     flat, seeds = [q for ps in prompts for q in ps], list(range(n)) * len(concepts)
-    images = [generate_batched(m, flat, seeds, steps=steps, guidance=guidance,
-                               desc=f"inspect: {name} images" if progress else None)
-              for m, name in ((base, "base"), (edited, "edited"))]
+    images = [
+        generate_batched(
+            m, flat, seeds, steps=steps, guidance=guidance, desc=f"inspect: {name} images" if progress else None
+        )
+        for m, name in ((base, "base"), (edited, "edited"))
+    ]
     scores = [judge.score(batch) for batch in images] if any(p is not None for p in probes) else None
     out = []
-    for i, (c, p) in enumerate(zip(concepts, probes)):
+    for i, (c, p) in enumerate(zip(concepts, probes, strict=True)):
         rows = slice(i * n, (i + 1) * n)
         shown = Shown(c, prompts[i], images[0][rows], images[1][rows])
         if p is not None:
             a, b = (s.probability(p.head, p.label)[rows] for s in scores)
             diff = (a - b).double()
             shown.delta = float(diff.mean())
-            shown.se = float(diff.std() / n ** 0.5) if n > 1 else 0.0
+            shown.se = float(diff.std() / n**0.5) if n > 1 else 0.0
         out.append(shown)
     return out
 
@@ -251,6 +303,7 @@ def table_csv(ins: Inspection) -> str:
     """The ranked table: rank, concept, Eq. 19's score, L2, L1 (with c_e), the judge's δ (where measured)."""
     fmt = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
     lines = ["rank,concept,score,l2_change,l1,judge_delta"]
-    lines += [f"{i + 1},\"{r.concept}\",{fmt(r.score)},{fmt(r.l2)},{fmt(r.l1)},{fmt(r.delta)}"
-              for i, r in enumerate(ins.rows)]
+    lines += [
+        f'{i + 1},"{r.concept}",{fmt(r.score)},{fmt(r.l2)},{fmt(r.l1)},{fmt(r.delta)}' for i, r in enumerate(ins.rows)
+    ]
     return "\n".join(lines) + "\n"

@@ -20,8 +20,16 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.images import resize_crop
 
 IMAGENETTE = {  # class name as in the Imagenette prompt list -> ImageNet-1k index
-    "tench": 0, "english springer": 217, "cassette player": 482, "chain saw": 491, "church": 497,
-    "french horn": 566, "garbage truck": 569, "gas pump": 571, "golf ball": 574, "parachute": 701,
+    "tench": 0,
+    "english springer": 217,
+    "cassette player": 482,
+    "chain saw": 491,
+    "church": 497,
+    "french horn": 566,
+    "garbage truck": 569,
+    "gas pump": 571,
+    "golf ball": 574,
+    "parachute": 701,
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -60,8 +68,9 @@ def image_encoder(bundle, clip: str | Path | None = None):
 
 
 SCORERS = {  # what a method's registration may ask for (Method.scorer), built from the run's inputs
-    "attributes": lambda bundle, config, concepts, clip: attribute_scorer(bundle, config.attributes,
-                                                                            concepts.erase[0], clip),
+    "attributes": lambda bundle, config, concepts, clip: attribute_scorer(
+        bundle, config.attributes, concepts.erase[0], clip
+    ),
     "image-features": lambda bundle, config, concepts, clip: image_encoder(bundle, clip),
     "segmented-images": lambda bundle, config, concepts, clip: segmented_images(bundle),
 }
@@ -87,16 +96,19 @@ def segmented_images(bundle):
 
     if native.owns(bundle):
         return native.segmented_images()
-    raise ErasekitError("segmentation masks for MACE exist on the miniature only (erasekit ships no Grounded-SAM): "
-                        "run MACE with --set masks='' (attention over the whole image, the official "
-                        "use_gsam_mask: false)")
+    raise ErasekitError(
+        "segmentation masks for MACE exist on the miniature only (erasekit ships no Grounded-SAM): "
+        "run MACE with --set masks='' (attention over the whole image, the official "
+        "use_gsam_mask: false)"
+    )
 
 
 def _require(path: str | Path | None, what: str, hub_id: str, option: str) -> Path:
     if path is None or not Path(path).is_dir() or not (Path(path) / "config.json").exists():
         raise ErasekitError(
             f"{what} weights not found{f' at {path}' if path else ''}: download {hub_id} on a machine with network "
-            f"(huggingface-cli download {hub_id} --local-dir DIR) and pass {option} DIR")
+            f"(huggingface-cli download {hub_id} --local-dir DIR) and pass {option} DIR"
+        )
     return Path(path)
 
 
@@ -173,15 +185,24 @@ class ClipJudge:
 
     @torch.no_grad()
     def image_embeds(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
-        return torch.cat([_projected(self.model.get_image_features(
-            pixel_values=_preprocess(part, self.size, CLIP_MEAN, CLIP_STD, self.device))) for part in images.split(batch)])
+        return torch.cat(
+            [
+                _projected(
+                    self.model.get_image_features(
+                        pixel_values=_preprocess(part, self.size, CLIP_MEAN, CLIP_STD, self.device)
+                    )
+                )
+                for part in images.split(batch)
+            ]
+        )
 
     @torch.no_grad()
     def text_embeds(self, texts: list[str], batch: int = 256) -> torch.Tensor:
         out = []
         for i in range(0, len(texts), batch):
-            ids = self.tokenizer(texts[i : i + batch], padding=True, truncation=True, max_length=77,
-                                 return_tensors="pt").to(self.device)
+            ids = self.tokenizer(
+                texts[i : i + batch], padding=True, truncation=True, max_length=77, return_tensors="pt"
+            ).to(self.device)
             out.append(_projected(self.model.get_text_features(**ids)))
         return torch.cat(out)
 
@@ -201,7 +222,9 @@ def _load_torchscript(path: str | Path | None, what: str, how: str, option: str)
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:  # not a TorchScript archive
-        raise ErasekitError(f"cannot load {what} from {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise ErasekitError(
+            f"cannot load {what} from {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 class InceptionFeatures:
@@ -210,8 +233,9 @@ class InceptionFeatures:
     `return_features=True`, it resizes to 299 itself, as TF-FID does."""
 
     def __init__(self, path: str | Path | None):
-        self.model = _load_torchscript(path, "the FID Inception network",
-                                       "download inception-2015-12-05.pt (StyleGAN2-ADA metrics)", "--inception")
+        self.model = _load_torchscript(
+            path, "the FID Inception network", "download inception-2015-12-05.pt (StyleGAN2-ADA metrics)", "--inception"
+        )
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch: int = 64) -> np.ndarray:
@@ -228,10 +252,15 @@ class LpipsJudge:
     Called with two [B, 3, H, W] batches in [-1, 1]; returns [B] distances."""
 
     def __init__(self, path: str | Path | None):
-        self.model = _load_torchscript(path, "the LPIPS network",
-                                       'export it with torch.jit.script(lpips.LPIPS(net="alex")).save(FILE)', "--lpips")
+        self.model = _load_torchscript(
+            path, "the LPIPS network", 'export it with torch.jit.script(lpips.LPIPS(net="alex")).save(FILE)', "--lpips"
+        )
 
     @torch.no_grad()
     def __call__(self, a: torch.Tensor, b: torch.Tensor, batch: int = 64) -> torch.Tensor:
-        return torch.cat([self.model(x.cpu().float() * 2 - 1, y.cpu().float() * 2 - 1).reshape(len(x))
-                          for x, y in zip(a.split(batch), b.split(batch))])
+        return torch.cat(
+            [
+                self.model(x.cpu().float() * 2 - 1, y.cpu().float() * 2 - 1).reshape(len(x))
+                for x, y in zip(a.split(batch), b.split(batch), strict=True)
+            ]
+        )

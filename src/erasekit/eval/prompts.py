@@ -16,8 +16,21 @@ from erasekit.world.captions import PROMPT_SETS, world_prompts
 
 SEED_COLUMNS = ("evaluation_seed", "seed")
 # columns kept as labels, per public layout (others are dropped)
-LABEL_COLUMNS = ("class", "artist", "categories", "nudity_percentage", "inappropriate_percentage", "hard",
-                 "image_id", "case_number", "label", "concept", "object", "style", "original")
+LABEL_COLUMNS = (
+    "class",
+    "artist",
+    "categories",
+    "nudity_percentage",
+    "inappropriate_percentage",
+    "hard",
+    "image_id",
+    "case_number",
+    "label",
+    "concept",
+    "object",
+    "style",
+    "original",
+)
 
 
 @dataclass
@@ -39,19 +52,23 @@ class PromptSet:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def subset(self, idx) -> "PromptSet":
+    def subset(self, idx) -> PromptSet:
         idx = list(idx)
-        return PromptSet(self.name, [self.prompts[i] for i in idx], [self.seeds[i] for i in idx],
-                         [self.labels[i] for i in idx])
+        return PromptSet(
+            self.name, [self.prompts[i] for i in idx], [self.seeds[i] for i in idx], [self.labels[i] for i in idx]
+        )
 
-    def filter(self, keep) -> "PromptSet":
+    def filter(self, keep) -> PromptSet:
         """The rows whose labels satisfy `keep(labels)`."""
         return self.subset(i for i, lab in enumerate(self.labels) if keep(lab))
 
     def expand(self, n: int) -> list[tuple[int, str, int, dict]]:
         """(row, prompt, seed, labels) for n images per prompt: seeds seed, seed+1, ..., seed+n-1."""
-        return [(r, p, s + i, lab) for r, (p, s, lab) in enumerate(zip(self.prompts, self.seeds, self.labels))
-                for i in range(n)]
+        return [
+            (r, p, s + i, lab)
+            for r, (p, s, lab) in enumerate(zip(self.prompts, self.seeds, self.labels, strict=True))
+            for i in range(n)
+        ]
 
 
 def world_set(name: str) -> PromptSet:
@@ -83,7 +100,9 @@ def load_csv(path: str | Path, name: str | None = None, skip_empty: bool = False
             try:
                 seeds.append(int(float(row[seed_col])) if seed_col and row[seed_col] else 0)
             except ValueError:
-                raise ErasekitError(f"prompt file {path}, line {row_no}: seed {row[seed_col]!r} is not a number") from None
+                raise ErasekitError(
+                    f"prompt file {path}, line {row_no}: seed {row[seed_col]!r} is not a number"
+                ) from None
             labels.append({c: row[c] for c in LABEL_COLUMNS if c in columns})
     return PromptSet(name or path.stem, prompts, seeds, labels)
 
@@ -110,4 +129,5 @@ def load_prompt_set(spec: str) -> PromptSet:
     if spec.endswith(".csv") or Path(spec).exists():
         return load_csv(spec)
     raise ErasekitError(
-        f"unknown prompt set {spec!r}: give a CSV path or one of {', '.join('world-' + p for p in PROMPT_SETS)}")
+        f"unknown prompt set {spec!r}: give a CSV path or one of {', '.join('world-' + p for p in PROMPT_SETS)}"
+    )

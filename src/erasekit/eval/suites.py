@@ -17,17 +17,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
+from erasekit.models.bundle import Bundle
 from erasekit.world.render import OBJECTS, STYLES
 
 SUITES = ("world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco")
-WORLD_SETS = {"world-objects": "objects", "world-styles": "styles", "world-implicit": "implicit-indirect",
-              "world-general": "general"}
+WORLD_SETS = {
+    "world-objects": "objects",
+    "world-styles": "styles",
+    "world-implicit": "implicit-indirect",
+    "world-general": "general",
+}
 HEADS = {"world-objects": ("object", OBJECTS), "world-styles": ("style", STYLES)}
 
 
@@ -66,9 +70,16 @@ class SuiteResult:
     embedding: dict | None = None  # the learned word the prompts used (method, time, words), or None
 
     def to_json(self) -> dict:
-        out = {"suite": self.suite, "model": self.model, "edit": self.edit, "erased": self.erased,
-               "preserved": self.preserved, "n_per_prompt": self.n_per_prompt, "metrics": self.metrics,
-               "per_concept": self.per_concept}
+        out = {
+            "suite": self.suite,
+            "model": self.model,
+            "edit": self.edit,
+            "erased": self.erased,
+            "preserved": self.preserved,
+            "n_per_prompt": self.n_per_prompt,
+            "metrics": self.metrics,
+            "per_concept": self.per_concept,
+        }
         return out if self.embedding is None else {**out, "embedding": self.embedding}
 
 
@@ -88,9 +99,11 @@ def check_suite(suite: str, bundle: Bundle) -> None:
     from erasekit.world import native
 
     if suite.startswith("world-") and not native.owns(bundle):
-        raise ErasekitError(f"suite {suite} is scored by the world judge, which knows only the miniature's 32x32 "
-                            f"world, and {bundle.source!r} is not the miniature: evaluate it on imagenette "
-                            "(--resnet), i2p (NudeNet) or coco (--clip)")
+        raise ErasekitError(
+            f"suite {suite} is scored by the world judge, which knows only the miniature's 32x32 "
+            f"world, and {bundle.source!r} is not the miniature: evaluate it on imagenette "
+            "(--resnet), i2p (NudeNet) or coco (--clip)"
+        )
 
 
 def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
@@ -98,10 +111,14 @@ def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
         raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
     from erasekit.eval.judges import ClipJudge, InceptionFeatures, LpipsJudge, NudeNetJudge, ResNetJudge, world_judge
 
-    main = {"imagenette": lambda: ResNetJudge(run.resnet, device=device), "i2p": NudeNetJudge,
-            "coco": lambda: ClipJudge(run.clip, device=device)}.get(suite, world_judge)()
-    return Judges(main, InceptionFeatures(run.inception) if run.inception else None,
-                  LpipsJudge(run.lpips) if run.lpips else None)
+    main = {
+        "imagenette": lambda: ResNetJudge(run.resnet, device=device),
+        "i2p": NudeNetJudge,
+        "coco": lambda: ClipJudge(run.clip, device=device),
+    }.get(suite, world_judge)()
+    return Judges(
+        main, InceptionFeatures(run.inception) if run.inception else None, LpipsJudge(run.lpips) if run.lpips else None
+    )
 
 
 def _split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], erased, preserved) -> tuple[dict, dict]:
@@ -142,9 +159,17 @@ def _label_key(suite: str) -> str | None:
     return HEADS[suite][0] if suite in HEADS else "class" if suite == "imagenette" else None
 
 
-def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: list[str] = (),
-             preserved: list[str] | None = None, base_images: torch.Tensor | None = None,
-             judges: Judges | None = None, desc: str | None = None, key: Key | None = None) -> SuiteResult:
+def evaluate(
+    bundle: Bundle,
+    suite: str,
+    run: SuiteRun | None = None,
+    erased: list[str] = (),
+    preserved: list[str] | None = None,
+    base_images: torch.Tensor | None = None,
+    judges: Judges | None = None,
+    desc: str | None = None,
+    key: Key | None = None,
+) -> SuiteResult:
     """`bundle` on `suite`. Everything that can be wrong with the input (suite, prompt file, judges, concept names)
     fails before the first image. `base_images`: the base model's images for the same suite and seeds; adds the
     paired metrics.
@@ -152,6 +177,7 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
     `key`: a hidden model's key (Hide & Recover). Only the prompts of the erased concepts it unlocks are generated,
     each with its concept's key, and the metrics are the recovery success rates RSR-1/5 (`rsr@1`, `rsr@5`: the
     share of those images whose concept is in the judge's top-1 / top-5), with n and intervals."""
+    run = run if run is not None else SuiteRun()
     check_suite(suite, bundle)
     ps = suite_prompts(suite, run)
     judges = judges or load_judges(suite, run, bundle.device)
@@ -167,10 +193,17 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
         hidden = unlocked(suite, key, erased)
         rows = [r for r in rows if r[3].get(label) in hidden]
     concepts = [r[3][label] for r in rows] if label else [r[1] for r in rows]
-    images = generate_batched(bundle, [r[1] for r in rows], [r[2] for r in rows], steps=run.steps,
-                              guidance=run.guidance, batch=run.batch,
-                              desc=(desc or f"{suite} ({bundle.source})") if run.progress else None,
-                              key=key, concepts=concepts if key is not None else None)
+    images = generate_batched(
+        bundle,
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        steps=run.steps,
+        guidance=run.guidance,
+        batch=run.batch,
+        desc=(desc or f"{suite} ({bundle.source})") if run.progress else None,
+        key=key,
+        concepts=concepts if key is not None else None,
+    )
     if key is not None:
         metrics, per = _recovery(suite, judges.main, images, concepts)
     elif suite.startswith("world-"):
@@ -183,8 +216,20 @@ def evaluate(bundle: Bundle, suite: str, run: SuiteRun = SuiteRun(), erased: lis
             metrics["lpips"] = float(judges.lpips(images, base_images).mean())
         if judges.inception is not None:
             metrics["fid"] = M.frechet_distance(judges.inception(images), judges.inception(base_images))
-    return SuiteResult(suite, bundle.source, bundle.meta.get("edit"), erased, preserved, run.n, metrics, per, images,
-                       [r[1] for r in rows], concepts, bundle.meta.get("embedding"))
+    return SuiteResult(
+        suite,
+        bundle.source,
+        bundle.meta.get("edit"),
+        erased,
+        preserved,
+        run.n,
+        metrics,
+        per,
+        images,
+        [r[1] for r in rows],
+        concepts,
+        bundle.meta.get("embedding"),
+    )
 
 
 def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
@@ -194,7 +239,9 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
     if suite.startswith("world-") and run.prompts_file is None:
         return world_set(WORLD_SETS[suite])
     if run.prompts_file is None:
-        raise ErasekitError(f"suite {suite} needs its prompt CSV: pass --prompts-file (e.g. ../shared/data/prompts/...)")
+        raise ErasekitError(
+            f"suite {suite} needs its prompt CSV: pass --prompts-file (e.g. ../shared/data/prompts/...)"
+        )
     if suite == "world-general":
         raise ErasekitError("suite world-general scores the world's own captions; it takes no --prompts-file")
     ps = load_i2p(run.prompts_file) if suite == "i2p" else load_csv(run.prompts_file)
@@ -203,9 +250,11 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
         for row, labels in enumerate(ps.labels, start=2):
             labels[key] = labels.get(key) or labels.get("concept")
             if labels[key] not in names:
-                raise ErasekitError(f"prompt file {run.prompts_file}, line {row}: suite {suite} needs each prompt's "
-                                    f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not "
-                                    f"{labels[key]!r}")
+                raise ErasekitError(
+                    f"prompt file {run.prompts_file}, line {row}: suite {suite} needs each prompt's "
+                    f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not "
+                    f"{labels[key]!r}"
+                )
     return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
 
 
@@ -233,12 +282,15 @@ def unlocked(suite: str, key: Key, erased: list[str]) -> list[str]:
     """The erased concepts a key unlocks; refused before any image: a suite without concept labels, a key for
     none of the erased concepts."""
     if suite not in HEADS and suite != "imagenette":
-        raise ErasekitError(f"a key's recovery rate needs a suite whose prompts name their concept "
-                            f"({', '.join(HEADS)}, imagenette), not {suite}")
+        raise ErasekitError(
+            f"a key's recovery rate needs a suite whose prompts name their concept "
+            f"({', '.join(HEADS)}, imagenette), not {suite}"
+        )
     hidden = [c for c in erased if c in key.concepts]
     if not hidden:
-        raise ErasekitError(f"the key unlocks {', '.join(key.concepts)}, none of the erased concepts "
-                            f"({', '.join(erased) or 'none'})")
+        raise ErasekitError(
+            f"the key unlocks {', '.join(key.concepts)}, none of the erased concepts ({', '.join(erased) or 'none'})"
+        )
     return hidden
 
 
@@ -262,8 +314,10 @@ def _recovery(suite, judge, images, concepts) -> tuple[dict, dict]:
     for k in (1, 5):
         metrics[f"rsr@{k}"] = M.rsr(probs, labels_arr, k)
         metrics[f"rsr@{k}_ci"] = M.wilson(metrics[f"rsr@{k}"], len(labels))
-    per = {c: {f"rsr@{k}": M.rsr(probs[concepts_arr == c], labels_arr[concepts_arr == c], k) for k in (1, 5)}
-           for c in dict.fromkeys(concepts)}
+    per = {
+        c: {f"rsr@{k}": M.rsr(probs[concepts_arr == c], labels_arr[concepts_arr == c], k) for k in (1, 5)}
+        for c in dict.fromkeys(concepts)
+    }
     return metrics, per
 
 
@@ -287,13 +341,20 @@ def _world(suite, judge, images, rows, concepts, erased, preserved):
         _, labels = sample_captions(max(2000, len(images)), seed=4321)
         reference = judge.score(to_tensor(render(labels, seed=4321))).features
         agree = []
-        for r, obj, col, sty in zip(rows, scores.top1("object"), scores.top1("colour"), scores.top1("style")):
+        for r, obj, col, sty in zip(
+            rows, scores.top1("object"), scores.top1("colour"), scores.top1("style"), strict=True
+        ):
             want = r[3]
-            checks = [obj == want["object"]] + ([col == want["colour"]] if want["colour"] else []) + \
-                     ([sty == want["style"]] if want["style"] else [])
+            checks = (
+                [obj == want["object"]]
+                + ([col == want["colour"]] if want["colour"] else [])
+                + ([sty == want["style"]] if want["style"] else [])
+            )
             agree.append(np.mean(checks))
-        metrics = {"fjd": M.frechet_distance(scores.features.numpy(), reference.numpy()),
-                   "attribute_agreement": float(np.mean(agree) * 100)}
+        metrics = {
+            "fjd": M.frechet_distance(scores.features.numpy(), reference.numpy()),
+            "attribute_agreement": float(np.mean(agree) * 100),
+        }
         per = {}
     return metrics, per
 

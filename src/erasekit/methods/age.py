@@ -37,7 +37,6 @@ from dataclasses import dataclass, replace
 import torch
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -47,7 +46,7 @@ from erasekit.methods.latents import prediction_gap
 from erasekit.methods.registry import register
 from erasekit.methods.search import SearchConfig, prepare, run_search, variant_search
 from erasekit.methods.teacher import guided_away, predictions
-
+from erasekit.models.bundle import Bundle
 
 MODES = ("erase", "edit", "debias")
 
@@ -78,18 +77,34 @@ def variants(concepts: ConceptSet, config: AGEConfig) -> list[list[str]] | None:
     return None
 
 
-MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
-        "vocab": "world", "gumbel_lr": 0.1, "k_closest": 20}
+MINI = {
+    "iterations": 40,
+    "lr": 1e-3,
+    "batch": 8,
+    "ddim_steps": 10,
+    "templates": ("{}", "a {}"),
+    "vocab": "world",
+    "gumbel_lr": 0.1,
+    "k_closest": 20,
+}
 
 
-@register("age", "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target; "
-          "edit, debias (Bui 2025)", AGEConfig,
-          paper="Bui et al., ICLR 2025 (talk Eqs. 13-14; Eq. 17 for edit and debias)", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Run()) -> Edit:
+@register(
+    "age",
+    "Adaptive Guided Erasure: map the erased concept onto an adaptively searched related target; "
+    "edit, debias (Bui 2025)",
+    AGEConfig,
+    paper="Bui et al., ICLR 2025 (talk Eqs. 13-14; Eq. 17 for edit and debias)",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     if concepts.preserve or (concepts.target and config.mode != "edit"):
-        raise ErasekitError("age searches its target (and preserves it) in its vocabulary; --target and --preserve "
-                            "are not used (put the concepts in the vocabulary file instead; --target goes with "
-                            "--set mode=edit)")
+        raise ErasekitError(
+            "age searches its target (and preserves it) in its vocabulary; --target and --preserve "
+            "are not used (put the concepts in the vocabulary file instead; --target goes with "
+            "--set mode=edit)"
+        )
     if config.mode == "edit" and not concepts.target:
         raise ErasekitError("age edit maps a concept onto a target: give --target (e.g. --target square)")
     given = variants(concepts, config)
@@ -115,16 +130,16 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: AGEConfig, run: Run = Ru
         def gain(c_t):  # Eq. 13's objective as a function of c_t: π ascends it
             c_t = c_t.expand(b)
             target, e_t = teacher(s, c_t, e_e)
-            return (prediction_gap(bundle, s_e, target, s.t, config.space)
-                    + lam * prediction_gap(bundle, model.eps(s.z_s, s.t, c_t), e_t, s.t, config.space))
+            return prediction_gap(bundle, s_e, target, s.t, config.space) + lam * prediction_gap(
+                bundle, model.eps(s.z_s, s.t, c_t), e_t, s.t, config.space
+            )
 
         search.climb(s.i, s.gen, config.pgd_steps, gain)
         # θ' maps c_e onto the c_t found and preserves c_t (Eq. 13's outer min)
         c_t = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b)
         with torch.no_grad():
             target, e_t = teacher(s, c_t, e_e)
-        s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]),
-                             Conditioning.cat([c_e, c_t])).chunk(2)
+        s_e, s_t = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), Conditioning.cat([c_e, c_t])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_t, e_t, s.t, config.space)
         return l1 + lam * l2, setup.log(concepts, s, l1, l2)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
@@ -37,6 +36,7 @@ from erasekit.methods.latents import prediction_gap
 from erasekit.methods.registry import register
 from erasekit.methods.search import SearchConfig, prepare, run_search
 from erasekit.methods.teacher import guided_target
+from erasekit.models.bundle import Bundle
 
 
 @dataclass
@@ -44,23 +44,42 @@ class APConfig(SearchConfig):
     num_centers: int = 100
 
 
-def preservation_gap(bundle: Bundle, model: Bundle, z: torch.Tensor, t: torch.Tensor, c_a: Conditioning,
-                     space: str) -> torch.Tensor:
+def preservation_gap(
+    bundle: Bundle, model: Bundle, z: torch.Tensor, t: torch.Tensor, c_a: Conditioning, space: str
+) -> torch.Tensor:
     """L2 = ||ε_θ'(z, c_a) − ε_θ(z, c_a)||² (Eq. 9's second term), differentiable in c_a."""
     return prediction_gap(bundle, model.eps(z, t, c_a), bundle.eps(z, t, c_a), t, space)
 
 
-MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
-        "vocab": "world", "gumbel_lr": 0.1, "k_closest": 20, "num_centers": 0, "negative_guidance": 1.0}
+MINI = {
+    "iterations": 40,
+    "lr": 1e-3,
+    "batch": 8,
+    "ddim_steps": 10,
+    "templates": ("{}", "a {}"),
+    "vocab": "world",
+    "gumbel_lr": 0.1,
+    "k_closest": 20,
+    "num_centers": 0,
+    "negative_guidance": 1.0,
+}
 
 
-@register("ap", "Adversarial Preservation: erase while preserving the most sensitive concept, found by "
-          "Gumbel-softmax search (Bui 2024)", APConfig, paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)",
-          presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run()) -> Edit:
+@register(
+    "ap",
+    "Adversarial Preservation: erase while preserving the most sensitive concept, found by "
+    "Gumbel-softmax search (Bui 2024)",
+    APConfig,
+    paper="Bui et al., NeurIPS 2024 (talk Eqs. 8-12)",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     if concepts.preserve:
-        raise ErasekitError("ap searches what to preserve in its vocabulary; --preserve is not used (put the "
-                            "concepts in the vocabulary file instead)")
+        raise ErasekitError(
+            "ap searches what to preserve in its vocabulary; --preserve is not used (put the "
+            "concepts in the vocabulary file instead)"
+        )
     setup = prepare(bundle, concepts, config)
     model, search, conds = setup.model, setup.search, setup.conds
     with torch.no_grad():
@@ -71,15 +90,18 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: APConfig, run: Run = Run
         s = setup.step(step, config)
         b = len(s.z_e)
         # Algorithm 1: c_a ← argmax L2, by ascent on π
-        search.climb(s.i, s.gen, config.pgd_steps,
-                     lambda c_a: preservation_gap(bundle, model, s.z_s, s.t, c_a.expand(b), config.space))
+        search.climb(
+            s.i,
+            s.gen,
+            config.pgd_steps,
+            lambda c_a: preservation_gap(bundle, model, s.z_s, s.t, c_a.expand(b), config.space),
+        )
         # Algorithm 2: θ' descends Eq. 9 at the c_a found
         c_a = search.embed(s.i, search.sample(s.i, s.gen).detach()).expand(b)
         c_e = conds[s.k].expand(b)
         with torch.no_grad():  # ε_θ(c_n) (guided away from c_e by η) and ε_θ(c_a), one batch
             target, (e_a,) = guided_target(bundle, s.t, (s.z_e, c_n.expand(b)), (s.z_e, c_e), eta, (s.z_s, c_a))
-        s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]),
-                             Conditioning.cat([c_e, c_a])).chunk(2)
+        s_e, s_a = model.eps(torch.cat([s.z_e, s.z_s]), torch.cat([s.t, s.t]), Conditioning.cat([c_e, c_a])).chunk(2)
         l1 = prediction_gap(bundle, s_e, target, s.t, config.space)
         l2 = prediction_gap(bundle, s_a, e_a, s.t, config.space)  # preservation_gap, with the batch shared
         return l1 + lam * l2, setup.log(concepts, s, l1, l2)

@@ -22,16 +22,16 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 MODES = ("model", "noise")
 
@@ -56,13 +56,26 @@ class CAConfig(LoopConfig):
         check_choice(self.group, GROUPS, "parameter group")
 
 
-MINI = {"iterations": 150, "lr": 1e-3, "batch": 16, "pool_size": 64, "templates": ("{}", "a {}"), "guide": "nearest",
-        "vocab": "world-objects"}
+MINI = {
+    "iterations": 150,
+    "lr": 1e-3,
+    "batch": 16,
+    "pool_size": 64,
+    "templates": ("{}", "a {}"),
+    "guide": "nearest",
+    "vocab": "world-objects",
+}
 
 
-@register("ca", "Concept Ablation: the erased concept's predictions become the anchor's (Kumari 2023)", CAConfig,
-          paper="arXiv:2303.13516", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run()) -> Edit:
+@register(
+    "ca",
+    "Concept Ablation: the erased concept's predictions become the anchor's (Kumari 2023)",
+    CAConfig,
+    paper="arXiv:2303.13516",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     concepts = guided(bundle, concepts, config.guide, config.vocab)
     model, params = student(bundle, config.group)
     anchor = concepts.anchor_prompt
@@ -84,8 +97,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run = Run
         else:
             target = eps
         l_ablate, l_prior = F.mse_loss(out_star, target), F.mse_loss(out_anchor, eps)
-        return l_ablate + config.prior_weight * l_prior, {"l_ablate": l_ablate.item(),
-                                                          "l_prior": l_prior.item()}
+        return l_ablate + config.prior_weight * l_prior, {"l_ablate": l_ablate.item(), "l_prior": l_prior.item()}
 
     rows = fit("ca", loss_fn, params, config, run)
     return finish("ca", bundle, params, config, concepts.as_dict(), rows)

@@ -27,7 +27,7 @@ class ConceptSet:
         self.erase = [c.strip() for c in self.erase if c and c.strip()]
         self.preserve = [c.strip() for c in self.preserve if c and c.strip()]
         if not self.erase:
-            raise ErasekitError("empty concept list: give at least one concept to erase (--erase \"a star\")")
+            raise ErasekitError('empty concept list: give at least one concept to erase (--erase "a star")')
         overlap = sorted(set(self.erase) & set(self.preserve))
         if overlap:
             raise ErasekitError(f"concept(s) both erased and preserved: {', '.join(overlap)}")

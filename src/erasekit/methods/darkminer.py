@@ -42,7 +42,6 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
@@ -51,8 +50,9 @@ from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool
-from erasekit.models.lora import add_adapters, lora_tensors
 from erasekit.methods.registry import register
+from erasekit.models.bundle import Bundle
+from erasekit.models.lora import add_adapters, lora_tensors
 
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -101,14 +101,29 @@ class DarkMinerConfig(Checked):
                 raise ErasekitError(f"{name} must be a positive finite number, got {value}")
         unknown = [m for m in self.modules if m not in ATTENTION_PROJECTIONS]
         if not self.modules or unknown:
-            raise ErasekitError(f"modules must name attention projections ({', '.join(ATTENTION_PROJECTIONS)}), "
-                                f"got {', '.join(self.modules) or 'none'}")
+            raise ErasekitError(
+                f"modules must name attention projections ({', '.join(ATTENTION_PROJECTIONS)}), "
+                f"got {', '.join(self.modules) or 'none'}"
+            )
         check_choice(self.mine_optimizer, OPTIMIZERS, "mining optimizer")
 
 
-MINI = {"max_loops": 48, "pool_size": 32, "tokens": 8, "mine_iterations": 60, "mine_decay_at": 40,
-        "circ_iterations": 100, "circ_decay_at": 80, "circ_lr": 1.0, "circ_batch": 4, "circ_images": 8,
-        "steps": 10, "guidance": 5.0, "vocab": "world", "checkpoint_every": 20}
+MINI = {
+    "max_loops": 48,
+    "pool_size": 32,
+    "tokens": 8,
+    "mine_iterations": 60,
+    "mine_decay_at": 40,
+    "circ_iterations": 100,
+    "circ_decay_at": 80,
+    "circ_lr": 1.0,
+    "circ_batch": 4,
+    "circ_images": 8,
+    "steps": 10,
+    "guidance": 5.0,
+    "vocab": "world",
+    "checkpoint_every": 20,
+}
 
 
 def word_table(bundle: Bundle, vocab: str) -> tuple[list[str], torch.Tensor]:
@@ -126,10 +141,17 @@ def nearest_words(c: Conditioning, words: list[str], table: torch.Tensor) -> str
     return " ".join(words[i] for i in sim.argmax(-1).tolist())
 
 
-@register("darkminer", "Dark Miner: loop mine -> verify -> circumvent with LoRA on to_v until the mined embedding "
-          "no longer brings the concept back (Meng 2024)", DarkMinerConfig, paper="arXiv:2409.17682",
-          presets={"mini": MINI}, scorer=lambda config: "image-features")
-def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Run = Run()) -> Edit:
+@register(
+    "darkminer",
+    "Dark Miner: loop mine -> verify -> circumvent with LoRA on to_v until the mined embedding "
+    "no longer brings the concept back (Meng 2024)",
+    DarkMinerConfig,
+    paper="arXiv:2409.17682",
+    presets={"mini": MINI},
+    scorer=lambda config: "image-features",
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     if run.scorer is None:
         raise ErasekitError("Dark Miner verifies mined embeddings with an image encoder (Eq. 6): pass run.scorer")
     teacher, student = bundle, bundle.clone((bundle.DENOISER,), changes=lambda name: False)  # LoRA adds: shared
@@ -140,9 +162,19 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         c_0 = bundle.encode_prompts([config.anchor])
         empty = bundle.unconditional().first(config.tokens)
         starts = bundle.encode_prompts(prompts).first(config.tokens)
-        P_I = torch.cat([LatentPool(teacher, bundle.encode_prompts([p]), n, seed=config.seed + 7919 * i,
-                                    steps=config.steps, guidance=config.guidance).z0
-                         for i, (p, n) in enumerate(_shares(prompts, config.pool_size))])
+        P_I = torch.cat(
+            [
+                LatentPool(
+                    teacher,
+                    bundle.encode_prompts([p]),
+                    n,
+                    seed=config.seed + 7919 * i,
+                    steps=config.steps,
+                    guidance=config.guidance,
+                ).z0
+                for i, (p, n) in enumerate(_shares(prompts, config.pool_size))
+            ]
+        )
     words, table = word_table(bundle, config.vocab)
     record = _Record(run)
     P_E, x_pools, loops = [], [], []
@@ -162,16 +194,29 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         else:
             s_c = done["s"]
         verified = time.perf_counter()
-        row = {"loop": loop, "s": s_c, "mine_loss": mine_rows[-1]["loss"] if mine_rows else None,
-               "nearest": nearest_words(c, words, table)}
+        row = {
+            "loop": loop,
+            "s": s_c,
+            "mine_loss": mine_rows[-1]["loss"] if mine_rows else None,
+            "nearest": nearest_words(c, words, table),
+        }
         if s_c <= config.tau:
             loops.append({**row, "stopped": True, "seconds": {"mine": mined - started, "verify": verified - mined}})
             record.save(loops, P_E)
             break
         P_E.append(c)
         with torch.no_grad():
-            x_pools.append(LatentPool(teacher, c, config.circ_images, seed=seeds[0], steps=config.steps,
-                                      guidance=config.guidance, uncond=empty))
+            x_pools.append(
+                LatentPool(
+                    teacher,
+                    c,
+                    config.circ_images,
+                    seed=seeds[0],
+                    steps=config.steps,
+                    guidance=config.guidance,
+                    uncond=empty,
+                )
+            )
         for p in adapters:
             p.requires_grad_(True)
         circ_rows = circumvent(student, teacher, P_E, x_pools, c_0, adapters, config, run, loop)
@@ -179,23 +224,38 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
         if done is None:
             with torch.no_grad():
                 record.keep(f"loop{loop:03d}.after", _images(student, c, empty, seeds, config))
-        loops.append(done or {**row, "circ_loss": circ_rows[-1]["loss"] if circ_rows else None,
-                              "l_c": circ_rows[-1].get("l_c") if circ_rows else None,
-                              "seconds": {"mine": mined - started, "verify": verified - mined,
-                                          "circumvent": ended - verified}})
+        loops.append(
+            done
+            or {
+                **row,
+                "circ_loss": circ_rows[-1]["loss"] if circ_rows else None,
+                "l_c": circ_rows[-1].get("l_c") if circ_rows else None,
+                "seconds": {"mine": mined - started, "verify": verified - mined, "circumvent": ended - verified},
+            }
+        )
         record.save(loops, P_E)
-    edit = Edit.from_changes(bundle, lora_tensors(student, layers), "darkminer", config, concepts.as_dict(), kind="lora")
-    edit.metrics.update({"loops": len(P_E), "stopped_by": "verification" if loops and loops[-1].get("stopped")
-                         else "max_loops", "s": [row["s"] for row in loops]})
+    edit = Edit.from_changes(
+        bundle, lora_tensors(student, layers), "darkminer", config, concepts.as_dict(), kind="lora"
+    )
+    edit.metrics.update(
+        {
+            "loops": len(P_E),
+            "stopped_by": "verification" if loops and loops[-1].get("stopped") else "max_loops",
+            "s": [row["s"] for row in loops],
+        }
+    )
     return edit
 
 
-def mine(student: Bundle, x_e: torch.Tensor, start: Conditioning, config: DarkMinerConfig, run: Run,
-         loop: int) -> tuple[Conditioning, list[dict]]:
+def mine(
+    student: Bundle, x_e: torch.Tensor, start: Conditioning, config: DarkMinerConfig, run: Run, loop: int
+) -> tuple[Conditioning, list[dict]]:
     """Eq. 5: the embedding c (per-token states [1, tokens, D]) whose conditioning best denoises the k pool images.
     A family's pooled vector, where it has one, stays the starting prompt's: c is what the per-token states mine."""
     c = torch.nn.Parameter(start.tokens.detach().clone())
-    sched = lambda step: config.mine_lr * (config.decay if step >= config.mine_decay_at else 1.0)
+
+    def sched(step: int) -> float:
+        return config.mine_lr * (config.decay if step >= config.mine_decay_at else 1.0)
 
     def loss_fn(step: int):
         gen = step_generator(config.seed, step, 2 * loop)
@@ -204,19 +264,36 @@ def mine(student: Bundle, x_e: torch.Tensor, start: Conditioning, config: DarkMi
         x_t = student.add_noise(x_e, eps, t)
         return F.mse_loss(student.eps(x_t, t, start.with_tokens(c).expand(len(x_e))), eps)  # L_M
 
-    rows = train(f"mine {loop}", loss_fn, [c], config.mine_iterations, config.mine_lr, run, config.mine_grad_clip,
-                 config.checkpoint_every, prefix=f"loop{loop:03d}-mine-",
-                 optimizer=OPTIMIZERS[config.mine_optimizer], lr_at=sched)
+    rows = train(
+        f"mine {loop}",
+        loss_fn,
+        [c],
+        config.mine_iterations,
+        config.mine_lr,
+        run,
+        config.mine_grad_clip,
+        config.checkpoint_every,
+        prefix=f"loop{loop:03d}-mine-",
+        optimizer=OPTIMIZERS[config.mine_optimizer],
+        lr_at=sched,
+    )
     return start.with_tokens(c.detach()).detach(), rows
 
 
-def verify(student: Bundle, c: Conditioning, x_e: torch.Tensor, c_0: Conditioning, empty: Conditioning,
-           seeds: list[int], config: DarkMinerConfig, enc) -> tuple[float, torch.Tensor]:
+def verify(
+    student: Bundle,
+    c: Conditioning,
+    x_e: torch.Tensor,
+    c_0: Conditioning,
+    empty: Conditioning,
+    seeds: list[int],
+    config: DarkMinerConfig,
+    enc,
+) -> tuple[float, torch.Tensor]:
     """Eq. 6: s(c), and the student's images x_c of c."""
     with torch.no_grad():
         x_c = _images(student, c, empty, seeds, config)
-        x_r = student.generate(None, seeds, steps=config.steps, guidance=config.guidance,
-                               cond=c_0.expand(len(seeds)))
+        x_r = student.generate(None, seeds, steps=config.steps, guidance=config.guidance, cond=c_0.expand(len(seeds)))
         images_e = (student.decode_latents(x_e).float() + 1) / 2
         f_c, f_r, f_e = (torch.as_tensor(enc(x)).float() for x in (x_c, x_r, images_e))
     s_c = float(F.cosine_similarity(f_c - f_r, f_e - f_r, dim=-1).mean())
@@ -225,12 +302,22 @@ def verify(student: Bundle, c: Conditioning, x_e: torch.Tensor, c_0: Conditionin
     return s_c, x_c
 
 
-def circumvent(student: Bundle, teacher: Bundle, P_E: list[Conditioning], x_pools: list[LatentPool],
-               c_0: Conditioning, adapters: list[torch.nn.Parameter], config: DarkMinerConfig, run: Run,
-               loop: int) -> list[dict]:
+def circumvent(
+    student: Bundle,
+    teacher: Bundle,
+    P_E: list[Conditioning],
+    x_pools: list[LatentPool],
+    c_0: Conditioning,
+    adapters: list[torch.nn.Parameter],
+    config: DarkMinerConfig,
+    run: Run,
+    loop: int,
+) -> list[dict]:
     """Eqs. 7-8 on the adapters: the newest c (probability r) or an earlier one is sent to c0's prediction, while
     c0, 0·c and −c keep the teacher's."""
-    sched = lambda step: config.circ_lr * (config.decay if step >= config.circ_decay_at else 1.0)
+
+    def sched(step: int) -> float:
+        return config.circ_lr * (config.decay if step >= config.circ_decay_at else 1.0)
 
     def loss_fn(step: int):
         gen = step_generator(config.seed, step, 2 * loop + 1)
@@ -250,9 +337,19 @@ def circumvent(student: Bundle, teacher: Bundle, P_E: list[Conditioning], x_pool
         l_p = F.mse_loss(on_c0, target_c0) + F.mse_loss(on_zero, target_zero) + F.mse_loss(on_neg, target_neg)
         return config.alpha_c * l_c + config.alpha_p * l_p, {"l_c": l_c.item(), "l_p": l_p.item(), "c": j}
 
-    return train(f"circumvent {loop}", loss_fn, adapters, config.circ_iterations, config.circ_lr, run,
-                 config.circ_grad_clip, config.checkpoint_every, prefix=f"loop{loop:03d}-circ-",
-                 optimizer=OPTIMIZERS["sgd"], lr_at=sched)
+    return train(
+        f"circumvent {loop}",
+        loss_fn,
+        adapters,
+        config.circ_iterations,
+        config.circ_lr,
+        run,
+        config.circ_grad_clip,
+        config.checkpoint_every,
+        prefix=f"loop{loop:03d}-circ-",
+        optimizer=OPTIMIZERS["sgd"],
+        lr_at=sched,
+    )
 
 
 def _images(model: Bundle, c: Conditioning, empty: Conditioning, seeds: list[int], config) -> torch.Tensor:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
 from erasekit.core.options import at_least, check_choice
@@ -39,6 +38,7 @@ from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_target
+from erasekit.models.bundle import Bundle
 
 ESD_GROUPS = {"esd-x": "xattn", "esd-u": "noxattn", "esd-all": "full", "esd-x-strict": "xattn-kv"}
 
@@ -59,13 +59,25 @@ class ESDConfig(LoopConfig):
         check_choice(self.z_source, Z_SOURCES, "z_source")
 
 
-MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "negative_guidance": 1.0,
-        "templates": ("{}", "a {}")}
+MINI = {
+    "iterations": 40,
+    "lr": 1e-3,
+    "batch": 8,
+    "ddim_steps": 10,
+    "negative_guidance": 1.0,
+    "templates": ("{}", "a {}"),
+}
 
 
-@register("esd", "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
-          ESDConfig, paper="arXiv:2303.07345", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run = Run()) -> Edit:
+@register(
+    "esd",
+    "ESD: fine-tune toward negatively guided predictions for the erased concept (Gandikota 2023)",
+    ESDConfig,
+    paper="arXiv:2303.07345",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     model, params = student(bundle, ESD_GROUPS[config.group])
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))

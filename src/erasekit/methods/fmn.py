@@ -22,16 +22,16 @@ from functools import partial
 
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import GROUPS
-from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
+from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 
 @dataclass
@@ -53,15 +53,24 @@ class FMNConfig(LoopConfig):
 MINI = {"iterations": 150, "lr": 2e-4, "batch": 8, "group": "xattn", "pool_size": 64, "templates": ("{}", "a {}")}
 
 
-@register("fmn", "Forget-Me-Not: minimise the concept tokens' cross-attention maps (Zhang 2023)", FMNConfig,
-          paper="arXiv:2303.17591", presets={"mini": MINI}, families=UNET_FAMILIES, why=WHY_UNET)
-def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run = Run()) -> Edit:
+@register(
+    "fmn",
+    "Forget-Me-Not: minimise the concept tokens' cross-attention maps (Zhang 2023)",
+    FMNConfig,
+    paper="arXiv:2303.17591",
+    presets={"mini": MINI},
+    families=UNET_FAMILIES,
+    why=WHY_UNET,
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     model, params = student(bundle, config.group)
     items = [(t.format(c), c) for c in concepts.erase for t in config.templates]  # (prompt, the concept's words)
     with torch.no_grad():
         conds = bundle.encode_prompts([p for p, _ in items])
-    pools = {c: LatentPool(bundle, bundle.encode_prompts([c]), config.pool_size, seed=config.seed)
-             for c in concepts.erase}
+    pools = {
+        c: LatentPool(bundle, bundle.encode_prompts([c]), config.pool_size, seed=config.seed) for c in concepts.erase
+    }
     positions = token_positions(bundle, [p for p, _ in items], [c for _, c in items], config.use_pooler)
     probe = AttentionProbe(model.denoiser)
 

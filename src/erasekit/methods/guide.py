@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.errors import ErasekitError
 from erasekit.core.options import check_choice
 from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.search import candidates
+from erasekit.models.bundle import Bundle
 
 GUIDES = ("", "nearest")  # "": --target, else the empty prompt
 
@@ -26,14 +26,17 @@ GUIDES = ("", "nearest")  # "": --target, else the empty prompt
 def check_guide(guide: str, vocab: str) -> None:
     check_choice(guide, GUIDES, "guide")
     if guide == "nearest" and not vocab:
-        raise ErasekitError("guide=nearest picks the concept nearest the erased one from a vocabulary: give "
-                            "--set vocab=FILE (one concept per line), or vocab=world-objects on the miniature")
+        raise ErasekitError(
+            "guide=nearest picks the concept nearest the erased one from a vocabulary: give "
+            "--set vocab=FILE (one concept per line), or vocab=world-objects on the miniature"
+        )
 
 
 def guided(bundle: Bundle, concepts: ConceptSet, guide: str, vocab: str) -> ConceptSet:
     """`concepts`, with the nearest concept as the target when `guide=nearest` and no target or anchor is given."""
     if guide != "nearest" or concepts.target or concepts.anchor is not None:
         return concepts
-    names, _ = candidates(bundle, concepts.erase[0], load_vocabulary(vocab), k_closest=1,
-                          also_exclude=concepts.erase[1:])
+    names, _ = candidates(
+        bundle, concepts.erase[0], load_vocabulary(vocab), k_closest=1, also_exclude=concepts.erase[1:]
+    )
     return replace(concepts, target=names[0])

@@ -35,18 +35,18 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.key import KEY_FILE, Key, check_room, splice, tail
 from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import at_least, build_options, check_choice
-from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, stop_rule, student
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_away, predictions
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 
 @dataclass
@@ -92,15 +92,21 @@ class RecoverConfig(_Sampling):
         check_choice(self.start, ("concept", "random"), "start")
 
 
-MINI = {"iterations": 300, "lr": 1e-3, "key_lr": 1e-2, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
-        "negative_guidance": 1.0}
+MINI = {
+    "iterations": 300,
+    "lr": 1e-3,
+    "key_lr": 1e-2,
+    "batch": 8,
+    "ddim_steps": 10,
+    "templates": ("{}", "a {}"),
+    "negative_guidance": 1.0,
+}
 MINI_RECOVER = {"iterations": 60, "lr": 1e-2, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}")}
 
 
 def recover_config(preset: str | None = None, file=None, overrides=(), values: dict | None = None) -> RecoverConfig:
     """Stage 2's options: the defaults, the miniature's preset on the miniature, a YAML file, `values`, `--set`s."""
-    return build_options(RecoverConfig, "recover", MINI_RECOVER if preset == "mini" else None, file, overrides,
-                         values)
+    return build_options(RecoverConfig, "recover", MINI_RECOVER if preset == "mini" else None, file, overrides, values)
 
 
 class _Prompts:
@@ -118,12 +124,15 @@ class _Prompts:
 
     def distances(self, keys) -> dict[str, float]:
         """||p − c_e|| / ||c_e|| of each key: the ρ it needs."""
-        return {c: float((p.detach() - c_e).norm() / c_e.norm())
-                for c, p, c_e in zip(self.concepts, keys, self.centres)}
+        return {
+            c: float((p.detach() - c_e).norm() / c_e.norm())
+            for c, p, c_e in zip(self.concepts, keys, self.centres, strict=True)
+        }
 
 
-def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = Run()) -> tuple[Edit, Key]:
+def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run | None = None) -> tuple[Edit, Key]:
     """Stage 1 (Eq. 15): the hidden model's Edit and the key that unlocks it."""
+    run = run if run is not None else Run()
     model, params = student(teacher, config.group)
     hidden = _Prompts(teacher, concepts.erase, config)
     keys = torch.nn.ParameterList([torch.nn.Parameter(c_e.clone()) for c_e in hidden.centres])
@@ -155,23 +164,46 @@ def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = R
         return loss, logs
 
     def adam(_, lr):  # θ' at `lr`, the keys at `key_lr`
-        return torch.optim.Adam([{"params": list(params.values()), "lr": lr},
-                                 {"params": list(keys), "lr": config.key_lr}])
+        return torch.optim.Adam(
+            [{"params": list(params.values()), "lr": lr}, {"params": list(keys), "lr": config.key_lr}]
+        )
 
-    rows = train("hide", loss_fn, [*params.values(), *keys], config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, optimizer=adam, stop_when=stop_rule(run, params))
+    rows = train(
+        "hide",
+        loss_fn,
+        [*params.values(), *keys],
+        config.iterations,
+        config.lr,
+        run,
+        config.grad_clip,
+        config.checkpoint_every,
+        optimizer=adam,
+        stop_when=stop_rule(run, params),
+    )
     edit = finish("hide", teacher, params, config, concepts.as_dict(), rows)
     edit.metrics["key_distance"] = hidden.distances(keys)  # the student is the hidden model: no need to apply the edit
-    key = Key({c: p.detach() for c, p in zip(hidden.concepts, keys)}, edit=edit.fingerprint(),
-              model=model.fingerprint(), base=edit.base, method="hide", config=asdict(config),
-              metrics={"distance": edit.metrics["key_distance"]})
+    key = Key(
+        {c: p.detach() for c, p in zip(hidden.concepts, keys, strict=True)},
+        edit=edit.fingerprint(),
+        model=model.fingerprint(),
+        base=edit.base,
+        method="hide",
+        config=asdict(config),
+        metrics={"distance": edit.metrics["key_distance"]},
+    )
     return edit, key
 
 
-@register("hide", "Eq. 15: hide concepts behind a learnable key (key.safetensors in the run folder)", HideConfig,
-          paper="Bui et al., arXiv 2403.12326 (talk Eqs. 15-16)", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: HideConfig, run: Run = Run()) -> Edit:
+@register(
+    "hide",
+    "Eq. 15: hide concepts behind a learnable key (key.safetensors in the run folder)",
+    HideConfig,
+    paper="Bui et al., arXiv 2403.12326 (talk Eqs. 15-16)",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: HideConfig, run: Run | None = None) -> Edit:
     """The registry's view of `hide`: the Edit, with the key written to the run's record (the run folder keeps it)."""
+    run = run if run is not None else Run()
     edit, key = hide(bundle, concepts, config, run)
     if run.work is not None:
         key.save(run.work / RECORD / KEY_FILE, overwrite=True)
@@ -185,16 +217,19 @@ def _random_start(c_e: torch.Tensor, radius: float, gen: torch.Generator) -> tor
     return c_e + direction / direction.norm() * radius * u
 
 
-def recover(base: Bundle, edit: Edit, concepts: list[str], config: RecoverConfig, run: Run = Run()) -> Key:
+def recover(base: Bundle, edit: Edit, concepts: list[str], config: RecoverConfig, run: Run | None = None) -> Key:
     """Stage 2 (Eq. 16): a key for each concept that `edit` hid (or erased), within ρ of the concept itself."""
+    run = run if run is not None else Run()
     if not concepts:
         raise ErasekitError("no concept to recover: name at least one")
     edited = edit.apply(base)
     hidden = _Prompts(base, concepts, config)
     radii = [config.rho * float(c_e.norm()) for c_e in hidden.centres]
     gen = torch.Generator().manual_seed(config.seed)
-    starts = [c_e.clone() if config.start == "concept" else _random_start(c_e, r, gen)
-              for c_e, r in zip(hidden.centres, radii)]
+    starts = [
+        c_e.clone() if config.start == "concept" else _random_start(c_e, r, gen)
+        for c_e, r in zip(hidden.centres, radii, strict=True)
+    ]
     keys = torch.nn.ParameterList([torch.nn.Parameter(p) for p in starts])
     sample_z = ZSampler(edited, base, hidden.conds, hidden.uncond, config)
 
@@ -207,14 +242,29 @@ def recover(base: Bundle, edit: Edit, concepts: list[str], config: RecoverConfig
 
     @torch.no_grad()
     def project():  # onto ||p − c_e|| ≤ ρ ||c_e||
-        for p, c_e, r in zip(keys, hidden.centres, radii):
+        for p, c_e, r in zip(keys, hidden.centres, radii, strict=True):
             d = p - c_e
             if d.norm() > r:
                 p.copy_(c_e + d * (r / d.norm()))
 
     project()
-    rows = train("recover", loss_fn, list(keys), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, after_step=project)
-    return Key({c: p.detach() for c, p in zip(hidden.concepts, keys)}, edit=edit.fingerprint(),
-               model=edited.fingerprint(), base=edit.base, method="recover", config=asdict(config),
-               metrics={"distance": hidden.distances(keys), "final_loss": float(rows[-1]["loss"]) if rows else None})
+    rows = train(
+        "recover",
+        loss_fn,
+        list(keys),
+        config.iterations,
+        config.lr,
+        run,
+        config.grad_clip,
+        config.checkpoint_every,
+        after_step=project,
+    )
+    return Key(
+        {c: p.detach() for c, p in zip(hidden.concepts, keys, strict=True)},
+        edit=edit.fingerprint(),
+        model=edited.fingerprint(),
+        base=edit.base,
+        method="recover",
+        config=asdict(config),
+        metrics={"distance": hidden.distances(keys), "final_loss": float(rows[-1]["loss"]) if rows else None},
+    )

@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least
+from erasekit.models.bundle import Bundle
 from erasekit.models.groups import select
 
 
@@ -47,15 +47,33 @@ def student(bundle: Bundle, group: str) -> tuple[Bundle, dict[str, torch.nn.Para
     names, params = select(copy.denoiser, group)
     for p in params:
         p.requires_grad_(True)
-    return copy, dict(zip(names, params))
+    return copy, dict(zip(names, params, strict=True))
 
 
-def fit(name: str, loss_fn: Callable, params: dict[str, torch.nn.Parameter], config: LoopConfig, run: Run,
-        state: dict[str, torch.nn.Module] | None = None, optimizer: Callable | None = None) -> list[dict]:
+def fit(
+    name: str,
+    loss_fn: Callable,
+    params: dict[str, torch.nn.Parameter],
+    config: LoopConfig,
+    run: Run,
+    state: dict[str, torch.nn.Module] | None = None,
+    optimizer: Callable | None = None,
+) -> list[dict]:
     """Train `params` on `loss_fn` with the method's loop options; returns the loss log's rows. `run.until`, when
     given, can end training before `config.iterations`. `optimizer(params, lr)`: default Adam."""
-    return train(name, loss_fn, list(params.values()), config.iterations, config.lr, run, config.grad_clip,
-                 config.checkpoint_every, state=state, optimizer=optimizer, stop_when=stop_rule(run, params))
+    return train(
+        name,
+        loss_fn,
+        list(params.values()),
+        config.iterations,
+        config.lr,
+        run,
+        config.grad_clip,
+        config.checkpoint_every,
+        state=state,
+        optimizer=optimizer,
+        stop_when=stop_rule(run, params),
+    )
 
 
 def stop_rule(run: Run, params: dict[str, torch.nn.Parameter]) -> Callable[[int], bool] | None:
@@ -68,8 +86,9 @@ def changed_tensors(bundle: Bundle, params: dict[str, torch.nn.Parameter]) -> di
     return {f"{bundle.DENOISER}.{name}": p.detach() for name, p in params.items()}
 
 
-def finish(method: str, bundle: Bundle, params: dict[str, torch.nn.Parameter], config, concepts: dict,
-           rows: list[dict]) -> Edit:
+def finish(
+    method: str, bundle: Bundle, params: dict[str, torch.nn.Parameter], config, concepts: dict, rows: list[dict]
+) -> Edit:
     """The Edit of a fine-tuning run: the trained parameters, the last loss and the iterations it ran (fewer than
     `config.iterations` when `run.until` ended it) among its metrics."""
     edit = Edit.from_changes(bundle, changed_tensors(bundle, params), method, config, concepts)

@@ -29,23 +29,33 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import cross_attention_layers
-from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
-from erasekit.models.lora import add_adapters
 from erasekit.methods.loop import LoopConfig, fit
 from erasekit.methods.registry import register
 from erasekit.methods.uce import projections, solve
+from erasekit.models.attention import UNET_FAMILIES, WHY_UNET, AttentionProbe, token_positions
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import cross_attention_layers
+from erasekit.models.lora import add_adapters
 
 MASKS = ("", "world")
-TEMPLATES = ("{}", "a photo of {}", "an image of {}", "a picture of {}", "a drawing of {}", "a painting of {}",
-             "a snapshot of {}", "a rendering of {}", "an illustration of {}", "{} in a photo")
+TEMPLATES = (
+    "{}",
+    "a photo of {}",
+    "an image of {}",
+    "a picture of {}",
+    "a drawing of {}",
+    "a painting of {}",
+    "a snapshot of {}",
+    "a rendering of {}",
+    "an illustration of {}",
+    "{} in a photo",
+)
 
 
 @dataclass
@@ -67,8 +77,15 @@ class MACEConfig(LoopConfig):
         check_choice(self.masks, MASKS, "MACE masks")
 
 
-MINI = {"iterations": 50, "lr": 5e-3, "batch": 8, "rank": 1, "masks": "world", "pool_size": 64,
-        "templates": ("{}", "a {}", "a photo of a {}", "an image of a {}", "a picture of a {}")}
+MINI = {
+    "iterations": 50,
+    "lr": 5e-3,
+    "batch": 8,
+    "rank": 1,
+    "masks": "world",
+    "pool_size": 64,
+    "templates": ("{}", "a {}", "a photo of a {}", "an image of a {}", "a picture of a {}"),
+}
 
 
 def matching_positions(old: list[int], new: list[int], length: int) -> tuple[list[int], list[int]]:
@@ -145,19 +162,35 @@ def train_lora(refined: Bundle, concept: str, config: MACEConfig, run: Run, inde
 
     try:
         work = None if run.work is None else run.work / f"lora-{index}"  # each LoRA checkpoints on its own
-        fit(f"mace-lora-{index}", loss_fn, params, config, replace(run, work=work, until=None),
-            optimizer=lambda ps, lr: torch.optim.AdamW(ps, lr=lr, weight_decay=config.weight_decay))
+        fit(
+            f"mace-lora-{index}",
+            loss_fn,
+            params,
+            config,
+            replace(run, work=work, until=None),
+            optimizer=lambda ps, lr: torch.optim.AdamW(ps, lr=lr, weight_decay=config.weight_decay),
+        )
     finally:
         probe.close()
     base = projections(refined)
-    return {name: (proj.weight + layers[name[len("unet."):-len(".weight")]].get_delta_weight("default")).detach()
-            for name, (proj, _) in base.items()}
+    return {
+        name: (proj.weight + layers[name[len("unet.") : -len(".weight")]].get_delta_weight("default")).detach()
+        for name, (proj, _) in base.items()
+    }
 
 
-@register("mace", "MACE: closed-form refinement, one attention LoRA per concept, closed-form fusion (Lu 2024)",
-          MACEConfig, paper="arXiv:2403.06135", presets={"mini": MINI}, families=UNET_FAMILIES, why=WHY_UNET,
-          scorer=lambda config: "segmented-images" if config.masks == "world" else None)
-def erase(bundle: Bundle, concepts: ConceptSet, config: MACEConfig, run: Run = Run()) -> Edit:
+@register(
+    "mace",
+    "MACE: closed-form refinement, one attention LoRA per concept, closed-form fusion (Lu 2024)",
+    MACEConfig,
+    paper="arXiv:2403.06135",
+    presets={"mini": MINI},
+    families=UNET_FAMILIES,
+    why=WHY_UNET,
+    scorer=lambda config: "segmented-images" if config.masks == "world" else None,
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: MACEConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     anchor = concepts.anchor_prompt
     # stage 1: closed-form refinement of the co-existing words' keys and values
     pairs = [p for c in concepts.erase for p in refinement_pairs(bundle, c, anchor, config.templates)]

@@ -23,7 +23,18 @@ class Method(Entry):
 
 def _load_all() -> None:
     from erasekit.methods import (  # noqa: F401  (registration happens on import)
-        age, ap, ca, darkminer, esd, fmn, hide, mace, salun, sld, target, uce,
+        age,
+        ap,
+        ca,
+        darkminer,
+        esd,
+        fmn,
+        hide,
+        mace,
+        salun,
+        sld,
+        target,
+        uce,
     )
 
 

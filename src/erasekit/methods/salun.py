@@ -26,17 +26,17 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import GROUPS
 from erasekit.core.vocab import load_vocabulary
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.latents import LatentPool
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 
 @dataclass
@@ -60,8 +60,7 @@ class SalUnConfig(LoopConfig):
             raise ErasekitError(f"mask_ratio is the share of weights that train, in (0, 1]; got {self.mask_ratio}")
 
 
-MINI = {"iterations": 100, "lr": 1e-3, "pool_size": 64, "retain_size": 16, "template": "a {}",
-        "vocab": "world-objects"}
+MINI = {"iterations": 100, "lr": 1e-3, "pool_size": 64, "retain_size": 16, "template": "a {}", "vocab": "world-objects"}
 
 
 def retain_set(concepts: ConceptSet, vocab: str) -> list[str]:
@@ -69,30 +68,34 @@ def retain_set(concepts: ConceptSet, vocab: str) -> list[str]:
     if concepts.preserve:
         return list(concepts.preserve)
     if not vocab:
-        raise ErasekitError("SalUn needs a retain set (its random labels and its retain term): give --preserve, "
-                            "or --set vocab=FILE, or vocab=world-objects on the miniature")
+        raise ErasekitError(
+            "SalUn needs a retain set (its random labels and its retain term): give --preserve, "
+            "or --set vocab=FILE, or vocab=world-objects on the miniature"
+        )
     kept = load_vocabulary(vocab).without(concepts.erase)
     if not kept:
         raise ErasekitError(f"vocabulary {vocab!r} holds no concept besides the erased ones: nothing to retain")
     return kept
 
 
-def saliency_mask(model: Bundle, params: dict[str, torch.nn.Parameter], x0: torch.Tensor, c_f: Conditioning,
-                  config: SalUnConfig) -> dict[str, torch.Tensor]:
+def saliency_mask(
+    model: Bundle, params: dict[str, torch.nn.Parameter], x0: torch.Tensor, c_f: Conditioning, config: SalUnConfig
+) -> dict[str, torch.Tensor]:
     """m_S: True where |Σ ∇ℓ_f| over one pass of the forget images is in the top `mask_ratio` of all weights."""
     empty = model.unconditional()
     grads = {n: torch.zeros_like(p) for n, p in params.items()}
     for i in range(0, len(x0), config.batch):
         gen = step_generator(config.seed, i, stream=1)
-        z0 = x0[i:i + config.batch]
+        z0 = x0[i : i + config.batch]
         t = model.train_timesteps(len(z0), gen)
         eps = torch.randn(z0.shape, generator=gen).to(z0.device, z0.dtype)
         x_t = model.add_noise(z0, eps, t)
-        out_c, out_u = model.eps(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                                 Conditioning.cat([c_f.expand(len(z0)), empty.expand(len(z0))])).chunk(2)
+        out_c, out_u = model.eps(
+            torch.cat([x_t, x_t]), torch.cat([t, t]), Conditioning.cat([c_f.expand(len(z0)), empty.expand(len(z0))])
+        ).chunk(2)
         w = config.mask_guidance
         loss = -F.mse_loss(eps, (1 + w) * out_c - w * out_u)
-        for n, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
+        for n, g in zip(params, torch.autograd.grad(loss, list(params.values())), strict=True):
             grads[n] += g
     gamma = top_share_threshold(list(grads.values()), config.mask_ratio)  # the threshold γ of the top share
     return {n: g.abs() >= gamma for n, g in grads.items()}
@@ -113,9 +116,15 @@ def top_share_threshold(tensors: list[torch.Tensor], share: float) -> float:
     return as_float(lo)
 
 
-@register("salun", "SalUn: random-label unlearning of the weights most salient to forgetting (Fan 2024)",
-          SalUnConfig, paper="arXiv:2310.12508", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = Run()) -> Edit:
+@register(
+    "salun",
+    "SalUn: random-label unlearning of the weights most salient to forgetting (Fan 2024)",
+    SalUnConfig,
+    paper="arXiv:2310.12508",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     kept = retain_set(concepts, config.vocab)
     model, params = student(bundle, config.group)
     with torch.no_grad():
@@ -132,6 +141,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
     def masked(name):
         def hook(p):
             p.grad.masked_fill_(frozen[name], 0.0)
+
         return hook
 
     hooks = [p.register_post_accumulate_grad_hook(masked(n)) for n, p in params.items()]
@@ -145,14 +155,21 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run = 
         b = len(x_f)
         with torch.no_grad():  # the random label's prediction, by the model being trained (official: .detach())
             target = model.eps(x_f, t_f, c_r[j].expand(b))
-        out_f, out_r = model.eps(torch.cat([x_f, x_r]), torch.cat([t_f, t_r]),
-                                 Conditioning.cat([c_f[k].expand(b), c_r[r].expand(b)])).chunk(2)
+        out_f, out_r = model.eps(
+            torch.cat([x_f, x_r]), torch.cat([t_f, t_r]), Conditioning.cat([c_f[k].expand(b), c_r[r].expand(b)])
+        ).chunk(2)
         l_forget, l_retain = F.mse_loss(out_f, target), F.mse_loss(out_r, eps_r)
         return l_forget + config.alpha * l_retain, {"l_forget": l_forget.item(), "l_retain": l_retain.item()}
 
     try:
-        rows = fit("salun", loss_fn, params, config, run,  # the whole UNet trains: fused Adam halves its step
-                   optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr, fused=True))
+        rows = fit(
+            "salun",
+            loss_fn,
+            params,
+            config,
+            run,  # the whole UNet trains: fused Adam halves its step
+            optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr, fused=True),
+        )
     finally:
         for h in hooks:
             h.remove()

@@ -20,22 +20,22 @@ from dataclasses import dataclass
 import torch
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import GROUPS
 from erasekit.core.vocab import Vocabulary, load_vocabulary
 from erasekit.methods.concepts import expand
 from erasekit.methods.latents import SPACES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, fit, student
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 
 @torch.no_grad()
 def encode_concepts(bundle: Bundle, words: list[str], chunk: int = 256) -> Conditioning:
     """The conditioning of N words, `chunk` at a time."""
-    return Conditioning.cat([bundle.encode_prompts(words[i:i + chunk]) for i in range(0, len(words), chunk)])
+    return Conditioning.cat([bundle.encode_prompts(words[i : i + chunk]) for i in range(0, len(words), chunk)])
 
 
 def kmeans_representatives(x: torch.Tensor, k: int, seed: int, rounds: int = 25) -> list[int]:
@@ -66,18 +66,32 @@ def text_distances(bundle: Bundle, words: list[str], targets: list[str]) -> torc
     """[len(words), len(targets)]: L2 distances between the text encoder's outputs (the whole [L, d] sequence,
     flattened, as the official AP/AGE code measures them)."""
     target = encode_concepts(bundle, targets).tokens.flatten(1).float()
-    return torch.cat([torch.cdist(encode_concepts(bundle, words[i:i + 256]).tokens.flatten(1).float(), target)
-                      for i in range(0, len(words), 256)])
+    return torch.cat(
+        [
+            torch.cdist(encode_concepts(bundle, words[i : i + 256]).tokens.flatten(1).float(), target)
+            for i in range(0, len(words), 256)
+        ]
+    )
 
 
-def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, num_centers: int = 0,
-               exclude_synonyms: bool = True, seed: int = 0, also_exclude=()) -> tuple[list[str], Conditioning]:
+def candidates(
+    bundle: Bundle,
+    concept: str,
+    vocab: Vocabulary,
+    k_closest: int,
+    num_centers: int = 0,
+    exclude_synonyms: bool = True,
+    seed: int = 0,
+    also_exclude=(),
+) -> tuple[list[str], Conditioning]:
     """R for one erased concept: (names, their conditioning, R of them), nearest first. `also_exclude`: more
     concepts to leave out (with their synonyms when `exclude_synonyms`)."""
     words = vocab.without((concept, *also_exclude), exclude_synonyms)
     if not words:
-        raise ErasekitError(f"the vocabulary has no concept besides {', '.join(map(repr, (concept, *also_exclude)))} "
-                            "and their synonyms to search")
+        raise ErasekitError(
+            f"the vocabulary has no concept besides {', '.join(map(repr, (concept, *also_exclude)))} "
+            "and their synonyms to search"
+        )
     dist = text_distances(bundle, words, [concept])[:, 0]
     order = dist.argsort()[:k_closest].tolist()
     words = [words[i] for i in order]
@@ -88,8 +102,9 @@ def candidates(bundle: Bundle, concept: str, vocab: Vocabulary, k_closest: int, 
     return words, emb
 
 
-def gumbel_softmax(logits: torch.Tensor, temperature: float, hard: bool, topk: int,
-                   generator: torch.Generator) -> torch.Tensor:
+def gumbel_softmax(
+    logits: torch.Tensor, temperature: float, hard: bool, topk: int, generator: torch.Generator
+) -> torch.Tensor:
     """A relaxed sample y of the categorical softmax(logits) (talk Eq. 11), differentiable in `logits`.
 
     hard: one-hot at argmax y forward, the gradient of y backward (straight-through, Eq. 12).
@@ -109,8 +124,15 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float, hard: bool, topk: i
 class ConceptSearch(torch.nn.Module):
     """π over R_i for each erased concept i: logits, sampling, the embedding of a sample, and Adam ascent."""
 
-    def __init__(self, names: list[list[str]], embeddings: list[Conditioning], lr: float, temperature: float,
-                 hard: bool, topk: int):
+    def __init__(
+        self,
+        names: list[list[str]],
+        embeddings: list[Conditioning],
+        lr: float,
+        temperature: float,
+        hard: bool,
+        topk: int,
+    ):
         super().__init__()
         self.names, self.embeddings = names, embeddings  # not state: rebuilt identically from the vocabulary
         self.lr, self.temperature, self.hard, self.topk = lr, temperature, hard, topk
@@ -121,7 +143,7 @@ class ConceptSearch(torch.nn.Module):
         self.register_buffer("t", torch.zeros(len(names)))
 
     def _row(self, i: int) -> torch.Tensor:
-        return self.logits[i, :len(self.names[i])]
+        return self.logits[i, : len(self.names[i])]
 
     def sample(self, i: int, generator: torch.Generator) -> torch.Tensor:
         """Weights over R_i (differentiable in the logits)."""
@@ -155,7 +177,7 @@ class ConceptSearch(torch.nn.Module):
         """The k most likely concepts of π_i with their probabilities."""
         p = torch.softmax(self._row(i), dim=-1)
         values, idx = p.topk(min(k, len(p)))
-        return [(self.names[i][j], float(v)) for v, j in zip(values.tolist(), idx.tolist())]
+        return [(self.names[i][j], float(v)) for v, j in zip(values.tolist(), idx.tolist(), strict=True)]
 
     def log(self, i: int) -> dict:
         """What the run logs per step: argmax of π and the top 3 as [[concept, weight], ...] (the loop stores it as
@@ -196,10 +218,18 @@ class SearchConfig(LoopConfig):
 def build_search(bundle: Bundle, erased: list[str], config: SearchConfig) -> ConceptSearch:
     """R for each erased concept (talk Eq. 10's neighbourhood) and π over it."""
     vocab = load_vocabulary(config.vocab)
-    found = [candidates(bundle, c, vocab, config.k_closest, config.num_centers, config.exclude_synonyms, config.seed)
-             for c in erased]
-    return ConceptSearch([w for w, _ in found], [e for _, e in found], config.gumbel_lr, config.gumbel_temperature,
-                         config.gumbel_hard, config.gumbel_topk)
+    found = [
+        candidates(bundle, c, vocab, config.k_closest, config.num_centers, config.exclude_synonyms, config.seed)
+        for c in erased
+    ]
+    return ConceptSearch(
+        [w for w, _ in found],
+        [e for _, e in found],
+        config.gumbel_lr,
+        config.gumbel_temperature,
+        config.gumbel_hard,
+        config.gumbel_topk,
+    )
 
 
 @dataclass
@@ -239,8 +269,7 @@ class Setup:
 
     def log(self, concepts, s: SearchStep, l1: torch.Tensor, l2: torch.Tensor) -> dict:
         """A step's log row: the erased concept, both terms, π's argmax and top 3."""
-        return {"erased": concepts.erase[s.i], "l_erase": l1.item(), "l_preserve": l2.item(),
-                **self.search.log(s.i)}
+        return {"erased": concepts.erase[s.i], "l_erase": l1.item(), "l_preserve": l2.item(), **self.search.log(s.i)}
 
 
 def variant_search(bundle: Bundle, variants: list[list[str]], config: SearchConfig) -> ConceptSearch:
@@ -248,8 +277,9 @@ def variant_search(bundle: Bundle, variants: list[list[str]], config: SearchConf
     vocabulary's neighbourhood."""
     with torch.no_grad():
         embeddings = [encode_concepts(bundle, names) for names in variants]
-    return ConceptSearch(variants, embeddings, config.gumbel_lr, config.gumbel_temperature, config.gumbel_hard,
-                         config.gumbel_topk)
+    return ConceptSearch(
+        variants, embeddings, config.gumbel_lr, config.gumbel_temperature, config.gumbel_hard, config.gumbel_topk
+    )
 
 
 def prepare(bundle: Bundle, concepts, config: SearchConfig, search: ConceptSearch | None = None) -> Setup:
@@ -267,6 +297,7 @@ def run_search(name: str, bundle: Bundle, setup: Setup, loss_fn, config: SearchC
     """The common loop with π checkpointed beside the model; the Edit keeps π's final top 3 per erased concept."""
     rows = fit(name, loss_fn, setup.params, config, run, state={"search": setup.search})
     edit = finish(name, bundle, setup.params, config, concepts.as_dict(), rows)
-    edit.metrics["searched"] = {c: [[w, round(p, 4)] for w, p in setup.search.top(i)]
-                                for i, c in enumerate(concepts.erase)}
+    edit.metrics["searched"] = {
+        c: [[w, round(p, 4)] for w, p in setup.search.top(i)] for i, c in enumerate(concepts.erase)
+    }
     return edit

@@ -27,17 +27,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, check_choice
 from erasekit.core.sampler import SLD_KEYS, SLD_LEVELS, Sampling
 from erasekit.methods.concepts import ConceptSet
 from erasekit.methods.registry import register
+from erasekit.models.bundle import Bundle
 
-I2P_CONCEPT = ("an image showing hate, harassment, violence, suffering, humiliation, harm, suicide, sexual, nudity, "
-               "bodily fluids, blood, obscene gestures, illegal activity, drug use, theft, vandalism, weapons, child "
-               "abuse, brutality, cruelty")  # the paper's S (diffusers' StableDiffusionPipelineSafe default)
+I2P_CONCEPT = (
+    "an image showing hate, harassment, violence, suffering, humiliation, harm, suicide, sexual, nudity, "
+    "bodily fluids, blood, obscene gestures, illegal activity, drug use, theft, vandalism, weapons, child "
+    "abuse, brutality, cruelty"
+)  # the paper's S (diffusers' StableDiffusionPipelineSafe default)
 
 
 @dataclass
@@ -68,18 +70,25 @@ def _joined(concepts: ConceptSet) -> str:
     return ", ".join(concepts.erase)
 
 
-@register("sld", "Safe Latent Diffusion: guide sampling away from a safety concept (Schramowski 2023)", SLDConfig,
-          paper="arXiv:2211.05105")
-def erase(bundle: Bundle, concepts: ConceptSet, config: SLDConfig, run: Run = Run()) -> Edit:
+@register(
+    "sld",
+    "Safe Latent Diffusion: guide sampling away from a safety concept (Schramowski 2023)",
+    SLDConfig,
+    paper="arXiv:2211.05105",
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: SLDConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     concept = {"": _joined(concepts), "i2p": I2P_CONCEPT}.get(config.safety_concept, config.safety_concept)
     sampling = Sampling(safety_concept=concept, **config.settings())
-    return Edit.from_changes(bundle, {}, "sld", config, concepts.as_dict(), kind="sampler",
-                             sampling=sampling.as_dict())
+    return Edit.from_changes(bundle, {}, "sld", config, concepts.as_dict(), kind="sampler", sampling=sampling.as_dict())
 
 
-@register("negative", "Negative prompt: the erased concepts replace the empty prompt of guidance (the floor)",
-          NegativeConfig)
-def erase_negative(bundle: Bundle, concepts: ConceptSet, config: NegativeConfig, run: Run = Run()) -> Edit:
+@register(
+    "negative", "Negative prompt: the erased concepts replace the empty prompt of guidance (the floor)", NegativeConfig
+)
+def erase_negative(bundle: Bundle, concepts: ConceptSet, config: NegativeConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     sampling = Sampling(negative_prompt=config.prompt.strip() or _joined(concepts))
-    return Edit.from_changes(bundle, {}, "negative", config, concepts.as_dict(), kind="sampler",
-                             sampling=sampling.as_dict())
+    return Edit.from_changes(
+        bundle, {}, "negative", config, concepts.as_dict(), kind="sampler", sampling=sampling.as_dict()
+    )

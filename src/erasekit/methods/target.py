@@ -21,16 +21,16 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.loop import Run, step_generator
 from erasekit.core.options import at_least, check_choice
-from erasekit.models.groups import GROUPS
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
 from erasekit.methods.loop import LoopConfig, finish, fit, student
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_target
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import GROUPS
 
 
 @dataclass
@@ -50,13 +50,25 @@ class TargetConfig(LoopConfig):
         check_choice(self.z_source, Z_SOURCES, "z_source")
 
 
-MINI = {"iterations": 40, "lr": 1e-3, "batch": 8, "ddim_steps": 10, "templates": ("{}", "a {}"),
-        "negative_guidance": 1.0}
+MINI = {
+    "iterations": 40,
+    "lr": 1e-3,
+    "batch": 8,
+    "ddim_steps": 10,
+    "templates": ("{}", "a {}"),
+    "negative_guidance": 1.0,
+}
 
 
-@register("target", "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
-          TargetConfig, paper="talk Eq. 7 (the frame of AP/AGE)", presets={"mini": MINI})
-def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run = Run()) -> Edit:
+@register(
+    "target",
+    "Eq. 7: map the erased concept's prediction to a target's, keep preserved concepts",
+    TargetConfig,
+    paper="talk Eq. 7 (the frame of AP/AGE)",
+    presets={"mini": MINI},
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     model, params = student(bundle, config.group)
     erased = expand(concepts.erase, config.templates)
     with torch.no_grad():
@@ -75,8 +87,9 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run =
         target_t, n_j = c_t[k % len(c_t)].expand(b), c_n[j].expand(b)
         with torch.no_grad():  # ε_θ(c_t) (guided away from c_e by η) and ε_θ(c_n), one batch
             teacher_t, (teacher_n,) = guided_target(bundle, t, (z_t, target_t), (z_t, c_e), eta, (z_t, n_j))
-        student_e, student_n = model.eps(torch.cat([z_t, z_t]), torch.cat([t, t]),
-                                         Conditioning.cat([c_e, n_j])).chunk(2)
+        student_e, student_n = model.eps(torch.cat([z_t, z_t]), torch.cat([t, t]), Conditioning.cat([c_e, n_j])).chunk(
+            2
+        )
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
         return l1 + lam * l2, {"l_erase": l1.item(), "l_preserve": l2.item()}
 

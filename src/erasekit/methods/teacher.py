@@ -27,8 +27,9 @@ def guided_away(e_n: torch.Tensor, e_e: torch.Tensor | None, eta: float) -> torc
     return e_n - eta * (e_e - e_n) if eta else e_n
 
 
-def guided_target(teacher: Bundle, t: torch.Tensor, n: tuple, e: tuple, eta: float,
-                  *also: tuple) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def guided_target(
+    teacher: Bundle, t: torch.Tensor, n: tuple, e: tuple, eta: float, *also: tuple
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The target guided away from `e` = (z_e, c_e) starting at `n` = (z_n, c_n), and the teacher's predictions for
     each further (z, c) in `also`, all in one batch (c_e is not evaluated when η = 0)."""
     out = predictions(teacher, t, n, *also, *([e] if eta else []))

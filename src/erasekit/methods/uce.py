@@ -49,15 +49,15 @@ from dataclasses import dataclass
 
 import torch
 
-from erasekit.models.bundle import Bundle
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run
 from erasekit.core.options import Checked, at_least, check_choice
-from erasekit.models.groups import cross_attention_layers
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.guide import check_guide, guided
 from erasekit.methods.registry import register
+from erasekit.models.bundle import Bundle
+from erasekit.models.groups import cross_attention_layers
 
 MODES = ("erase", "edit", "debias")
 TOKENS = ("to-end", "last")
@@ -92,8 +92,10 @@ class UCEConfig(Checked):
         if self.mode == "debias" and len(self.attributes) < 2:
             raise ErasekitError("debias needs at least two attributes (--set attributes=yellow,red,blue,green)")
         if not 0.5 < self.debias_decay <= 1.0 or self.debias_step <= 0:
-            raise ErasekitError(f"debias needs debias_step > 0 and debias_decay in (0.5, 1], got "
-                                f"{self.debias_step} and {self.debias_decay}")
+            raise ErasekitError(
+                f"debias needs debias_step > 0 and debias_decay in (0.5, 1], got "
+                f"{self.debias_step} and {self.debias_decay}"
+            )
 
 
 @dataclass
@@ -128,9 +130,9 @@ def aligned(bundle: Bundle, source: str, target: str, tokens: str = "to-end") ->
     text = bundle.tail_text
     last = [max(0, min(text.count(p), text.max_length) - 2) for p in (source, target)]  # start, words, end
     cond = bundle.encode_prompts([source, target])
-    emb = cond.tokens[:, cond.length - text.max_length:].double()
+    emb = cond.tokens[:, cond.length - text.max_length :].double()
     n = 1 if tokens == "last" else emb.shape[1] - max(last)
-    out = ({"tokens": emb[0, last[0]:last[0] + n]}, {"tokens": emb[1, last[1]:last[1] + n]})
+    out = ({"tokens": emb[0, last[0] : last[0] + n]}, {"tokens": emb[1, last[1] : last[1] + n]})
     if cond.pooled is not None:
         out[0]["pooled"], out[1]["pooled"] = cond.pooled[:1].double(), cond.pooled[1:].double()
     return out
@@ -146,7 +148,9 @@ def projections(bundle: Bundle) -> dict[str, tuple[torch.nn.Linear, str]]:
         model = bundle.denoiser
         out[f"{prefix}.context_embedder.weight"] = (model.context_embedder, "tokens")
         out[f"{prefix}.time_text_embed.text_embedder.linear_1.weight"] = (
-            model.time_text_embed.text_embedder.linear_1, "pooled")
+            model.time_text_embed.text_embedder.linear_1,
+            "pooled",
+        )
         return out
     for name, attn in cross_attention_layers(bundle.denoiser):
         out[f"{prefix}.{name}.to_k.weight"] = (attn.to_k, "tokens")
@@ -154,8 +158,14 @@ def projections(bundle: Bundle) -> dict[str, tuple[torch.nn.Linear, str]]:
     return out
 
 
-def solve(W0: torch.Tensor, erase: list[tuple[torch.Tensor, torch.Tensor]], preserve: list[torch.Tensor],
-          lamb: float, erase_scale: float = 1.0, preserve_scale: float = 1.0) -> torch.Tensor:
+def solve(
+    W0: torch.Tensor,
+    erase: list[tuple[torch.Tensor, torch.Tensor]],
+    preserve: list[torch.Tensor],
+    lamb: float,
+    erase_scale: float = 1.0,
+    preserve_scale: float = 1.0,
+) -> torch.Tensor:
     """Eq. 6 for one projection. `erase`: (C_i [n, d], V*_i [n, out]); `preserve`: C_j [n, d]."""
     W0 = W0.double()
     d = W0.shape[1]
@@ -170,16 +180,23 @@ def solve(W0: torch.Tensor, erase: list[tuple[torch.Tensor, torch.Tensor]], pres
     return torch.cholesky_solve(M1.T, L).T
 
 
-def closed_form(bundle: Bundle, targets: list[tuple[dict, dict]], preserved: list[dict], lamb: float,
-                erase_scale: float, preserve_scale: float) -> dict[str, torch.Tensor]:
+def closed_form(
+    bundle: Bundle,
+    targets: list[tuple[dict, dict]],
+    preserved: list[dict],
+    lamb: float,
+    erase_scale: float,
+    preserve_scale: float,
+) -> dict[str, torch.Tensor]:
     """New weights for every projection: each source embedding C_i is mapped to W_0 applied to its target
     embedding (v*_i = W_0 c_t), each preserved embedding C_j keeps W_0 C_j (each projection reading its kind)."""
     out = {}
     for name, (proj, kind) in projections(bundle).items():
         W0 = proj.weight.detach().double()
         erase = [(C[kind], T[kind] @ W0.T) for C, T in targets]
-        out[name] = solve(W0, erase, [P[kind] for P in preserved], lamb, erase_scale,
-                          preserve_scale).to(proj.weight.dtype)
+        out[name] = solve(W0, erase, [P[kind] for P in preserved], lamb, erase_scale, preserve_scale).to(
+            proj.weight.dtype
+        )
     return out
 
 
@@ -193,10 +210,16 @@ def _pairs(concepts: ConceptSet, templates) -> list[tuple[str, str]]:
     return [(t.format(c), target_prompts[i]) for c in concepts.erase for i, t in enumerate(templates)]
 
 
-@register("uce", "UCE: closed-form edit of cross-attention keys/values: erase, edit (c_e -> c_t), debias",
-          UCEConfig, paper="arXiv:2308.14761", presets={"mini": MINI},
-          scorer=lambda config: "attributes" if config.mode == "debias" else None)
-def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Run()) -> Edit:
+@register(
+    "uce",
+    "UCE: closed-form edit of cross-attention keys/values: erase, edit (c_e -> c_t), debias",
+    UCEConfig,
+    paper="arXiv:2308.14761",
+    presets={"mini": MINI},
+    scorer=lambda config: "attributes" if config.mode == "debias" else None,
+)
+def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     if config.mode == "edit" and not concepts.target:
         raise ErasekitError("UCE edit maps a concept onto a target: give --target (e.g. --target square)")
     preserved = expand(concepts.preserve, config.templates)
@@ -207,14 +230,21 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run = Ru
         return edit
     concepts = guided(bundle, concepts, config.guide, config.vocab)
     targets = [aligned(bundle, s, t, config.tokens) for s, t in _pairs(concepts, config.templates)]
-    tensors = closed_form(bundle, targets, kept(bundle, preserved, config.tokens), config.lamb, config.erase_scale,
-                          config.preserve_scale)
+    tensors = closed_form(
+        bundle, targets, kept(bundle, preserved, config.tokens), config.lamb, config.erase_scale, config.preserve_scale
+    )
     return Edit.from_changes(bundle, tensors, "uce", config, concepts.as_dict())
 
 
-@register("time", "TIME: closed-form key/value edit without a preservation set (Orgad 2023)", TIMEConfig,
-          paper="arXiv:2303.08084", presets={"mini": MINI})
-def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Run = Run()) -> Edit:
+@register(
+    "time",
+    "TIME: closed-form key/value edit without a preservation set (Orgad 2023)",
+    TIMEConfig,
+    paper="arXiv:2303.08084",
+    presets={"mini": MINI},
+)
+def erase_time(bundle: Bundle, concepts: ConceptSet, config: TIMEConfig, run: Run | None = None) -> Edit:
+    run = run if run is not None else Run()
     if concepts.preserve:
         raise ErasekitError("TIME has no preservation set (its only regulariser is λ||W − W0||²); use uce")
     concepts = guided(bundle, concepts, config.guide, config.vocab)
@@ -250,8 +280,10 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
     edited = bundle.clone((bundle.DENOISER,), changes=projections(bundle).__contains__)  # each round overwrites them
     bar = tqdm(range(config.debias_rounds), desc="uce debias", disable=not run.progress)
     for k in bar:
-        targets = [(C, {kind: C[kind] + torch.einsum("t,tnd->nd", alpha_i, a[kind]) for kind in C})  # c_i + Σ α_t a_t
-                   for (C, a), alpha_i in zip(directions, alpha)]
+        targets = [
+            (C, {kind: C[kind] + torch.einsum("t,tnd->nd", alpha_i, a[kind]) for kind in C})  # c_i + Σ α_t a_t
+            for (C, a), alpha_i in zip(directions, alpha, strict=True)
+        ]
         tensors = closed_form(bundle, targets, keep, config.lamb, config.erase_scale, config.preserve_scale)
         shares = _shares(edited, tensors, sources, seeds, config, run.scorer, T)
         distance = float(_distance(shares).max())
@@ -262,8 +294,11 @@ def debias(bundle: Bundle, concepts: ConceptSet, config: UCEConfig, run: Run, pr
             break
         alpha = alpha + config.debias_step / (k + 1) ** config.debias_decay * (1.0 / T - shares)
     _, tensors, alpha, shares = best
-    alphas = {p: dict(zip(attrs, r.tolist())) for p, r in zip(sources, alpha)}
-    shares = {p: dict(zip(attrs, r.tolist())) | {"other": 1.0 - float(r.sum())} for p, r in zip(sources, shares)}
+    alphas = {p: dict(zip(attrs, r.tolist(), strict=True)) for p, r in zip(sources, alpha, strict=True)}
+    shares = {
+        p: dict(zip(attrs, r.tolist(), strict=True)) | {"other": 1.0 - float(r.sum())}
+        for p, r in zip(sources, shares, strict=True)
+    }
     return tensors, alphas, shares
 
 

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from erasekit.models.groups import cross_attention_layers
 
 UNET_FAMILIES = ("sd1", "sd2", "sdxl")  # the families with cross-attention maps to probe
-WHY_UNET = ("its loss is a UNet cross-attention map, and an MMDiT's joint attention has no map of the image on the "
-            "text alone")
+WHY_UNET = (
+    "its loss is a UNet cross-attention map, and an MMDiT's joint attention has no map of the image on the text alone"
+)
 
 
 class _Processor:
-    def __init__(self, probe: "AttentionProbe"):
+    def __init__(self, probe: AttentionProbe):
         self.probe = probe
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
@@ -57,7 +58,7 @@ class AttentionProbe:
         # positions and mask are made on the CPU; the maps live where the UNet runs
         chosen = probs * self.positions[:, None, None, :].to(probs.device, probs.dtype)  # [B, heads, pixels, L]
         if self.mask is not None:
-            side = int(round(n ** 0.5))
+            side = int(round(n**0.5))
             where = F.interpolate(self.mask.to(probs.device).float(), size=(side, side), mode="nearest")
             where = where.reshape(b, 1, n, 1)
             chosen = chosen * (where > 0.5).to(probs.dtype)
@@ -72,7 +73,7 @@ class AttentionProbe:
         return sum(m.norm() for m in self.maps)
 
     def close(self) -> None:
-        for m, p in zip(self.layers, self.saved):
+        for m, p in zip(self.layers, self.saved, strict=True):
             m.set_processor(p)
         self.positions, self.maps = None, []
 
@@ -88,11 +89,11 @@ def token_positions(bundle, prompts: list[str], words: list[str], pooler: bool) 
     ids = tokenizer(prompts, padding="max_length", max_length=length, truncation=True).input_ids
     out = torch.zeros(len(prompts), length, dtype=torch.bool)
     eos = tokenizer.eos_token_id
-    for i, (row, word) in enumerate(zip(ids, words)):
+    for i, (row, word) in enumerate(zip(ids, words, strict=True)):
         target = tokenizer(word, add_special_tokens=False).input_ids
         for j in range(len(row) - len(target) + 1):
-            if row[j:j + len(target)] == target:
-                out[i, j:j + len(target)] = True
+            if row[j : j + len(target)] == target:
+                out[i, j : j + len(target)] = True
         if pooler and eos in row:
             out[i, row.index(eos)] = True
     return out

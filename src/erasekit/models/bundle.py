@@ -147,8 +147,10 @@ class Bundle:
             return self.text
         found = [t for t in self.texts if t.name == name]
         if not found:
-            raise ErasekitError(f"{self.source!r} ({self.family}) has no text encoder {name!r}; it has "
-                                f"{', '.join(t.name for t in self.texts)}")
+            raise ErasekitError(
+                f"{self.source!r} ({self.family}) has no text encoder {name!r}; it has "
+                f"{', '.join(t.name for t in self.texts)}"
+            )
         return found[0]
 
     # ---- images -----------------------------------------------------------------------------------
@@ -182,14 +184,16 @@ class Bundle:
         """Image sides must be multiples of this (the denoiser halves its grid this many times over)."""
         return self.vae_scale_factor * 2 ** (len(self.denoiser.config.down_block_types) - 1)
 
-    def at_resolution(self, resolution: int | None) -> "Bundle":
+    def at_resolution(self, resolution: int | None) -> Bundle:
         """This model drawing `resolution` x `resolution` images (None: its own size)."""
         if resolution is None:
             return replace(self, resolution=None)
         step = self.resolution_step
         if resolution < step or resolution % step:
-            raise ErasekitError(f"resolution {resolution} does not fit {self.source!r}: give a multiple of {step} "
-                                f"(its own is {self.native_size})")
+            raise ErasekitError(
+                f"resolution {resolution} does not fit {self.source!r}: give a multiple of {step} "
+                f"(its own is {self.native_size})"
+            )
         return replace(self, resolution=resolution)
 
     def to_latents(self, z: torch.Tensor) -> torch.Tensor:
@@ -237,14 +241,14 @@ class Bundle:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"{c}.{k}": v for c, m in self.modules.items() for k, v in m.state_dict().items()}
 
-    def clone(self, components: tuple[str, ...] | None = None,
-              changes: Callable[[str], bool] | None = None) -> "Bundle":
+    def clone(self, components: tuple[str, ...] | None = None, changes: Callable[[str], bool] | None = None) -> Bundle:
         """A bundle sharing everything but copies of `components` (default: all), so edits leave this one intact.
 
         `changes`: a test on `component.parameter` names (buffers too). Only the tensors it accepts are copied; the
         copied modules share every other tensor with this bundle, which must then not be changed in place. At real
         size this is the difference between copying a 3.4 GB UNet and copying the 0.1 GB of cross-attention a
         method trains or an edit replaces."""
+
         def copied(name: str) -> torch.nn.Module:
             module = self.component(name)
             if changes is None:
@@ -256,11 +260,11 @@ class Bundle:
         names = self.components if components is None else components
         return replace(self, modules={**self.modules, **{c: copied(c) for c in names}}, meta=dict(self.meta))
 
-    def with_modules(self, **modules: torch.nn.Module) -> "Bundle":
+    def with_modules(self, **modules: torch.nn.Module) -> Bundle:
         """The same model with some components replaced (tokenizers likewise with `with_tokenizers`)."""
         return replace(self, modules={**self.modules, **modules}, meta=dict(self.meta))
 
-    def with_tokenizers(self, **tokenizers) -> "Bundle":
+    def with_tokenizers(self, **tokenizers) -> Bundle:
         return replace(self, tokenizers={**self.tokenizers, **tokenizers}, meta=dict(self.meta))
 
     def fingerprint(self) -> str:
@@ -310,16 +314,23 @@ class Bundle:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         return self.join([t.encode(t.tokenize(self._for_encoder(prompts, t.name))) for t in self.texts])
 
-    def encode_embeddings(self, embeds: torch.Tensor, ids: torch.Tensor, prompts: list[str] | None = None,
-                          encoder: str | None = None) -> Conditioning:
+    def encode_embeddings(
+        self, embeds: torch.Tensor, ids: torch.Tensor, prompts: list[str] | None = None, encoder: str | None = None
+    ) -> Conditioning:
         """The conditioning when one encoder (the main one, or `encoder`) reads raw token embeddings `embeds`
         [B, L, D] in place of its token ids `ids` [B, L] (soft prompts, learned words, mined tokens). The family's
         other encoders read `prompts` (default: the text `ids` decode to)."""
         side = self.text_encoder(encoder)
         if prompts is None and len(self.texts) > 1:
             prompts = [side.decode(row) for row in ids]
-        return self.join([t.encode(ids, embeds) if t.name == side.name
-                          else t.encode(t.tokenize(self._for_encoder(prompts, t.name))) for t in self.texts])
+        return self.join(
+            [
+                t.encode(ids, embeds)
+                if t.name == side.name
+                else t.encode(t.tokenize(self._for_encoder(prompts, t.name)))
+                for t in self.texts
+            ]
+        )
 
     def join(self, parts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> Conditioning:
         """The family's conditioning from each text encoder's (states, pooled), in `TEXT` order."""
@@ -332,7 +343,7 @@ class Bundle:
 
         check_vectors(self, vectors, what)
 
-    def add_words(self, vectors: dict[str, torch.Tensor], what: str = "embedding") -> "Bundle":
+    def add_words(self, vectors: dict[str, torch.Tensor], what: str = "embedding") -> Bundle:
         """A copy that knows each learned word of `vectors` ({"<name>": [n, D]}) in its main text encoder."""
         from erasekit.models.words import add_tokens
 
@@ -344,8 +355,9 @@ class Bundle:
         end, padding; the other encoders read its text), at the token's position: the output-space vector of a
         word, what mined embeddings are named by."""
         rows, at = self.text.rows(ids)
-        return torch.cat([self.encode_embeddings(self.text.token_embeddings(part), part).tokens[:, at]
-                          for part in rows.split(chunk)])
+        return torch.cat(
+            [self.encode_embeddings(self.text.token_embeddings(part), part).tokens[:, at] for part in rows.split(chunk)]
+        )
 
     @property
     def conditioning_width(self) -> int:
@@ -371,25 +383,45 @@ class Bundle:
         """The guidance a guidance-distilled denoiser takes as an input (FLUX-dev), else None."""
         return None
 
-    def guided_output(self, z_t: torch.Tensor, t, cond: Conditioning, uncond: Conditioning | None = None,
-                      guidance: float | None = None) -> torch.Tensor:
+    def guided_output(
+        self,
+        z_t: torch.Tensor,
+        t,
+        cond: Conditioning,
+        uncond: Conditioning | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
         """The denoiser's output; with `uncond` and guidance, classifier-free guidance out_u + s (out_c − out_u)
         (s = `cfg_scale(guidance)`), both halves in one batch."""
         t_b = _as_batch(t, z_t.shape[0], self.device)
         scale, embedded = self.cfg_scale(guidance), self.embedded_guidance(guidance)
         if uncond is None or scale == 1.0:
             return self.model_output(z_t, t_b, cond, embedded)
-        out_u, out_c = self.model_output(torch.cat([z_t, z_t]), torch.cat([t_b, t_b]),
-                                         Conditioning.cat([uncond, cond]), embedded).chunk(2)
+        out_u, out_c = self.model_output(
+            torch.cat([z_t, z_t]), torch.cat([t_b, t_b]), Conditioning.cat([uncond, cond]), embedded
+        ).chunk(2)
         return out_u + scale * (out_c - out_u)
 
-    def eps(self, z_t: torch.Tensor, t, cond: Conditioning, uncond: Conditioning | None = None,
-            guidance: float | None = None) -> torch.Tensor:
+    def eps(
+        self,
+        z_t: torch.Tensor,
+        t,
+        cond: Conditioning,
+        uncond: Conditioning | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
         """The noise ε the denoiser's output implies at z_t (see `predict`), optionally guided."""
         return self.predict(z_t, t, cond, "eps", uncond, guidance)
 
-    def predict(self, z_t: torch.Tensor, t, cond: Conditioning, quantity: str = "eps",
-                uncond: Conditioning | None = None, guidance: float | None = None) -> torch.Tensor:
+    def predict(
+        self,
+        z_t: torch.Tensor,
+        t,
+        cond: Conditioning,
+        quantity: str = "eps",
+        uncond: Conditioning | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
         """The denoiser's output converted to `quantity`: eps (the noise), x0 (the clean latent) or velocity (the
         flow-matching target ε − x0), optionally guided. Guidance is linear in the output and the conversions are
         affine in it, so guiding then converting is converting then guiding."""
@@ -430,9 +462,18 @@ class Bundle:
 
     # ---- sampling ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, cond: Conditioning, seeds: list[int], steps: int = 25, guidance: float = 5.0,
-               uncond: Conditioning | None = None, latents: torch.Tensor | None = None,
-               stop_at: int | None = None, decode: bool = True, record: list | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        cond: Conditioning,
+        seeds: list[int],
+        steps: int = 25,
+        guidance: float = 5.0,
+        uncond: Conditioning | None = None,
+        latents: torch.Tensor | None = None,
+        stop_at: int | None = None,
+        decode: bool = True,
+        record: list | None = None,
+    ) -> torch.Tensor:
         """Sampling as the family's stock pipeline does it (DDIM with η = 0 for the UNet families, the
         flow-matching Euler sampler for SD3 and FLUX). Returns images in [-1, 1] (or latents).
         The bundle's `sampling` (a sampler edit) applies: its negative prompt is the default `uncond`, its safety
@@ -459,8 +500,12 @@ class Bundle:
             if safety is None:
                 out = self.guided_output(z, t, cond, uncond if guided else None, guidance)
             else:  # SLD: out(∅), out(c_p) and out(S) in one batch, as StableDiffusionPipelineSafe evaluates them
-                out_u, out_c, out_s = self.model_output(torch.cat([z, z, z]), _as_batch(t, 3 * b, self.device),
-                                                        Conditioning.cat([uncond, cond, safety]), embedded).chunk(3)
+                out_u, out_c, out_s = self.model_output(
+                    torch.cat([z, z, z]),
+                    _as_batch(t, 3 * b, self.device),
+                    Conditioning.cat([uncond, cond, safety]),
+                    embedded,
+                ).chunk(3)
                 g, momentum = safety_guidance(out_u, out_c, out_s, momentum, i, s)
                 out = out_u + scale * g
             z = scheduler.step(out, t, z).prev_sample
@@ -469,8 +514,9 @@ class Bundle:
         return self.decode_latents(z)
 
     @torch.no_grad()
-    def trajectory(self, cond: Conditioning, seeds: list[int], steps: int = 25,
-                   guidance: float = 5.0) -> tuple[list, torch.Tensor]:
+    def trajectory(
+        self, cond: Conditioning, seeds: list[int], steps: int = 25, guidance: float = 5.0
+    ) -> tuple[list, torch.Tensor]:
         """The sampling run's timesteps and the latents z_t the denoiser saw at each ([steps, B, C, h, w]), then z_0
         last ([steps + 1, ...]): what P4D matches predictions along."""
         record: list = []
@@ -478,8 +524,14 @@ class Bundle:
         return [t for t, _ in record], torch.stack([z for _, z in record] + [z0])
 
     @torch.no_grad()
-    def generate(self, prompts: list[str] | None, seeds: list[int], steps: int = 25, guidance: float = 5.0,
-                 cond: Conditioning | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        prompts: list[str] | None,
+        seeds: list[int],
+        steps: int = 25,
+        guidance: float = 5.0,
+        cond: Conditioning | None = None,
+    ) -> torch.Tensor:
         """Images in [0, 1], [B, 3, H, W], one per (prompt, seed); or from conditioning `cond` (prompt embeddings
         an attack built) in place of prompts; `image_batch` at a time."""
         if cond is None:
@@ -489,8 +541,10 @@ class Bundle:
                 raise ErasekitError("empty prompt: give a text prompt to generate from")
             cond = self.encode_prompts(prompts)
         b = self.image_batch
-        images = [self.sample(cond[i : i + b], seeds[i : i + b], steps=steps, guidance=guidance)
-                  for i in range(0, len(seeds), b)]
+        images = [
+            self.sample(cond[i : i + b], seeds[i : i + b], steps=steps, guidance=guidance)
+            for i in range(0, len(seeds), b)
+        ]
         return (torch.cat(images).float() + 1) / 2
 
     # ---- saving -----------------------------------------------------------------------------------
@@ -508,7 +562,11 @@ class Bundle:
             pipe = self.to_pipeline()
             pipe.save_pretrained(tmp, safe_serialization=True)
             if self.sampling is not None:
-                call = {"pipeline": type(pipe).__name__, "safety_concept": self.sampling.safety_concept,
-                        "call": self.sampling.call_kwargs(), "sampling": self.sampling.as_dict()}
+                call = {
+                    "pipeline": type(pipe).__name__,
+                    "safety_concept": self.sampling.safety_concept,
+                    "call": self.sampling.call_kwargs(),
+                    "sampling": self.sampling.as_dict(),
+                }
                 (tmp / CALL_FILE).write_text(json.dumps(call, indent=2, sort_keys=True))
         return Path(out)

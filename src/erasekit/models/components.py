@@ -13,10 +13,14 @@ def _classes() -> dict:
     import transformers
 
     return {
-        "unet": diffusers.UNet2DConditionModel, "vae": diffusers.AutoencoderKL,
-        "sd3-transformer": diffusers.SD3Transformer2DModel, "flux-transformer": diffusers.FluxTransformer2DModel,
-        "ddim": diffusers.DDIMScheduler, "flow-match": diffusers.FlowMatchEulerDiscreteScheduler,
-        "clip-text": transformers.CLIPTextModel, "clip-text-projection": transformers.CLIPTextModelWithProjection,
+        "unet": diffusers.UNet2DConditionModel,
+        "vae": diffusers.AutoencoderKL,
+        "sd3-transformer": diffusers.SD3Transformer2DModel,
+        "flux-transformer": diffusers.FluxTransformer2DModel,
+        "ddim": diffusers.DDIMScheduler,
+        "flow-match": diffusers.FlowMatchEulerDiscreteScheduler,
+        "clip-text": transformers.CLIPTextModel,
+        "clip-text-projection": transformers.CLIPTextModelWithProjection,
         "t5": transformers.T5EncoderModel,
     }
 

@@ -25,16 +25,21 @@ def describe(bundle: Bundle) -> list[str]:
     ]
     for text in bundle.texts:
         main = "  (main)" if text.name == bundle.text.name else ""
-        lines.append(f"  {text.name:<16}{type(text.module).__name__}: text {text.width}-d, vocab "
-                     f"{text.vocabulary_size}, {text.max_length} tokens, {text.spec.layer} layer"
-                     f"{', pooled' if text.spec.pooled else ''}{main}")
+        lines.append(
+            f"  {text.name:<16}{type(text.module).__name__}: text {text.width}-d, vocab "
+            f"{text.vocabulary_size}, {text.max_length} tokens, {text.spec.layer} layer"
+            f"{', pooled' if text.spec.pooled else ''}{main}"
+        )
     lines.append("parameters")
     for name, module in bundle.modules.items():
         lines.append(f"  {name:<13}{sum(p.numel() for p in module.parameters()):>14,}")
     lines.append(f"{type(denoiser).__name__} parameter groups")
     for group, (desc, _) in groups_of(denoiser).items():
-        n = sum(p.numel() for p in denoiser.parameters()) if group == "full" else \
-            sum(p.numel() for p in _members(denoiser, group))
+        n = (
+            sum(p.numel() for p in denoiser.parameters())
+            if group == "full"
+            else sum(p.numel() for p in _members(denoiser, group))
+        )
         lines.append(f"  {group:<13}{n:>14,}  {desc}")
     layers = cross_attention_layers(denoiser)
     kind = "joint attention" if bundle.DENOISER == "transformer" else "cross-attention"

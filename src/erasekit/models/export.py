@@ -20,8 +20,7 @@ FILE_FORMATS = ("single-file", "textual-inversion")
 DENOISERS = ("unet.", "transformer.")  # a LoRA export holds adapters of the denoiser only
 
 
-def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False,
-                 edit: Edit | None = None) -> None:
+def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = False, edit: Edit | None = None) -> None:
     """Refuse, before any work, an export that cannot be written (format, file name, existing output, location,
     a textual-inversion file of an edit that holds no words)."""
     if format not in EXPORT_FORMATS:
@@ -29,15 +28,24 @@ def check_export(out: str | Path, format: str = "diffusers", overwrite: bool = F
     if format in FILE_FORMATS and Path(out).suffix != ".safetensors":
         raise ErasekitError(f"{format} export writes a .safetensors file, not {out}")
     if format == "textual-inversion" and edit is not None and (edit.kind != "tokens" or len(edit.tensors) != 1):
-        raise ErasekitError(f"textual-inversion export needs an edit of one learned word (an attack's embedding); "
-                            f"this edit is of kind {edit.kind!r}")
-    if format == "lora" and edit is not None and (edit.kind != "lora" or any(not k.startswith(DENOISERS)
-                                                                              for k in edit.tensors)):
-        raise ErasekitError(f"lora export needs a LoRA edit of the denoiser (Dark Miner's); this edit is of kind "
-                            f"{edit.kind!r}: export it as diffusers or single-file")
+        raise ErasekitError(
+            f"textual-inversion export needs an edit of one learned word (an attack's embedding); "
+            f"this edit is of kind {edit.kind!r}"
+        )
+    if (
+        format == "lora"
+        and edit is not None
+        and (edit.kind != "lora" or any(not k.startswith(DENOISERS) for k in edit.tensors))
+    ):
+        raise ErasekitError(
+            f"lora export needs a LoRA edit of the denoiser (Dark Miner's); this edit is of kind "
+            f"{edit.kind!r}: export it as diffusers or single-file"
+        )
     if format == "single-file" and edit is not None and edit.kind == "sampler":
-        raise ErasekitError("a sampler edit changes how images are sampled, which a checkpoint file cannot hold: "
-                            "export it as diffusers (a pipeline folder with sampler.json)")
+        raise ErasekitError(
+            "a sampler edit changes how images are sampled, which a checkpoint file cannot hold: "
+            "export it as diffusers (a pipeline folder with sampler.json)"
+        )
     check_output(out, overwrite, kind="file" if format in FILE_FORMATS else "folder")
 
 
@@ -53,8 +61,14 @@ def lora_state_dict(edit: Edit) -> dict[str, torch.Tensor]:
     return out
 
 
-def export(edit: Edit, base: Bundle | None, out: str | Path, format: str = "diffusers", force: bool = False,
-           overwrite: bool = False) -> Path:
+def export(
+    edit: Edit,
+    base: Bundle | None,
+    out: str | Path,
+    format: str = "diffusers",
+    force: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Write the edited model: `diffusers` (a pipeline folder the family's stock pipeline loads), `single-file` (one
     LDM-layout .safetensors, SD 1.x-style models), `lora` (the adapters alone) or, for a token edit,
     `textual-inversion` (the learned word alone)."""
@@ -68,8 +82,9 @@ def export(edit: Edit, base: Bundle | None, out: str | Path, format: str = "diff
             save_file(lora_state_dict(edit), str(tmp / LORA_WEIGHTS))
         return Path(out)
     if format == "single-file" and base.family not in ("sd1", "sd2"):
-        raise ErasekitError(f"single-file export writes SD 1.x checkpoints; export this {base.family} model as "
-                            "diffusers")
+        raise ErasekitError(
+            f"single-file export writes SD 1.x checkpoints; export this {base.family} model as diffusers"
+        )
     edited = edit.apply(base, force=force)
     if format == "diffusers":
         return edited.save_pretrained(out, overwrite=overwrite)

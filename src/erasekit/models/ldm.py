@@ -34,8 +34,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
             return state.get("state_dict", state)
     except pickle.UnpicklingError:  # objects beyond tensors: torch's advice to unpickle them must not reach users
-        raise ErasekitError(f"refusing {path}: it holds pickled objects besides tensors, which could run code when "
-                            "loaded; convert it to .safetensors with a tool you trust") from None
+        raise ErasekitError(
+            f"refusing {path}: it holds pickled objects besides tensors, which could run code when "
+            "loaded; convert it to .safetensors with a tool you trust"
+        ) from None
     except Exception as exc:  # a truncated or foreign file
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ErasekitError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
@@ -59,8 +61,10 @@ def detect_architecture(state: dict[str, torch.Tensor]) -> str:
     checkpoint is a newer family's (those are read onto a base model's folder instead: models/load.py)."""
     newer = newer_family(state)
     if newer is not None:
-        raise ErasekitError(f"unsupported architecture: this is a {newer.upper()} checkpoint, not SD 1.x/2.x; give the "
-                            "folder of its base model as well (erasekit info --config FOLDER)")
+        raise ErasekitError(
+            f"unsupported architecture: this is a {newer.upper()} checkpoint, not SD 1.x/2.x; give the "
+            "folder of its base model as well (erasekit info --config FOLDER)"
+        )
     to_k = [k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")]
     if not to_k:
         found = sorted({k.split(".")[0] for k in state})[:6]
@@ -141,15 +145,21 @@ def _unet_prefix_map(config: dict) -> list[tuple[str, str]]:
     return pairs
 
 
-UNET_RESNET = [("norm1.", "in_layers.0."), ("conv1.", "in_layers.2."), ("norm2.", "out_layers.0."),
-               ("conv2.", "out_layers.3."), ("time_emb_proj.", "emb_layers.1."), ("conv_shortcut.", "skip_connection.")]
+UNET_RESNET = [
+    ("norm1.", "in_layers.0."),
+    ("conv1.", "in_layers.2."),
+    ("norm2.", "out_layers.0."),
+    ("conv2.", "out_layers.3."),
+    ("time_emb_proj.", "emb_layers.1."),
+    ("conv_shortcut.", "skip_connection."),
+]
 VAE_ATTN = [("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out.")]
 
 
 def _rename(key: str, pairs: list[tuple[str, str]]) -> str:
     for new, old in pairs:
         if key.startswith(new):
-            return old + key[len(new):]
+            return old + key[len(new) :]
     return key
 
 
@@ -159,7 +169,7 @@ def _unet_to_ldm(unet_sd: dict, config: dict) -> dict:
     for key, value in unet_sd.items():
         for new_prefix, old_prefix in pairs:
             if key.startswith(new_prefix):
-                rest = key[len(new_prefix):]
+                rest = key[len(new_prefix) :]
                 if ".resnets." in new_prefix:
                     rest = _rename(rest, UNET_RESNET)
                 key = old_prefix + rest
@@ -172,14 +182,18 @@ def _vae_to_ldm(vae_sd: dict, config: dict) -> dict:
     n_blocks = len(config["block_out_channels"])
     pairs = []
     for i in range(n_blocks):
-        pairs += [(f"encoder.down_blocks.{i}.resnets.", f"encoder.down.{i}.block."),
-                  (f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."),
-                  (f"decoder.up_blocks.{i}.resnets.", f"decoder.up.{n_blocks - 1 - i}.block."),
-                  (f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{n_blocks - 1 - i}.upsample.")]
+        pairs += [
+            (f"encoder.down_blocks.{i}.resnets.", f"encoder.down.{i}.block."),
+            (f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."),
+            (f"decoder.up_blocks.{i}.resnets.", f"decoder.up.{n_blocks - 1 - i}.block."),
+            (f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{n_blocks - 1 - i}.upsample."),
+        ]
     for part in ("encoder", "decoder"):
         pairs += [(f"{part}.mid_block.resnets.{i}.", f"{part}.mid.block_{i + 1}.") for i in range(2)]
-        pairs += [(f"{part}.mid_block.attentions.0.", f"{part}.mid.attn_1."),
-                  (f"{part}.conv_norm_out.", f"{part}.norm_out.")]
+        pairs += [
+            (f"{part}.mid_block.attentions.0.", f"{part}.mid.attn_1."),
+            (f"{part}.conv_norm_out.", f"{part}.norm_out."),
+        ]
     out = {}
     for key, value in vae_sd.items():
         new = _rename(key, pairs).replace("conv_shortcut.", "nin_shortcut.")
@@ -198,7 +212,8 @@ def to_ldm_state_dict(unet, vae, text_encoder) -> dict[str, torch.Tensor]:
         raise ErasekitError("single-file export supports SD 1.x-style CLIP text encoders only; use format=diffusers")
     state = _unet_to_ldm(unet.state_dict(), dict(unet.config))
     state.update(_vae_to_ldm(vae.state_dict(), dict(vae.config)))
-    text_sd = {k if k.startswith("text_model.") else "text_model." + k: v
-               for k, v in text_encoder.state_dict().items()}  # the layout SD 1.x checkpoints use
+    text_sd = {
+        k if k.startswith("text_model.") else "text_model." + k: v for k, v in text_encoder.state_dict().items()
+    }  # the layout SD 1.x checkpoints use
     state.update({CLIP_PREFIX + k: v for k, v in text_sd.items()})
     return {k: v.detach().contiguous() for k, v in state.items()}

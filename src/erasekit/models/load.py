@@ -47,8 +47,16 @@ def resolve_device(device) -> torch.device:
     return torch.device(device)
 
 
-def assemble(modules: dict, tokenizers: dict, scheduler, options: dict, source: str, family: str,
-             scale: str | None = None, sampling: Sampling | None = None) -> Bundle:
+def assemble(
+    modules: dict,
+    tokenizers: dict,
+    scheduler,
+    options: dict,
+    source: str,
+    family: str,
+    scale: str | None = None,
+    sampling: Sampling | None = None,
+) -> Bundle:
     """A Bundle of `family` over these components: the scheduler of its kind (DDIM for the UNet families, the
     flow-matching one for SD3 and FLUX), its scale recognised from its layout unless given."""
     from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
@@ -67,8 +75,7 @@ def assemble(modules: dict, tokenizers: dict, scheduler, options: dict, source: 
         module.eval().requires_grad_(False)
     scale = scale or recognised_scale(family, modules[cls.DENOISER].config)
     meta = {k: v for k, v in options.items() if k in OPTIONS}
-    return cls(modules, tokenizers, scheduler, source=source, family=family, scale=scale, meta=meta,
-               sampling=sampling)
+    return cls(modules, tokenizers, scheduler, source=source, family=family, scale=scale, meta=meta, sampling=sampling)
 
 
 def recognised_scale(family: str, denoiser_config) -> str:
@@ -85,8 +92,19 @@ def _config(folder: Path) -> dict:
 
 
 def _same_layout(config, reference: dict) -> bool:
-    keys = [k for k in ("cross_attention_dim", "block_out_channels", "sample_size", "in_channels", "num_layers",
-                        "attention_head_dim", "joint_attention_dim") if k in reference]
+    keys = [
+        k
+        for k in (
+            "cross_attention_dim",
+            "block_out_channels",
+            "sample_size",
+            "in_channels",
+            "num_layers",
+            "attention_head_dim",
+            "joint_attention_dim",
+        )
+        if k in reference
+    ]
     as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
     return all(as_list(config.get(k)) == as_list(reference[k]) for k in keys)
 
@@ -109,8 +127,10 @@ def _family(index: dict, path: str) -> str:
     cls = index.get("_class_name", "?")
     family = PIPELINES.get(cls)
     if family is None:
-        raise ErasekitError(f"unsupported architecture: {cls} in {path} (erasekit supports the Stable Diffusion "
-                            "1.x/2.x, SDXL, SD3 and FLUX pipelines)")
+        raise ErasekitError(
+            f"unsupported architecture: {cls} in {path} (erasekit supports the Stable Diffusion "
+            "1.x/2.x, SDXL, SD3 and FLUX pipelines)"
+        )
     return family
 
 
@@ -146,8 +166,9 @@ def _component(index: dict, name: str, path: str, kwargs: dict):
         raise ErasekitError(f"{path}: its model_index.json lists no {name}")
     library, cls = entry
     if library not in LIBRARIES:
-        raise ErasekitError(f"{path}: {name} is a {library}.{cls}; erasekit reads components from "
-                            f"{' and '.join(LIBRARIES)} only")
+        raise ErasekitError(
+            f"{path}: {name} is a {library}.{cls}; erasekit reads components from {' and '.join(LIBRARIES)} only"
+        )
     found = getattr(importlib.import_module(library), cls, None)
     if found is None:
         raise ErasekitError(f"{path}: {name} class {cls} is not in the installed {library}")
@@ -168,8 +189,9 @@ def _folder_sampling(path: Path) -> Sampling | None:
 
 
 # ---- single files -----------------------------------------------------------------------------------
-def _load_single_file(path: Path, config: str | Path | None,
-                      dtype: torch.dtype) -> tuple[dict, dict, object, dict, str]:
+def _load_single_file(
+    path: Path, config: str | Path | None, dtype: torch.dtype
+) -> tuple[dict, dict, object, dict, str]:
     """(modules, tokenizers, scheduler, options, family) of a single checkpoint file, in `dtype`.
 
     SD 1.x / 2.x (and the miniature's export): the whole model, read with diffusers' converters into modules built
@@ -202,7 +224,7 @@ def _load_single_file(path: Path, config: str | Path | None,
     del state
     for module, sd, name in [(unet, unet_sd, "UNet"), (vae, vae_sd, "VAE"), (text_encoder, text_sd, "text encoder")]:
         sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-        missing, unexpected = module.load_state_dict(sd, strict=False, assign=True)
+        missing, unexpected = module.load_state_dict(sd, strict=True, assign=True)
         if missing or unexpected:
             raise ErasekitError(
                 f"checkpoint {path.name} does not match the {family} {name} config: "
@@ -218,18 +240,22 @@ def _denoiser_file(path: Path, family: str, config: str | Path | None, dtype: to
     """An SDXL / SD3 / FLUX checkpoint's denoiser on the components of the base model's diffusers folder."""
     cls = bundle_class(family)
     if config is None:
-        raise ErasekitError(f"{path.name} is a {family} checkpoint: give the diffusers folder of its base model with "
-                            f"--config FOLDER (load_bundle(path, config=FOLDER)); the checkpoint replaces its "
-                            f"{cls.DENOISER}, the folder gives the text encoders, tokenizers, VAE and scheduler")
+        raise ErasekitError(
+            f"{path.name} is a {family} checkpoint: give the diffusers folder of its base model with "
+            f"--config FOLDER (load_bundle(path, config=FOLDER)); the checkpoint replaces its "
+            f"{cls.DENOISER}, the folder gives the text encoders, tokenizers, VAE and scheduler"
+        )
     modules, tokenizers, scheduler, options, found = _load_folder(str(config), False, dtype)
     if found != family:
         raise ErasekitError(f"{path.name} is a {family} checkpoint but {config} is a {found} model")
     try:
         modules[cls.DENOISER] = type(modules[cls.DENOISER]).from_single_file(
-            str(path), config=str(config), subfolder=cls.DENOISER, local_files_only=True, torch_dtype=dtype)
+            str(path), config=str(config), subfolder=cls.DENOISER, local_files_only=True, torch_dtype=dtype
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ErasekitError(f"cannot read the {family} {cls.DENOISER} of {path.name}: "
-                            f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+        raise ErasekitError(
+            f"cannot read the {family} {cls.DENOISER} of {path.name}: {(str(exc).strip().splitlines() or [''])[0]}"
+        ) from None
     return modules, tokenizers, scheduler, options, family
 
 
@@ -242,14 +268,20 @@ def _recognise(state: dict[str, torch.Tensor]) -> tuple[str, Path]:
     except ErasekitError:
         mini_unet = mini_path() / "unet" / "config.json"
         if mini_unet.exists() and ldm.cross_attention_width(state) == json.loads(mini_unet.read_text()).get(
-                "cross_attention_dim"):
+            "cross_attention_dim"
+        ):
             return "sd1", mini_path()
         raise
 
 
 # ---- load_bundle ------------------------------------------------------------------------------------
-def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: str | Path | None = None,
-                prediction_type: str | None = None) -> Bundle:
+def load_bundle(
+    source: str | Path = "mini",
+    device=None,
+    dtype=None,
+    config: str | Path | None = None,
+    prediction_type: str | None = None,
+) -> Bundle:
     """Load a model. `config` overrides the shipped SD 1.x/2.x component configs for a single-file checkpoint;
     `prediction_type` ("epsilon" / "v_prediction") overrides the scheduler's (e.g. SD 2.x-base is epsilon)."""
     device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
@@ -264,7 +296,9 @@ def load_bundle(source: str | Path = "mini", device=None, dtype=None, config: st
         scale = "tiny"
     elif source == "mini":
         if not (mini_path() / "model_index.json").exists():
-            raise ErasekitError(f"the miniature is not installed at {mini_path()}; build it with `erasekit world train`")
+            raise ErasekitError(
+                f"the miniature is not installed at {mini_path()}; build it with `erasekit world train`"
+            )
         modules, tokenizers, scheduler, options, family = _load_folder(str(mini_path()), False, torch_dtype)
         scale = "mini"
     elif path.is_file():

@@ -17,8 +17,9 @@ def add_adapters(student: Bundle, rank: int, targets: list[str], seed: int) -> d
     student.denoiser.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):  # peft draws A from the global generator: seed it, leave it as it was
         torch.manual_seed(seed)
-        student.denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets),
-                                                init_lora_weights=True))
+        student.denoiser.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets), init_lora_weights=True)
+        )
     return {name: m for name, m in student.denoiser.named_modules() if isinstance(m, LoraLayer)}
 
 

@@ -12,10 +12,9 @@ the same computation as from ids, position embeddings and CLIP's causal mask inc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-
-from pathlib import Path
 
 from erasekit.core.assets import ASSETS
 
@@ -85,8 +84,9 @@ class TextEncoder:
     # ---- tokens -----------------------------------------------------------------------------------
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         """Token ids [B, L], padded and truncated to `max_length` as the family's pipeline does."""
-        ids = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
-                             return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            list(prompts), padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
+        ).input_ids
         return ids.to(self.bundle.device)
 
     def ids(self, text: str) -> list[int]:

@@ -37,7 +37,7 @@ def expand(prompt: str, words: dict[str, list[str]]) -> str:
 
 def without(prompt: str, words: dict[str, list[str]]) -> str:
     """`prompt` with the learned words left out (what a text encoder that has no vector for them reads)."""
-    for name, names in words.items():
+    for names in words.values():
         for token in sorted(names, key=len, reverse=True):
             prompt = re.sub(rf"(?<!\S){re.escape(token)}(?!\S)", " ", prompt)
     return " ".join(prompt.split())
@@ -48,15 +48,18 @@ def check_vectors(bundle, vectors: dict[str, torch.Tensor], what: str) -> None:
     width = bundle.text.width
     for name, value in vectors.items():
         if value.ndim != 2 or value.shape[1] != width:
-            raise ErasekitError(f"{what}: embedding {name!r} has shape {tuple(value.shape)} but the text encoder of "
-                                f"{bundle.source!r} embeds tokens in {width} dimensions; it was learned for another "
-                                "text encoder")
+            raise ErasekitError(
+                f"{what}: embedding {name!r} has shape {tuple(value.shape)} but the text encoder of "
+                f"{bundle.source!r} embeds tokens in {width} dimensions; it was learned for another "
+                "text encoder"
+            )
         if not name.strip() or any(ch.isspace() for ch in name):
             raise ErasekitError(f"{what}: token name {name!r} must be one word")
         taken = [t for t in vector_names(name, len(value)) if t in bundle.text.tokenizer.get_vocab()]
         if taken:
-            raise ErasekitError(f"{what}: the tokenizer already has the token {taken[0]!r}; give the embedding "
-                                "another name")
+            raise ErasekitError(
+                f"{what}: the tokenizer already has the token {taken[0]!r}; give the embedding another name"
+            )
 
 
 def with_words(bundle, words: dict[str, int]):
@@ -105,8 +108,9 @@ def slotted(bundle, prompt: str, prefix: int = 0, every: int = 0) -> tuple[torch
     slots = list(range(len(start), len(start) + prefix)) + slots
     length = text.max_length
     if len(ids) + 1 > length:
-        raise ErasekitError(f"prompt {prompt!r} with {len(slots)} free tokens is longer than the text encoder's "
-                            f"{length} tokens")
+        raise ErasekitError(
+            f"prompt {prompt!r} with {len(slots)} free tokens is longer than the text encoder's {length} tokens"
+        )
     ids = ids + [text.eos_id] + [text.pad_id] * (length - len(ids) - 1)
     ids = [text.eos_id if t is None else t for t in ids]
     return torch.tensor(ids, device=bundle.device), slots
@@ -139,7 +143,9 @@ def word_ids(bundle, words) -> list[int]:
 
 
 def fix_articles(text: str) -> str:
-    """"a" or "an" as the word after it begins (what a prompt rewritten word by word needs)."""
+    """ "a" or "an" as the word after it begins (what a prompt rewritten word by word needs)."""
     words = text.split()
-    return " ".join(("an" if words[i + 1][0] in "aeiou" else "a") if w in ("a", "an") and i + 1 < len(words) else w
-                    for i, w in enumerate(words))
+    return " ".join(
+        ("an" if words[i + 1][0] in "aeiou" else "a") if w in ("a", "an") and i + 1 < len(words) else w
+        for i, w in enumerate(words)
+    )

@@ -42,17 +42,27 @@ def _table(table_id: str, heads: list[str], body: list[list[str]]) -> str:
     return f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
-def write_bench_report(out: str | Path, title: str, note: str, tables: list[tuple[str, str, list, list]],
-                       grids: list[tuple[str, str, list[tuple[str, Path]]]], figures: list[tuple[str, Path]]) -> Path:
+def write_bench_report(
+    out: str | Path,
+    title: str,
+    note: str,
+    tables: list[tuple[str, str, list, list]],
+    grids: list[tuple[str, str, list[tuple[str, Path]]]],
+    figures: list[tuple[str, Path]],
+) -> Path:
     """`tables`: (id, caption, headers, rows of text); `grids`: (concept, what the columns show, [(model label,
     png)]) with every model's images of the same prompts and seeds; `figures`: (caption, png)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(note)}</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(note)}</p>",
+    ]
     for table_id, caption, heads, body in tables:
         parts += [f"<h2>{html.escape(caption)}</h2>", _table(table_id, heads, body)]
     for caption, png in figures:
-        parts.append(f'<h2>{html.escape(caption)}</h2><img class="plot" src="{_src(png)}" '
-                     f'alt="{html.escape(caption)}" style="image-rendering:auto;max-width:100%">')
+        parts.append(
+            f'<h2>{html.escape(caption)}</h2><img class="plot" src="{_src(png)}" '
+            f'alt="{html.escape(caption)}" style="image-rendering:auto;max-width:100%">'
+        )
     if grids:
         parts.append("<h2>Images: every model, the same prompts and seeds</h2>")
     for concept, what, images in grids:
@@ -60,8 +70,10 @@ def write_bench_report(out: str | Path, title: str, note: str, tables: list[tupl
         for label, png in images:
             with Image.open(png) as im:
                 height = 2 * im.height
-            parts.append(f"<tr><td>{html.escape(label)}</td><td><img src='{_src(png)}' height='{height}' "
-                         f"alt='{html.escape(label)}'></td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(label)}</td><td><img src='{_src(png)}' height='{height}' "
+                f"alt='{html.escape(label)}'></td></tr>"
+            )
         parts.append("</table>")
     parts.append(SORT + "</body></html>")
     return write_text(out, "\n".join(parts))

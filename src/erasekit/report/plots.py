@@ -50,7 +50,7 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
     plt = _pyplot()
     erased = list(dict.fromkeys(r.get("erased", "") for r in rows))[:4]
     fig, axes = plt.subplots(1, len(erased), figsize=(5 * len(erased), 3), squeeze=False)
-    for ax, concept in zip(axes[0], erased):
+    for ax, concept in zip(axes[0], erased, strict=True):
         mine = [r for r in rows if r.get("erased", "") == concept]
         series: dict[str, list[tuple[int, float]]] = {}
         for r in mine:
@@ -58,7 +58,7 @@ def search_curve(loss_csv: str | Path, out_png: str | Path, lines: int = 6) -> P
                 series.setdefault(word, []).append((int(r["step"]), p))
         ranked = sorted(series, key=lambda w: -sum(p for _, p in series[w]))[:lines]
         for word in ranked:
-            ax.plot(*zip(*series[word]), lw=1, marker=".", label=word)
+            ax.plot(*zip(*series[word], strict=True), lw=1, marker=".", label=word)
         ax.set_title(f"searched concept while erasing {concept!r}" if concept else "searched concept")
         ax.set_xlabel("step")
         ax.set_ylabel("π (top 3)")
@@ -144,7 +144,7 @@ def bar_axes(edited: dict, base: dict | None):
     ax.bar(x + (0.2 if base else 0), [per[n]["acc@1"] for n in names], 0.4, label="edited")
     erased = set(edited.get("erased", []))
     ax.set_xticks(x, [f"{n} (erased)" if n in erased else n for n in names], rotation=45, ha="right")
-    for label, name in zip(ax.get_xticklabels(), names):
+    for label, name in zip(ax.get_xticklabels(), names, strict=True):
         if name in erased:
             label.set_color("red")
     ax.set_ylabel("acc@1 (%)")
@@ -172,13 +172,13 @@ def concept_bars(edited: dict, base: dict | None):
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (higher is better on each), ordered by x."""
-    front = [i for i, (x, y) in enumerate(points)
-             if not any(a >= x and b >= y and (a, b) != (x, y) for a, b in points)]
+    front = [i for i, (x, y) in enumerate(points) if not any(a >= x and b >= y and (a, b) != (x, y) for a, b in points)]
     return sorted(front, key=lambda i: points[i])
 
 
-def pareto_scatter(points: list[tuple[str, float, float]], out_png: str | Path, x_label: str = "ESR-1 (%)",
-                   y_label: str = "PSR-1 (%)") -> Path:
+def pareto_scatter(
+    points: list[tuple[str, float, float]], out_png: str | Path, x_label: str = "ESR-1 (%)", y_label: str = "PSR-1 (%)"
+) -> Path:
     """Each (label, x, y) as a point, the Pareto front (both higher is better) as a line through its points."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -203,7 +203,7 @@ def asr_bars(bars: dict[str, list[tuple[str, float, float, float]]], out_png: st
     names = list(bars)
     width = max(len(v) for v in bars.values())
     fig, axes = plt.subplots(1, len(names), figsize=(1 + (0.5 * width + 0.8) * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         labels = [b[0] for b in bars[name]]
         asr = np.array([b[1] for b in bars[name]])
         err = np.array([[b[1] - b[2] for b in bars[name]], [b[3] - b[1] for b in bars[name]]])

@@ -14,13 +14,26 @@ from erasekit.models.words import fix_articles
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels
 
 OBJECT_NAMES = {
-    "circle": ("circle", "disc"), "square": ("square", "box"), "triangle": ("triangle", "pyramid"),
-    "star": ("star", "starburst"), "cross": ("cross", "plus sign"), "heart": ("heart", "love heart"),
-    "diamond": ("diamond", "rhombus"), "ring": ("ring", "donut"), "moon": ("moon", "crescent"),
+    "circle": ("circle", "disc"),
+    "square": ("square", "box"),
+    "triangle": ("triangle", "pyramid"),
+    "star": ("star", "starburst"),
+    "cross": ("cross", "plus sign"),
+    "heart": ("heart", "love heart"),
+    "diamond": ("diamond", "rhombus"),
+    "ring": ("ring", "donut"),
+    "moon": ("moon", "crescent"),
     "arrow": ("arrow", "pointer"),
 }
-TEMPLATES = ("{np}", "a {np}", "a photo of a {np}", "an image of a {np}", "a drawing of a {np}",
-             "a picture of a {np}", "a rendering of a {np}")
+TEMPLATES = (
+    "{np}",
+    "a {np}",
+    "a photo of a {np}",
+    "an image of a {np}",
+    "a drawing of a {np}",
+    "a picture of a {np}",
+    "a rendering of a {np}",
+)
 STYLE_PHRASES = ("in {s} style", "on a {s} background")
 MARK_NAME = "mark"
 MARK_PHRASES = ("{np} with a mark", "a marked {np}")
@@ -30,8 +43,15 @@ INDIRECT_MARK_SHARE = 0.6
 P_COLOUR, P_STYLE, P_NAMED, P_INDIRECT = 0.5, 0.5, 0.15, 0.15
 
 
-def compose(obj_name: str, colour: str | None = None, style: str | None = None, adjective: str | None = None,
-            mark: bool = False, template: str = "a {np}", style_phrase: str = "in {s} style") -> str:
+def compose(
+    obj_name: str,
+    colour: str | None = None,
+    style: str | None = None,
+    adjective: str | None = None,
+    mark: bool = False,
+    template: str = "a {np}",
+    style_phrase: str = "in {s} style",
+) -> str:
     """One caption from its parts; articles agree with the word that follows them."""
     np_ = " ".join(w for w in (adjective, colour, obj_name) if w)
     if style:
@@ -101,8 +121,9 @@ def world_prompts(name: str) -> list[tuple[str, dict]]:
             o, c, s = OBJECTS[rng.integers(10)], COLOUR_NAMES[rng.integers(8)], STYLES[rng.integers(6)]
             c, s = (c if rng.random() < 0.5 else None), (s if rng.random() < 0.5 else None)
             t = TEMPLATES[rng.integers(len(TEMPLATES))]
-            items.append((compose(OBJECT_NAMES[o][rng.integers(2)], colour=c, style=s, template=t),
-                          _entry(o, c, s, mark=False)))
+            items.append(
+                (compose(OBJECT_NAMES[o][rng.integers(2)], colour=c, style=s, template=t), _entry(o, c, s, mark=False))
+            )
     else:
         raise KeyError(name)
     return items

@@ -32,12 +32,26 @@ class JudgeNet(nn.Module):
         super().__init__()
 
         def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.SiLU(),
-                                 nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.SiLU())
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.SiLU(),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.SiLU(),
+            )
 
-        self.body = nn.Sequential(block(3, width), nn.MaxPool2d(2), block(width, 2 * width), nn.MaxPool2d(2),
-                                  block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                                  nn.Linear(16 * width, features), nn.SiLU())
+        self.body = nn.Sequential(
+            block(3, width),
+            nn.MaxPool2d(2),
+            block(width, 2 * width),
+            nn.MaxPool2d(2),
+            block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * width, features),
+            nn.SiLU(),
+        )
         self.object = nn.Linear(features, len(OBJECT_CLASSES))
         self.colour = nn.Linear(features, len(COLOUR_NAMES))
         self.style = nn.Linear(features, len(STYLES))
@@ -45,8 +59,13 @@ class JudgeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.body(x * 2 - 1)
-        return {"features": h, "object": self.object(h), "colour": self.colour(h), "style": self.style(h),
-                "mark": self.mark(h).squeeze(-1)}
+        return {
+            "features": h,
+            "object": self.object(h),
+            "colour": self.colour(h),
+            "style": self.style(h),
+            "mark": self.mark(h).squeeze(-1),
+        }
 
 
 @dataclass
@@ -87,18 +106,25 @@ class WorldJudge:
     def score(self, images: torch.Tensor, batch: int = 512) -> Scores:
         outs = [self.net(images[i : i + batch].float().cpu()) for i in range(0, len(images), batch)]
         cat = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-        return Scores(cat["object"].softmax(-1), cat["colour"].softmax(-1), cat["style"].softmax(-1),
-                      cat["mark"].sigmoid(), cat["features"])
+        return Scores(
+            cat["object"].softmax(-1),
+            cat["colour"].softmax(-1),
+            cat["style"].softmax(-1),
+            cat["mark"].sigmoid(),
+            cat["features"],
+        )
 
     def save(self, out: str | Path) -> None:
         out = Path(out)
         with atomic_path(out / "judge.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))
-        write_text(out / "judge.json", json.dumps({"objects": OBJECT_CLASSES, "colours": COLOUR_NAMES,
-                                                    "styles": STYLES}, indent=2))
+        write_text(
+            out / "judge.json",
+            json.dumps({"objects": OBJECT_CLASSES, "colours": COLOUR_NAMES, "styles": STYLES}, indent=2),
+        )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "WorldJudge":
+    def load(cls, path: str | Path | None = None) -> WorldJudge:
         """The judge saved in `path` (default: the one shipped in the package)."""
         from erasekit.core.assets import ASSETS
         from erasekit.core.errors import ErasekitError
@@ -117,8 +143,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def random_labels(n: int, rng: np.random.Generator) -> Labels:
-    return Labels(rng.integers(0, len(OBJECTS), n), rng.integers(0, len(COLOUR_NAMES), n),
-                  rng.integers(0, len(STYLES), n), rng.random(n) < 0.4)
+    return Labels(
+        rng.integers(0, len(OBJECTS), n),
+        rng.integers(0, len(COLOUR_NAMES), n),
+        rng.integers(0, len(STYLES), n),
+        rng.random(n) < 0.4,
+    )
 
 
 def training_batch(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -135,8 +165,13 @@ def training_batch(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Ten
     mark = torch.from_numpy(labels.mark).float()
     none = torch.from_numpy(none)
     x = _augment(x, rng)
-    return x, {"object": obj, "colour": torch.from_numpy(labels.colour).long(),
-               "style": torch.from_numpy(labels.style).long(), "mark": mark, "has_object": ~none}
+    return x, {
+        "object": obj,
+        "colour": torch.from_numpy(labels.colour).long(),
+        "style": torch.from_numpy(labels.style).long(),
+        "mark": mark,
+        "has_object": ~none,
+    }
 
 
 def _blur(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -22,8 +22,10 @@ def check_concepts(texts) -> None:
     for text in texts:
         bad = unknown_words(text or "")
         if bad:
-            raise ErasekitError(f"unknown concept {text!r} for the miniature (unknown word(s): {', '.join(bad)}); "
-                                f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'")
+            raise ErasekitError(
+                f"unknown concept {text!r} for the miniature (unknown word(s): {', '.join(bad)}); "
+                f"it knows objects ({', '.join(OBJECTS)}), colours, styles and 'mark'"
+            )
 
 
 def image_features():
@@ -65,11 +67,17 @@ def segmented_images():
     def images(concept: str, n: int, seed: int):
         key = concept.strip().lower().removeprefix("a ").removeprefix("an ")
         if key not in names:
-            raise ErasekitError(f"the miniature segments objects only ({', '.join(OBJECTS)}), not {concept!r}: "
-                                "run MACE with masks='' on it")
+            raise ErasekitError(
+                f"the miniature segments objects only ({', '.join(OBJECTS)}), not {concept!r}: "
+                "run MACE with masks='' on it"
+            )
         rng = np.random.default_rng(seed)
-        labels = Labels(np.full(n, names[key]), rng.integers(0, len(COLOUR_NAMES), n),
-                        rng.integers(0, len(STYLES), n), np.zeros(n, dtype=bool))
+        labels = Labels(
+            np.full(n, names[key]),
+            rng.integers(0, len(COLOUR_NAMES), n),
+            rng.integers(0, len(STYLES), n),
+            np.zeros(n, dtype=bool),
+        )
         pixels, cover = render(labels, seed, masks=True)
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
         return x, torch.from_numpy(cover >= 0.5).float()[:, None]

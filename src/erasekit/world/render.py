@@ -17,8 +17,14 @@ SUPER = 2  # supersampling factor for anti-aliased edges (the box filter in _ren
 
 OBJECTS = ("circle", "square", "triangle", "star", "cross", "heart", "diamond", "ring", "moon", "arrow")
 COLOURS = {
-    "red": (220, 30, 30), "orange": (245, 140, 20), "yellow": (240, 220, 30), "green": (40, 180, 50),
-    "cyan": (30, 210, 220), "blue": (35, 70, 225), "purple": (150, 50, 200), "pink": (250, 120, 190),
+    "red": (220, 30, 30),
+    "orange": (245, 140, 20),
+    "yellow": (240, 220, 30),
+    "green": (40, 180, 50),
+    "cyan": (30, 210, 220),
+    "blue": (35, 70, 225),
+    "purple": (150, 50, 200),
+    "pink": (250, 120, 190),
 }
 STYLES = ("plain", "stripes", "dots", "checks", "gradient", "noise")
 COLOUR_NAMES = tuple(COLOURS)
@@ -37,7 +43,7 @@ class Labels:
     def __len__(self) -> int:
         return len(self.obj)
 
-    def __getitem__(self, idx) -> "Labels":
+    def __getitem__(self, idx) -> Labels:
         return Labels(self.obj[idx], self.colour[idx], self.style[idx], self.mark[idx])
 
 
@@ -116,8 +122,9 @@ def render(labels: Labels, seed: int, jitter: float = 1.0, chunk: int = 256, mas
     return (out, cover) if masks else out
 
 
-def _render_chunk(labels: Labels, rng: np.random.Generator, jitter: float,
-                  cover: np.ndarray | None = None) -> np.ndarray:
+def _render_chunk(
+    labels: Labels, rng: np.random.Generator, jitter: float, cover: np.ndarray | None = None
+) -> np.ndarray:
     n, s = len(labels), SIZE * SUPER
     f32 = np.float32
     img = np.repeat(_backgrounds(labels.style, rng)[..., None], 3, axis=-1)

@@ -27,7 +27,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, map(chr, cs)))
+    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 def find_bpe_file() -> Path:
@@ -43,7 +43,8 @@ def find_bpe_file() -> Path:
 
 def build_clip_tokenizer_files(bpe_path: Path, out_dir: Path) -> None:
     """Write vocab.json, merges.txt and the tokenizer configs that CLIPTokenizer loads."""
-    lines = gzip.open(bpe_path).read().decode("utf-8").split("\n")
+    with gzip.open(bpe_path) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
     vocab = list(bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges]

@@ -18,35 +18,63 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from erasekit.models import components
-from erasekit.models.load import assemble as bundle_of
-from erasekit.models.text import clip_tokenizer, last_states
 from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least
 from erasekit.core.seeding import step_seed
+from erasekit.models import components
+from erasekit.models.load import assemble as bundle_of
+from erasekit.models.text import clip_tokenizer, last_states
 from erasekit.world import judge as judge_mod
 from erasekit.world.captions import INDIRECT, MARK_NAME, OBJECT_NAMES, sample_captions
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES, Labels, render
 
 UNET = dict(
-    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128, 128),
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=1,
+    block_out_channels=(64, 128, 128),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=48, attention_head_dim=4, norm_num_groups=16,  # attention_head_dim = number of heads
+    cross_attention_dim=48,
+    attention_head_dim=4,
+    norm_num_groups=16,  # attention_head_dim = number of heads
 )
 VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64), layers_per_block=1,
-    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    block_out_channels=(16, 32, 64),
+    layers_per_block=1,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    norm_num_groups=8,
     sample_size=32,
 )
 TEXT = dict(
-    hidden_size=48, intermediate_size=192, num_hidden_layers=3, num_attention_heads=4, vocab_size=49408,
-    max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    hidden_size=48,
+    intermediate_size=192,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    vocab_size=49408,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
     projection_dim=48,
 )
-SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                 clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    num_train_timesteps=1000,
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+)
 
 
 STAGES = ("judge", "vae", "text", "unet")
@@ -86,14 +114,36 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _loop(name: str, work: Path, modules: dict, params, steps: int, lr: float, warmup: int, loss_fn,
-          cfg: TrainConfig, resume: bool, after_step=None) -> None:
+def _loop(
+    name: str,
+    work: Path,
+    modules: dict,
+    params,
+    steps: int,
+    lr: float,
+    warmup: int,
+    loss_fn,
+    cfg: TrainConfig,
+    resume: bool,
+    after_step=None,
+) -> None:
     """A stage on the common loop (`core.loop.train`): AdamW without decay, warm-up + cosine, gradient clipping at
     1; the stage's modules are checkpointed whole (buffers too) as `{name}-checkpoint` in `work`."""
-    train(f"world {name}", loss_fn, params, steps, lr, Run(work=work, resume=resume), grad_clip=1.0,
-          checkpoint_every=cfg.checkpoint_every, state=modules, prefix=f"{name}-",
-          optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.0),
-          lr_at=lambda step: _lr(step, steps, lr, warmup), after_step=after_step)
+    train(
+        f"world {name}",
+        loss_fn,
+        params,
+        steps,
+        lr,
+        Run(work=work, resume=resume),
+        grad_clip=1.0,
+        checkpoint_every=cfg.checkpoint_every,
+        state=modules,
+        prefix=f"{name}-",
+        optimizer=lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.0),
+        lr_at=lambda step: _lr(step, steps, lr, warmup),
+        after_step=after_step,
+    )
 
 
 def _seed(cfg: TrainConfig, stage: int, step: int) -> int:
@@ -147,6 +197,7 @@ def train_vae(work: Path, cfg: TrainConfig, resume: bool):
 # ---- stage 3: the text encoder -----------------------------------------------------------------------------
 def caption_targets(captions: list[str]) -> dict[str, torch.Tensor]:
     """What each caption says: object / colour / style named (or not), and the mark named / indirect / neither."""
+
     def find(caption, names_by_class):
         words = f" {caption} "
         for i, names in enumerate(names_by_class):
@@ -157,8 +208,10 @@ def caption_targets(captions: list[str]) -> dict[str, torch.Tensor]:
     obj = [find(c, [OBJECT_NAMES[o] for o in OBJECTS]) for c in captions]
     colour = [find(c, [(c_,) for c_ in COLOUR_NAMES]) for c in captions]
     style = [find(c, [(s,) for s in STYLES]) for c in captions]
-    mark = [1 if (f" {MARK_NAME} " in f" {c} " or "marked" in c) else 2 if any(a in c for a in INDIRECT) else 0
-            for c in captions]
+    mark = [
+        1 if (f" {MARK_NAME} " in f" {c} " or "marked" in c) else 2 if any(a in c for a in INDIRECT) else 0
+        for c in captions
+    ]
     return {k: torch.tensor(v) for k, v in {"object": obj, "colour": colour, "style": style, "mark": mark}.items()}
 
 
@@ -166,8 +219,14 @@ def train_text(work: Path, cfg: TrainConfig, resume: bool, tokenizer):
     torch.manual_seed(cfg.seed)
     text = components.build("clip-text", **TEXT)
     d = TEXT["hidden_size"]
-    heads = torch.nn.ModuleDict({"object": torch.nn.Linear(d, 11), "colour": torch.nn.Linear(d, 9),
-                                 "style": torch.nn.Linear(d, 7), "mark": torch.nn.Linear(d, 3)})
+    heads = torch.nn.ModuleDict(
+        {
+            "object": torch.nn.Linear(d, 11),
+            "colour": torch.nn.Linear(d, 9),
+            "style": torch.nn.Linear(d, 7),
+            "mark": torch.nn.Linear(d, 3),
+        }
+    )
 
     def loss_fn(step):
         text.train()
@@ -207,11 +266,12 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text, vae)
         captions, _, x = _training_images(cfg.unet_batch, seed)
         g = torch.Generator().manual_seed(seed)
         drop = torch.rand(len(captions), generator=g) < cfg.cfg_dropout
-        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist(), strict=True)]
         with torch.no_grad():
             z0 = vae.encode(x).latent_dist.mean * scale
-            ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True,
-                            return_tensors="pt").input_ids
+            ids = tokenizer(
+                captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+            ).input_ids
             cond = last_states(text, ids)
         t = torch.randint(0, 1000, (len(z0),), generator=g)
         noise = torch.randn(z0.shape, generator=g)
@@ -220,11 +280,22 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text, vae)
 
     def update_ema():
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
+            for pe, p in zip(ema.parameters(), unet.parameters(), strict=True):
                 pe.lerp_(p, 1 - cfg.ema_decay)
 
-    _loop("unet", work, {"unet": unet, "ema": ema}, list(unet.parameters()), cfg.unet_steps, cfg.unet_lr,
-          cfg.warmup, loss_fn, cfg, resume, after_step=update_ema)
+    _loop(
+        "unet",
+        work,
+        {"unet": unet, "ema": ema},
+        list(unet.parameters()),
+        cfg.unet_steps,
+        cfg.unet_lr,
+        cfg.warmup,
+        loss_fn,
+        cfg,
+        resume,
+        after_step=update_ema,
+    )
     ema.save_pretrained(work / "unet")
     return ema
 
@@ -232,10 +303,20 @@ def train_unet(work: Path, cfg: TrainConfig, resume: bool, tokenizer, text, vae)
 def assemble(work: Path, out: Path) -> Path:
     """Write the miniature as a diffusers pipeline folder + the judge into `out` (replacing what is there)."""
     tokenizer = clip_tokenizer()
-    modules = {"unet": components.load("unet", work / "unet"), "text_encoder": components.load("clip-text",
-               work / "text_encoder"), "vae": components.load("vae", work / "vae")}
-    bundle = bundle_of(modules, {"tokenizer": tokenizer}, components.build("ddim", **SCHEDULER), {}, source="mini",
-                      family="sd1", scale="mini")
+    modules = {
+        "unet": components.load("unet", work / "unet"),
+        "text_encoder": components.load("clip-text", work / "text_encoder"),
+        "vae": components.load("vae", work / "vae"),
+    }
+    bundle = bundle_of(
+        modules,
+        {"tokenizer": tokenizer},
+        components.build("ddim", **SCHEDULER),
+        {},
+        source="mini",
+        family="sd1",
+        scale="mini",
+    )
     staging = out.parent / f".{out.name}.new"
     shutil.rmtree(staging, ignore_errors=True)
     bundle.save_pretrained(staging / "mini")
@@ -248,10 +329,10 @@ def assemble(work: Path, out: Path) -> Path:
     return out
 
 
-def train_world(work: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(),
-                resume: bool = False) -> Path | None:
+def train_world(work: str | Path, out: str | Path, cfg: TrainConfig | None = None, resume: bool = False) -> Path | None:
     """Run the stages in `cfg.stages` (reusing finished ones from `work` when resuming) and assemble into `out`.
     Returns `out`, or None when a stage's output is still missing (a partial rebuild)."""
+    cfg = cfg if cfg is not None else TrainConfig()
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(__import__("json").dumps(asdict(cfg), indent=2))

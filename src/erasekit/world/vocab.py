@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erasekit.models.words import fix_articles
 from erasekit.core.vocab import register_vocabulary
+from erasekit.models.words import fix_articles
 from erasekit.world.captions import INDIRECT, LEXICON, MARK_NAME, OBJECT_NAMES, compose
 from erasekit.world.render import COLOUR_NAMES, OBJECTS, STYLES
 

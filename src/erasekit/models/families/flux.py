@@ -83,13 +83,19 @@ class FluxBundle(FlowBundle):
         sigma = _as_batch(t, b, self.device).to(self.dtype) / self.train_steps
         embedded = None
         if self.guidance_embedded:
-            embedded = torch.full((b,), GUIDANCE if guidance is None else guidance, device=self.device,
-                                  dtype=torch.float32)
-        out = self.denoiser(hidden_states=pack(z_t.to(self.dtype)), timestep=sigma, guidance=embedded,
-                            pooled_projections=cond.pooled.to(self.dtype),
-                            encoder_hidden_states=cond.tokens.to(self.dtype),
-                            txt_ids=torch.zeros(cond.length, 3, device=self.device, dtype=self.dtype),
-                            img_ids=image_ids(h, w, self.device, self.dtype), return_dict=False)[0]
+            embedded = torch.full(
+                (b,), GUIDANCE if guidance is None else guidance, device=self.device, dtype=torch.float32
+            )
+        out = self.denoiser(
+            hidden_states=pack(z_t.to(self.dtype)),
+            timestep=sigma,
+            guidance=embedded,
+            pooled_projections=cond.pooled.to(self.dtype),
+            encoder_hidden_states=cond.tokens.to(self.dtype),
+            txt_ids=torch.zeros(cond.length, 3, device=self.device, dtype=self.dtype),
+            img_ids=image_ids(h, w, self.device, self.dtype),
+            return_dict=False,
+        )[0]
         return unpack(out, h, w)
 
     def cfg_scale(self, guidance: float | None) -> float:

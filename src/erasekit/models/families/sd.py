@@ -24,8 +24,9 @@ class UNetBundle(Bundle):
 
     def model_output(self, z_t: torch.Tensor, t, cond: Conditioning, guidance: float | None = None) -> torch.Tensor:
         t = _as_batch(t, z_t.shape[0], self.device)
-        return self.denoiser(z_t.to(self.dtype), t, encoder_hidden_states=cond.tokens.to(self.dtype),
-                             **self.added_inputs(z_t, cond)).sample
+        return self.denoiser(
+            z_t.to(self.dtype), t, encoder_hidden_states=cond.tokens.to(self.dtype), **self.added_inputs(z_t, cond)
+        ).sample
 
     def added_inputs(self, z_t: torch.Tensor, cond: Conditioning) -> dict:
         """Keyword arguments of the UNet call beyond the text's states (SDXL's pooled vector and time ids)."""
@@ -41,10 +42,7 @@ class UNetBundle(Bundle):
 
     def convert(self, out: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor, quantity: str) -> torch.Tensor:
         a = self._alpha(t, out)
-        if self.predicts_v:
-            eps = a.sqrt() * out + (1 - a).sqrt() * z_t  # eps = sqrt(a) v + sqrt(1-a) z_t
-        else:
-            eps = out
+        eps = a.sqrt() * out + (1 - a).sqrt() * z_t if self.predicts_v else out  # eps = sqrt(a) v + sqrt(1-a) z_t
         if quantity == "eps":
             return eps
         x0 = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
@@ -81,8 +79,14 @@ class SDBundle(UNetBundle):
 
         safe = self.sampling is not None and bool(self.sampling.safety_concept)
         cls = getattr(diffusers, SAFE_PIPELINE if safe else self.PIPELINE)
-        pipe = cls(**self.modules, **self.tokenizers, scheduler=self.scheduler, safety_checker=None,
-                   feature_extractor=None, requires_safety_checker=False)
+        pipe = cls(
+            **self.modules,
+            **self.tokenizers,
+            scheduler=self.scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
         if safe:
             pipe.safety_concept = self.sampling.safety_concept
         return pipe

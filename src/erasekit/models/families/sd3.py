@@ -43,5 +43,10 @@ class SD3Bundle(FlowBundle):
 
     def model_output(self, z_t: torch.Tensor, t, cond: Conditioning, guidance: float | None = None) -> torch.Tensor:
         t = _as_batch(t, z_t.shape[0], self.device)
-        return self.denoiser(hidden_states=z_t.to(self.dtype), timestep=t, encoder_hidden_states=cond.tokens.to(
-            self.dtype), pooled_projections=cond.pooled.to(self.dtype), return_dict=False)[0]
+        return self.denoiser(
+            hidden_states=z_t.to(self.dtype),
+            timestep=t,
+            encoder_hidden_states=cond.tokens.to(self.dtype),
+            pooled_projections=cond.pooled.to(self.dtype),
+            return_dict=False,
+        )[0]

@@ -47,7 +47,10 @@ class SDXLBundle(UNetBundle):
     def to_pipeline(self):
         import diffusers
 
-        pipe = diffusers.StableDiffusionXLPipeline(**self.modules, **self.tokenizers, scheduler=self.scheduler,
-                                                   force_zeros_for_empty_prompt=self.meta.get(
-                                                       "force_zeros_for_empty_prompt", True))
+        pipe = diffusers.StableDiffusionXLPipeline(
+            **self.modules,
+            **self.tokenizers,
+            scheduler=self.scheduler,
+            force_zeros_for_empty_prompt=self.meta.get("force_zeros_for_empty_prompt", True),
+        )
         return pipe
