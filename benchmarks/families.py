@@ -145,17 +145,22 @@ def main() -> None:
             json.dump(results, f, indent=2)
     if not args.family:  # every family: the docs' results file
         print("wrote", record.save(f"families-{args.device.split(':')[0]}", results, started))
-    print(table(rows, args))
+    print(table(results))
 
 
-def table(rows: dict, args) -> str:
+def table(results: dict) -> str:
+    """The markdown table of a run's results (what docs/gen.py renders from docs/results/families-DEVICE.json)."""
+    rows = results["families"]
+
     def gb(entry):
         if "peak_gb" in entry:
             return f"{entry['peak_gb']:.1f} GB, {entry['seconds']:.0f} s"
         return "not run: " + entry.get("skipped", entry.get("failed", "?"))
 
     lines = [
-        f"device {args.device}, {args.resolution} px; parameters in millions",
+        f"Device {results['device']}, {results['resolution']} px; parameters in millions; peak memory of the whole "
+        "process (CPU) or torch's peak allocation (GPU), and the wall time.",
+        "",
         "| family | denoiser | text encoders | weights fp32 / bf16 | xattn | xattn-kv | measured in | UCE edit | "
         "one ESD-x step |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -231,7 +231,7 @@ POSITIVE = click.IntRange(min=1)
 
 @main.command()
 @click.argument("model_arg", required=False, metavar="[MODEL]")
-@click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base, or mini)")
 @click.option("--edit", default=None, type=click.Path(), help="an edit (run folder) to apply to the model")
 @click.option("--prompt", default=None, help="one text prompt: writes a grid (--out FILE.png)")
 @click.option(
@@ -340,7 +340,7 @@ def generate(
 
 @main.command()
 @click.argument("model_arg", required=False, metavar="[MODEL]")
-@click.option("--model", default=None, help=MODEL_HELP + " (default: mini)")
+@click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base, or mini)")
 @click.option("--edit", default=None, type=click.Path(), help="an edit (run folder); the base is evaluated beside it")
 @click.option(
     "--suite",
@@ -356,7 +356,11 @@ def generate(
     "--guidance", default=5.0, show_default=True, type=click.FloatRange(min=0), help="classifier-free guidance scale"
 )
 @click.option("--erased", default=None, help="comma-separated erased concepts (default: the edit's manifest)")
-@click.option("--preserved", default=None, help="comma-separated preserved concepts (default: all others)")
+@click.option(
+    "--preserved",
+    default=None,
+    help="comma-separated preserved concepts (default: the edit's preservation set, else all others)",
+)
 @click.option(
     "--split",
     default=None,

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -65,7 +66,7 @@ def _cell(value: object) -> str | int:
     return value if isinstance(value, (str, int)) else json.dumps(value)
 
 
-def _uncell(text: str) -> object:
+def _uncell(text: str) -> Any:  # JSON: a list or a dict, else the text
     if text[:1] in ("[", "{"):
         try:
             return json.loads(text)

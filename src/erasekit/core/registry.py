@@ -38,7 +38,8 @@ class Entry:
 
 class Registry:
     def __init__(self, kind: str, load_all: Callable[[], None], entry: type = Entry):
-        self.kind, self.items, self._load_all = kind, {}, load_all  # kind: "method", "attack" (in messages)
+        self.kind, self._load_all = kind, load_all  # kind: "method", "attack" (in messages)
+        self.items: dict[str, Entry] = {}
         self.entry = entry
 
     def register(

@@ -17,6 +17,7 @@ from erasekit.core.errors import ErasekitError
 
 ENTRY_POINTS = "erasekit.vocabularies"
 NAMED: dict[str, Callable[[], list[list[str]]]] = {}  # name -> groups of synonyms, the first of each the concept
+_PROVIDERS_LOADED = False  # whether the entry-point providers have run (once, on first use)
 
 
 @dataclass
@@ -41,15 +42,17 @@ def register_vocabulary(name: str, groups: Callable[[], list[list[str]]]) -> Non
 
 def named() -> dict[str, Callable[[], list[list[str]]]]:
     """Every named vocabulary, the entry-point providers' included (loaded once, on first use)."""
-    if not getattr(named, "loaded", False):
+    global _PROVIDERS_LOADED
+    if not _PROVIDERS_LOADED:
         for ep in entry_points(group=ENTRY_POINTS):
             ep.load()()
-        named.loaded = True
+        _PROVIDERS_LOADED = True
     return NAMED
 
 
 def grouped(groups: list[list[str]]) -> Vocabulary:
-    concepts, synonyms = [], {}
+    concepts: list[str] = []
+    synonyms: dict[str, set[str]] = {}
     for names in groups:
         concepts += [n for n in names if n not in concepts]
         members = {n.lower() for n in names}

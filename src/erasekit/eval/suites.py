@@ -240,7 +240,7 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
         return world_set(WORLD_SETS[suite])
     if run.prompts_file is None:
         raise ErasekitError(
-            f"suite {suite} needs its prompt CSV: pass --prompts-file (e.g. ../shared/data/prompts/...)"
+            f"suite {suite} needs its prompt CSV: pass --prompts-file PATH (the public CSV, downloaded; docs: evaluation)"
         )
     if suite == "world-general":
         raise ErasekitError("suite world-general scores the world's own captions; it takes no --prompts-file")

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -77,13 +77,20 @@ def _as_batch(t, n: int, device) -> torch.Tensor:
     return torch.as_tensor(t, device=device).reshape(-1).expand(n)
 
 
+def _pooled(cond: Conditioning, family: str) -> torch.Tensor:
+    """The pooled text vector [B, P] that the denoiser of `family` reads (SDXL, SD3, FLUX)."""
+    if cond.pooled is None:
+        raise ErasekitError(f"{family} models read a pooled text vector, and this conditioning has none")
+    return cond.pooled
+
+
 @dataclass
 class Bundle:
     """The components of one model, on one device and dtype (see the module docstring)."""
 
     modules: dict[str, torch.nn.Module]
     tokenizers: dict[str, object]
-    scheduler: object
+    scheduler: Any  # a diffusers scheduler (diffusers is untyped here)
     source: str
     family: str
     scale: str = "full"  # mini (the shipped miniature and its edits) | tiny (random, for plumbing) | full
@@ -275,7 +282,9 @@ class Bundle:
         size, on any device). Rounding makes an fp16/bf16 load of the same weights match the fp32 one, so an edit
         made at one precision applies at another; any change to a sampled value larger than bf16 rounding changes
         it. Compare a recorded fingerprint with `matches`, which also knows erasekit 0.1.0's."""
-        return FINGERPRINT_PREFIX + _digest(self.state_dict(), sample_indices)
+        digest = _digest(self.state_dict(), sample_indices)
+        assert digest is not None  # sample_indices has positions for every size (only version 1's can lack them)
+        return FINGERPRINT_PREFIX + digest
 
     def legacy_fingerprint(self) -> str | None:
         """The fingerprint erasekit 0.1.0 wrote (version 1: 16 hex digits, no prefix), kept to check its edits, keys
@@ -321,8 +330,8 @@ class Bundle:
         [B, L, D] in place of its token ids `ids` [B, L] (soft prompts, learned words, mined tokens). The family's
         other encoders read `prompts` (default: the text `ids` decode to)."""
         side = self.text_encoder(encoder)
-        if prompts is None and len(self.texts) > 1:
-            prompts = [side.decode(row) for row in ids]
+        if prompts is None:  # only the other encoders read them: a family with one encoder needs none
+            prompts = [side.decode(row) for row in ids] if len(self.texts) > 1 else []
         return self.join(
             [
                 t.encode(ids, embeds)
@@ -500,6 +509,7 @@ class Bundle:
             if safety is None:
                 out = self.guided_output(z, t, cond, uncond if guided else None, guidance)
             else:  # SLD: out(∅), out(c_p) and out(S) in one batch, as StableDiffusionPipelineSafe evaluates them
+                assert s is not None and uncond is not None  # safety is set only for a sampling edit under guidance
                 out_u, out_c, out_s = self.model_output(
                     torch.cat([z, z, z]),
                     _as_batch(t, 3 * b, self.device),
@@ -526,7 +536,7 @@ class Bundle:
     @torch.no_grad()
     def generate(
         self,
-        prompts: list[str] | None,
+        prompts: list[str] | str | None,
         seeds: list[int],
         steps: int = 25,
         guidance: float = 5.0,
@@ -535,6 +545,8 @@ class Bundle:
         """Images in [0, 1], [B, 3, H, W], one per (prompt, seed); or from conditioning `cond` (prompt embeddings
         an attack built) in place of prompts; `image_batch` at a time."""
         if cond is None:
+            if prompts is None:
+                raise ErasekitError("nothing to generate from: give prompts or a conditioning")
             if isinstance(prompts, str):
                 prompts = [prompts] * len(seeds)
             if any(not p.strip() for p in prompts):

@@ -81,6 +81,8 @@ def export(
         with atomic_dir(out, overwrite=overwrite) as tmp:
             save_file(lora_state_dict(edit), str(tmp / LORA_WEIGHTS))
         return Path(out)
+    if base is None:  # the formats above write the edit alone; these apply it to its base
+        raise ErasekitError(f"{format} export applies the edit to its base model: give the base model")
     if format == "single-file" and base.family not in ("sd1", "sd2"):
         raise ErasekitError(
             f"single-file export writes SD 1.x checkpoints; export this {base.family} model as diffusers"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -91,7 +93,7 @@ def _config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
-def _same_layout(config, reference: dict) -> bool:
+def _same_layout(config: Mapping[str, object], reference: Mapping[str, object]) -> bool:
     keys = [
         k
         for k in (
@@ -134,7 +136,7 @@ def _family(index: dict, path: str) -> str:
     return family
 
 
-def _load_folder(path: str, hub: bool, dtype: torch.dtype) -> tuple[dict, dict, object, dict, str]:
+def _load_folder(path: str, hub: bool, dtype: torch.dtype) -> tuple[dict, dict, Any, dict, str]:
     """(modules, tokenizers, scheduler, pipeline options, family) of a diffusers folder or hub id."""
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     kwargs = {} if hub and not offline else {"local_files_only": True}
@@ -189,9 +191,7 @@ def _folder_sampling(path: Path) -> Sampling | None:
 
 
 # ---- single files -----------------------------------------------------------------------------------
-def _load_single_file(
-    path: Path, config: str | Path | None, dtype: torch.dtype
-) -> tuple[dict, dict, object, dict, str]:
+def _load_single_file(path: Path, config: str | Path | None, dtype: torch.dtype) -> tuple[dict, dict, Any, dict, str]:
     """(modules, tokenizers, scheduler, options, family) of a single checkpoint file, in `dtype`.
 
     SD 1.x / 2.x (and the miniature's export): the whole model, read with diffusers' converters into modules built
@@ -241,9 +241,11 @@ def _denoiser_file(path: Path, family: str, config: str | Path | None, dtype: to
     cls = bundle_class(family)
     if config is None:
         raise ErasekitError(
-            f"{path.name} is a {family} checkpoint: give the diffusers folder of its base model with "
-            f"--config FOLDER (load_bundle(path, config=FOLDER)); the checkpoint replaces its "
-            f"{cls.DENOISER}, the folder gives the text encoders, tokenizers, VAE and scheduler"
+            f"{path.name} is a {family} checkpoint: give the diffusers folder of its base model "
+            f"(load_bundle(path, config=FOLDER) in Python, `erasekit info FILE --config FOLDER`); the checkpoint "
+            f"replaces its {cls.DENOISER}, the folder gives the text encoders, tokenizers, VAE and scheduler. The "
+            f"other commands take the combined model as a diffusers folder: save it once with diffusers' "
+            f"from_single_file(...).save_pretrained(...)"
         )
     modules, tokenizers, scheduler, options, found = _load_folder(str(config), False, dtype)
     if found != family:
@@ -289,7 +291,9 @@ def load_bundle(
     if not source.strip():
         raise ErasekitError("empty model source; use 'mini', a hub id, a diffusers folder or a .safetensors file")
     path = Path(source).expanduser()
-    sampling, options, scale = None, {}, None
+    sampling: Sampling | None = None
+    options: dict = {}
+    scale: str | None = None
     if source in TINY_SOURCES:
         family = TINY_SOURCES[source]
         modules, tokenizers, scheduler, options = tiny_components(family)

@@ -15,7 +15,9 @@ Both are deterministic for a seed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -133,7 +135,13 @@ FLOW_SCHEDULER = {
         max_image_seq_len=4096,
     ),
 }
-TINY = {"sd1": UNET, "sdxl": SDXL_UNET, "sd3": SD3_TRANSFORMER, "flux": FLUX_TRANSFORMER}  # each denoiser's config
+# each denoiser's config
+TINY: dict[str, Mapping[str, object]] = {
+    "sd1": UNET,
+    "sdxl": SDXL_UNET,
+    "sd3": SD3_TRANSFORMER,
+    "flux": FLUX_TRANSFORMER,
+}
 FULL_SIZE = ("sd1", "sd2", "sdxl", "sd3", "flux")  # the families whose component configs ship in models/configs
 
 
@@ -348,7 +356,7 @@ def _vae(seed: int, **config):
     return AutoencoderKL(**config)
 
 
-def tiny_components(family: str = "sd1", seed: int = 0) -> tuple[dict, dict, object, dict]:
+def tiny_components(family: str = "sd1", seed: int = 0) -> tuple[dict, dict, Any, dict]:
     """(modules, tokenizers, scheduler, pipeline options) of `family` at tiny size, random weights from `seed`."""
     from diffusers import (
         DDIMScheduler,

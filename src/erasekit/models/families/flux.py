@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import _as_batch
+from erasekit.models.bundle import _as_batch, _pooled
 from erasekit.models.families.flow import FlowBundle
 from erasekit.models.text import TextSpec
 
@@ -90,7 +90,7 @@ class FluxBundle(FlowBundle):
             hidden_states=pack(z_t.to(self.dtype)),
             timestep=sigma,
             guidance=embedded,
-            pooled_projections=cond.pooled.to(self.dtype),
+            pooled_projections=_pooled(cond, self.family).to(self.dtype),
             encoder_hidden_states=cond.tokens.to(self.dtype),
             txt_ids=torch.zeros(cond.length, 3, device=self.device, dtype=self.dtype),
             img_ids=image_ids(h, w, self.device, self.dtype),

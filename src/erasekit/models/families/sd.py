@@ -77,7 +77,8 @@ class SDBundle(UNetBundle):
 
         from erasekit.core.sampler import SAFE_PIPELINE
 
-        safe = self.sampling is not None and bool(self.sampling.safety_concept)
+        concept = self.sampling.safety_concept if self.sampling is not None else ""
+        safe = bool(concept)
         cls = getattr(diffusers, SAFE_PIPELINE if safe else self.PIPELINE)
         pipe = cls(
             **self.modules,
@@ -88,5 +89,5 @@ class SDBundle(UNetBundle):
             requires_safety_checker=False,
         )
         if safe:
-            pipe.safety_concept = self.sampling.safety_concept
+            pipe.safety_concept = concept
         return pipe

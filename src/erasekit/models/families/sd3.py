@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from erasekit.core.conditioning import Conditioning
-from erasekit.models.bundle import _as_batch
+from erasekit.models.bundle import _as_batch, _pooled
 from erasekit.models.families.flow import FlowBundle
 from erasekit.models.text import TextSpec
 
@@ -47,6 +47,6 @@ class SD3Bundle(FlowBundle):
             hidden_states=z_t.to(self.dtype),
             timestep=t,
             encoder_hidden_states=cond.tokens.to(self.dtype),
-            pooled_projections=cond.pooled.to(self.dtype),
+            pooled_projections=_pooled(cond, self.family).to(self.dtype),
             return_dict=False,
         )[0]

@@ -18,6 +18,7 @@ from typing import ClassVar
 import torch
 
 from erasekit.core.conditioning import Conditioning
+from erasekit.models.bundle import _pooled
 from erasekit.models.families.sd import UNetBundle
 from erasekit.models.text import TextSpec
 
@@ -42,7 +43,7 @@ class SDXLBundle(UNetBundle):
     def added_inputs(self, z_t: torch.Tensor, cond: Conditioning) -> dict:
         h, w = (side * self.vae_scale_factor for side in z_t.shape[-2:])
         ids = torch.tensor([h, w, 0, 0, h, w], device=self.device, dtype=self.dtype).expand(len(z_t), -1)
-        return {"added_cond_kwargs": {"text_embeds": cond.pooled.to(self.dtype), "time_ids": ids}}
+        return {"added_cond_kwargs": {"text_embeds": _pooled(cond, self.family).to(self.dtype), "time_ids": ids}}
 
     def to_pipeline(self):
         import diffusers
