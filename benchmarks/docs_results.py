@@ -133,6 +133,16 @@ def main() -> None:
         "attacks": spec.attacks["names"],
         "attack_n": spec.attacks["n"],
         "records": [trimmed(r) for r in recs],
+        # the time the cells took when they were computed (a rerun reads them from --out: its own wall time is
+        # only the collection's)
+        "cell_seconds": round(
+            sum(
+                (r.get("erase_seconds") or 0)
+                + sum(v for k, v in r.items() if k.endswith("_seconds") and k.startswith(tuple(spec.attacks["names"])))
+                for r in recs
+            ),
+            1,
+        ),
     }
     print("wrote", record.save("methods-mini", results, started))
     for path in draw_images(ctx, recs):

@@ -1,7 +1,7 @@
 """A benchmark's committed results file: its figures with where they came from.
 
 Every table of measured figures in the docs is rendered from one of these files (`docs/results/NAME.json`, small,
-committed) by `docs/gen_results.py`; the prose never pastes a figure. Each file records the command that made it,
+committed) by `docs/gen.py`; the prose never pastes a figure. Each file records the command that made it,
 the commit (with `+dirty` when the working tree had changes), the machine (CPU, cores, memory, GPU), the date and
 the wall time, beside the benchmark's own `results`.
 """

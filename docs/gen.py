@@ -81,9 +81,13 @@ def machine_text(m: dict) -> str:
 
 
 def provenance(name: str, data: dict) -> str:
+    cells = data["results"].get("cell_seconds")
+    took = f"{data['wall_seconds'] / 60:.1f} min" + (
+        f" to collect; its methods and attacks took {cells / 60:.0f} min when its cells were computed" if cells else ""
+    )
     return (
         f"*From [`docs/results/{name}.json`](results/{name}.json): `{data['command']}` at commit `{data['commit']}` on "
-        f"{machine_text(data['machine'])}, {data['date']}, {data['wall_seconds'] / 60:.1f} min.*"
+        f"{machine_text(data['machine'])}, {data['date']}, {took}.*"
     )
 
 
