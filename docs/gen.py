@@ -148,19 +148,20 @@ def _families(spec) -> str:
     return text
 
 
+def _header(spec, more: dict | None = None) -> list[str]:
+    """A page's title, summary and facts: paper, families, (an attack's result) and module."""
+    facts = {"Paper": spec.paper or "none (a baseline)", "Families": _families(spec), **(more or {})}
+    facts["Module"] = f"`{spec.fn.__module__}`"
+    return [f"# `{spec.name}`", "", spec.summary, "", *(f"- **{k}**: {v}" for k, v in facts.items())]
+
+
 def method_page(spec, data: dict | None, bench_module) -> str:
     label = {"uce": "uce+P"}.get(spec.name, spec.name)
     erase_extra = " --preserve circle,square" if spec.name == "uce" else ""
     concepts = 'ConceptSet(["star"], ["circle", "square"])' if spec.name == "uce" else 'ConceptSet(["star"])'
     body = _docstring(spec)
     lines = [
-        f"# `{spec.name}`",
-        "",
-        f"{spec.summary}",
-        "",
-        f"- **Paper**: {spec.paper or 'none (a baseline)'}",
-        f"- **Families**: {_families(spec)}",
-        f"- **Module**: `{spec.fn.__module__}`",
+        *_header(spec),
         "",
         "## Run it",
         "",
@@ -226,14 +227,7 @@ def method_page(spec, data: dict | None, bench_module) -> str:
 def attack_page(spec, data: dict | None, bench_module) -> str:
     body = _docstring(spec)
     lines = [
-        f"# `{spec.name}`",
-        "",
-        f"{spec.summary}",
-        "",
-        f"- **Paper**: {spec.paper or 'none (a baseline)'}",
-        f"- **Families**: {_families(spec)}",
-        f"- **Result**: {'adversarial prompts (text)' if spec.ends_in == 'text' else 'a learned embedding'}",
-        f"- **Module**: `{spec.fn.__module__}`",
+        *_header(spec, {"Result": "adversarial prompts (text)" if spec.ends_in == "text" else "a learned embedding"}),
         "",
         "## Run it",
         "",

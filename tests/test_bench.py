@@ -138,32 +138,16 @@ def test_two_shards_merge_to_the_unsharded_table(unsharded, tmp_path):
 
 
 def test_the_report_renders_in_headless_chromium(unsharded, tmp_path):
-    from test_eval_pipeline import _chromium
+    from test_eval_pipeline import chromium
 
     _, out, _ = unsharded
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    chromium = _chromium()
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
+    url = (out / "report.html").as_uri()
+    dom = chromium(url, tmp_path / "profile", "--dump-dom")
     assert 'id="table"' in dom and 'class="sortable"' in dom and "ESR-1" in dom
     assert "Pareto front" in dom and "Attack success rate" in dom
     assert dom.count("data:image/png") >= 2 + 3  # the two plots and the three rows' images
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()],
-        capture_output=True,
-        timeout=120,
-    )
+    chromium(url, tmp_path / "profile", "--window-size=1200,1600", f"--screenshot={shot}")
     from PIL import Image
 
     assert np.asarray(Image.open(shot).convert("L"), dtype=float).std() > 10

@@ -181,7 +181,7 @@ def site(tmp_path_factory):
 
 @pytest.mark.parametrize("page", ["index.html", "methods/esd/index.html"])
 def test_site_pages_render_with_working_links_images_and_tables(site, page, tmp_path):
-    from test_eval_pipeline import _chromium
+    from test_eval_pipeline import chromium
 
     path = site / page
     refs = _Refs()
@@ -192,21 +192,13 @@ def test_site_pages_render_with_working_links_images_and_tables(site, page, tmp_
 
     check = path.with_name("_check.html")
     check.write_text(path.read_text().replace("</body>", _CHECK, 1))
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+    dom = chromium(
+        check.as_uri(),
+        tmp_path / "profile",
         "--allow-file-access-from-files",
         "--virtual-time-budget=5000",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    dom = subprocess.run(
-        [_chromium(), *flags, "--dump-dom", check.as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
+        "--dump-dom",
+    )
     found = {k: int(v) for k, v in re.findall(r'data-(images|broken|tables)="(\d+)"', dom)}
     assert found.get("images", 0) >= 1 and found.get("broken") == 0 and found.get("tables", 0) >= 1, found
     check.unlink()

@@ -108,33 +108,32 @@ def _chromium():
     return path
 
 
+def chromium(url: str, profile, *extra: str) -> str:
+    """Headless Chromium on `url`, offline (no network, no first-run work), with `extra` flags such as
+    --dump-dom (what it prints is returned) or --screenshot=FILE."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *extra,
+    ]
+    return subprocess.run([_chromium(), *flags, url], capture_output=True, text=True, timeout=120).stdout
+
+
 def test_report_renders_in_headless_chromium(mini, tmp_path):
     run = SuiteRun(n=2, steps=2)
     base = evaluate(mini, "world-objects", run)
     edited = evaluate(mini, "world-objects", run, erased=["star"], base_images=base.images)
     report = write_report(tmp_path, Evaluation(edited, base))
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    chromium = _chromium()
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
+    dom = chromium(report.as_uri(), tmp_path / "profile", "--dump-dom")
     assert 'id="metrics"' in dom and "esr@1" in dom and "psr@1" in dom and dom.count("data:image/png") >= 3
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
-        capture_output=True,
-        timeout=120,
-    )
+    chromium(report.as_uri(), tmp_path / "profile", "--window-size=1200,1600", f"--screenshot={shot}")
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
