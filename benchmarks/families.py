@@ -107,10 +107,12 @@ def main() -> None:
         dtype = args.dtype
         if args.device == "cpu" and not fits(family, dtype) and fits(family, "bf16"):
             dtype = "bf16"
-        rows[family]["dtype"] = dtype
+        fit = args.device != "cpu" or fits(family, dtype)
+        rows[family]["dtype"] = dtype if fit else None
         for what in ("uce", "esd"):
-            if args.device == "cpu" and not fits(family, dtype):
-                rows[family][what] = {"skipped": f"its {dtype} weights do not fit this machine's memory"}
+            if not fit:
+                tried = dtype if dtype == "bf16" else f"{dtype} or bf16"
+                rows[family][what] = {"skipped": f"its weights do not fit this machine's memory in {tried}"}
                 continue
             done = subprocess.run(
                 [
@@ -172,7 +174,7 @@ def table(results: dict) -> str:
         lines.append(
             f"| {family} | {denoiser / 1e6:,.0f} | {text / 1e6:,.0f} | {row['weights_gb']['fp32']:.1f} / "
             f"{row['weights_gb']['bf16']:.1f} GB | {row['groups']['xattn'] / 1e6:,.1f} | "
-            f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {row['dtype']} | {gb(row['uce'])} | {gb(row['esd'])} |"
+            f"{row['groups']['xattn-kv'] / 1e6:,.1f} | {row['dtype'] or '–'} | {gb(row['uce'])} | {gb(row['esd'])} |"
         )
     return "\n".join(lines)
 
