@@ -59,12 +59,6 @@ def trimmed(rec: dict) -> dict:
     return out
 
 
-def graph_rows(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
-    from erasekit.bench.table import graph
-
-    return graph(recs)
-
-
 def draw_images(ctx, recs: list[dict]) -> list[Path]:
     """The docs' four images, small (their size is checked by the tests)."""
     import numpy as np
@@ -72,6 +66,7 @@ def draw_images(ctx, recs: list[dict]) -> list[Path]:
 
     from erasekit.bench.compute import erasure, erasure_key
     from erasekit.bench.spec import NONE
+    from erasekit.bench.table import graph
     from erasekit.eval.generate import grid
     from erasekit.report.plots import asr_bars, graph_heatmap, pareto_scatter
 
@@ -82,7 +77,7 @@ def draw_images(ctx, recs: list[dict]) -> list[Path]:
     attacks = [k[4:] for k in recs[0] if k.startswith("asr_") and not k.endswith(("_ci", "_n", "_seconds"))]
     bars = {a: [(r["method"], r[f"asr_{a}"], *r[f"asr_{a}_ci"]) for r in recs] for a in attacks}
     written.append(asr_bars(bars, IMAGES / "asr.png"))
-    labels, matrix, objects = graph_rows(recs)
+    labels, matrix, objects = graph(recs)
     written.append(graph_heatmap(np.array(matrix), labels, objects, IMAGES / "graph.png"))
 
     seeds = list(range(GRID_SEEDS))
@@ -151,12 +146,9 @@ def main() -> None:
 
 def table(results: dict) -> str:
     """The markdown table of a methods-mini results file (what docs/gen.py renders)."""
-    from erasekit.bench.table import display
+    from erasekit.bench.table import display, markdown_table
 
-    heads, body = display(results["records"])
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines)
+    return markdown_table(*display(results["records"]))
 
 
 if __name__ == "__main__":

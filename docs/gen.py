@@ -80,13 +80,14 @@ def machine_text(m: dict) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:g} GiB, {gpu}"
 
 
-def provenance(name: str, data: dict) -> str:
+def provenance(name: str, data: dict, prefix: str = "") -> str:
+    """Where a rendered table came from; `prefix` leads from the page to docs/ ("../" from a method page)."""
     cells = data["results"].get("cell_seconds")
     took = f"{data['wall_seconds'] / 60:.1f} min" + (
         f" to collect; its methods and attacks took {cells / 60:.0f} min when its cells were computed" if cells else ""
     )
     return (
-        f"*From [`docs/results/{name}.json`](results/{name}.json): `{data['command']}` at commit `{data['commit']}` on "
+        f"*From [`docs/results/{name}.json`]({prefix}results/{name}.json): `{data['command']}` at commit `{data['commit']}` on "
         f"{machine_text(data['machine'])}, {data['date']}, {took}.*"
     )
 
@@ -94,7 +95,7 @@ def provenance(name: str, data: dict) -> str:
 def results_block(name: str, link_prefix: str = "") -> str:
     data = load_results(name)
     table = _module(_script(data["command"])).table(data["results"])
-    return table + "\n\n" + provenance(name, data).replace("](results/", f"]({link_prefix}results/") + "\n"
+    return table + "\n\n" + provenance(name, data, link_prefix) + "\n"
 
 
 # ---- registered methods and attacks ----
@@ -122,15 +123,15 @@ def _value(v) -> str:
 
 
 def options_table(spec) -> str:
+    from erasekit.bench.table import markdown_table
+
     mini = spec.presets.get("mini", {})
-    lines = ["| option | paper default | miniature preset |", "|---|---|---|"]
-    for field in dataclasses.fields(spec.config):
-        if field.name.startswith("_"):
-            continue
-        default = _default(field)
-        shown = _value(mini[field.name]) if field.name in mini else "same"
-        lines.append(f"| `{field.name}` | {_value(default)} | {shown} |")
-    return "\n".join(lines)
+    body = [
+        [f"`{f.name}`", _value(_default(f)), _value(mini[f.name]) if f.name in mini else "same"]
+        for f in dataclasses.fields(spec.config)
+        if not f.name.startswith("_")
+    ]
+    return markdown_table(["option", "paper default", "miniature preset"], body)
 
 
 def _docstring(spec) -> str:
@@ -206,7 +207,7 @@ def method_page(spec, data: dict | None, bench_module) -> str:
             "",
             bench_module.table({**res, "records": rows}),
             "",
-            provenance(MEASURED, data).replace("](results/", "](../results/"),
+            provenance(MEASURED, data, "../"),
             "",
         ]
     else:
@@ -224,7 +225,7 @@ def method_page(spec, data: dict | None, bench_module) -> str:
     return "\n".join(lines)
 
 
-def attack_page(spec, data: dict | None, bench_module) -> str:
+def attack_page(spec, data: dict | None) -> str:
     body = _docstring(spec)
     lines = [
         *_header(spec, {"Result": "adversarial prompts (text)" if spec.ends_in == "text" else "a learned embedding"}),
@@ -250,13 +251,16 @@ def attack_page(spec, data: dict | None, bench_module) -> str:
             f"ASR % [95% Wilson interval] n of `{spec.name}` bringing `star` back after each method erased it "
             "(`none`: the unedited model, where a calibrated attack should succeed).",
             "",
-            "| model | ASR | before the attack |",
-            "|---|---|---|",
         ]
-        from erasekit.bench.table import shown
+        from erasekit.bench.table import markdown_table, shown
 
-        lines += [f"| {r['method']} | {shown(r, key, 0)} | {shown(r, 'pre_attack', 0)} |" for r in recs]
-        lines += ["", provenance(MEASURED, data).replace("](results/", "](../results/"), ""]
+        rows = [[r["method"], shown(r, key, 0), shown(r, "pre_attack", 0)] for r in recs]
+        lines += [
+            markdown_table(["model", "ASR", "before the attack"], rows),
+            "",
+            provenance(MEASURED, data, "../"),
+            "",
+        ]
     else:
         lines += [
             f"Not in the committed results ([`{MEASURED}.json`](../results.md)); the bench measures it with "
@@ -298,7 +302,7 @@ def pages() -> dict[Path, str]:
     out = {DOCS / "methods" / "index.md": index_page("method", methods)}
     out |= {DOCS / "methods" / f"{s.name}.md": method_page(s, data, bench_module) for s in methods}
     out[DOCS / "attacks" / "index.md"] = index_page("attack", attacks)
-    out |= {DOCS / "attacks" / f"{s.name}.md": attack_page(s, data, bench_module) for s in attacks}
+    out |= {DOCS / "attacks" / f"{s.name}.md": attack_page(s, data) for s in attacks}
     return out
 
 

@@ -298,13 +298,15 @@ def graph(recs: list[dict]) -> tuple[list[str], list[list[float]], list[str]]:
     return [f"{m} − {e}" for m, e, _ in rows], [row for _, _, row in rows], list(OBJECTS)
 
 
-def to_markdown(title: str, recs: list[dict], note: str = "") -> str:
-    def table(heads, body):
-        return "\n".join(
-            ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-            + ["| " + " | ".join(row) + " |" for row in body]
-        )
+def markdown_table(heads: list[str], body: list[list[str]]) -> str:
+    """A markdown table of text cells under `heads`."""
+    return "\n".join(
+        ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)] + ["| " + " | ".join(row) + " |" for row in body]
+    )
 
+
+def to_markdown(title: str, recs: list[dict], note: str = "") -> str:
+    table = markdown_table
     parts = [f"# {title}", "", note, "", table(*display(recs))]
     heads, body = split_summary(recs)
     if body:
