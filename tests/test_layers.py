@@ -14,7 +14,8 @@ ALLOWED = {  # layer -> the layers it may import
     "methods": {"core", "models", "attacks", "methods"},  # never eval or world: scorers and vocabularies handed in
     "eval": {"core", "models", "world", "attacks", "methods", "eval"},
     "report": {"core", "models", "world", "attacks", "methods", "eval", "report"},
-    "bench": {"core", "models", "world", "attacks", "methods", "eval", "report", "bench"},  # never the CLI
+    "runs": {"core", "models", "world", "attacks", "methods", "eval", "report", "runs"},
+    "bench": {"core", "models", "world", "attacks", "methods", "eval", "report", "runs", "bench"},  # never the CLI
 }
 MODEL_CLASSES = ("diffusers", "transformers", "peft")  # only the model layer imports them (judges their own nets)
 MODEL_INTERNALS = (".tokenizer", ".text_encoder", ".unet(", "last_hidden_state")

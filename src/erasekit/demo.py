@@ -5,19 +5,18 @@ the general set), and write the edits, the reports and a five-line summary table
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_dir, check_output
-from erasekit.core.loop import LOSS_LOG, Run
 from erasekit.eval.evaluation import evaluate_edit
 from erasekit.eval.suites import SuiteRun, evaluate, load_judges
 from erasekit.methods import registry
 from erasekit.methods.concepts import ConceptSet
 from erasekit.models.load import load_bundle
 from erasekit.report.html import write_evaluation
+from erasekit.runs import erase as runs
 from erasekit.world.render import OBJECTS
 
 METHODS = ("esd", "uce")
@@ -48,11 +47,9 @@ def run_demo(
             concepts = ConceptSet([concept], keep)
             echo(f"erasing {concept!r} with {name}")
             start = time.perf_counter()
-            work = tmp / f".{name}.partial"
-            edit = spec.erase(base, concepts, config, Run(work=work, progress=progress))
+            scorer = runs.plan(base, spec, concepts, config)
+            edit = runs.erase(base, spec, concepts, config, tmp / name, scorer=scorer, progress=progress)
             seconds = time.perf_counter() - start
-            edit.save(tmp / name, files=(work / LOSS_LOG,))
-            shutil.rmtree(work, ignore_errors=True)  # the checkpoint is not part of the result
             ev = evaluate_edit(
                 base,
                 edit,

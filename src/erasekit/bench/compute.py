@@ -7,7 +7,6 @@ of an `accelerate launch` as `generate` does; under several processes only the m
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -18,7 +17,7 @@ from erasekit.bench.cells import Cells, cell_key
 from erasekit.bench.spec import NONE, Budget, Row, Spec
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
-from erasekit.core.loop import RECORD, Run
+from erasekit.core.loop import Run
 from erasekit.eval.generate import generate_batched, grid, save_image
 from erasekit.methods.concepts import ConceptSet
 from erasekit.models.bundle import Bundle
@@ -35,7 +34,7 @@ class Context:
     cells: Cells
     progress: bool = True
     fingerprint: str = ""
-    found: dict = field(default_factory=dict)  # model-agnostic attacks' searches, per (concept, attack)
+    found: dict = field(default_factory=dict)  # model-agnostic attacks' searches (`runs.attack.attack_once`)
     state: object = None  # accelerate's PartialState under a launch of several processes, else None
     legacy: str | None = None  # the base's version-1 fingerprint (erasekit 0.1.0 keyed its cells by it), or None
 
@@ -197,25 +196,30 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
         ctx.sync()
         return Edit.load(folder).apply(ctx.base), ctx.cells.get(key)
     from erasekit.methods import registry
+    from erasekit.runs import erase as runs
+    from erasekit.runs.record import prepare
 
     spec = registry.get(row.method.name)
     config, concepts = erasure_config(ctx, row), concept_set(row)
-    from erasekit.eval.judges import method_scorer
-
-    scorer = method_scorer(spec, ctx.base, config, concepts)
     checks, clock = [], []
     budget = row.method.budget
     until = budget_rule(ctx, row, budget, checks, clock) if budget else None
-    work = folder.with_name(folder.name + ".partial")
+    prepare(folder, resume=True, overwrite=True)  # an edit without its cell (a run killed between the two) is redone
     started = time.perf_counter()
-    edit = spec.erase(
-        ctx.base, concepts, config, Run(work=work, resume=True, progress=ctx.progress, scorer=scorer, until=until)
+    edit = runs.erase(
+        ctx.base,
+        spec,
+        concepts,
+        config,
+        folder,
+        scorer=runs.plan(ctx.base, spec, concepts, config),
+        until=until,
+        resume=True,
+        overwrite=True,
+        progress=ctx.progress,
+        fingerprint=ctx.fingerprint,
     )
     seconds = time.perf_counter() - started
-    if folder.exists():  # an edit without its cell: a run killed between the two
-        shutil.rmtree(folder)
-    edit.save(folder, files=tuple(sorted((work / RECORD).glob("*"))))
-    shutil.rmtree(work, ignore_errors=True)
     iterations = edit.metrics.get("iterations_run", getattr(config, "iterations", None))
     cell = {
         "method": row.method.name,
@@ -333,14 +337,8 @@ def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
 
 def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str]) -> None:
     from erasekit.attacks import registry as attacks
-    from erasekit.eval.attack import (
-        MODEL_AGNOSTIC,
-        AttackRun,
-        build_goal,
-        concept_detector,
-        evaluate_attack,
-        goal_prompts,
-    )
+    from erasekit.eval.attack import AttackRun, build_goal, concept_detector, goal_prompts
+    from erasekit.runs.attack import attack_once
 
     a = ctx.spec.attacks
     run = AttackRun(n=int(a["n"]), steps=int(a["steps"]), guidance=float(a["guidance"]), progress=ctx.progress)
@@ -354,15 +352,8 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
         base_images = None
         for name, key in mine:
             spec, config = attacks.get(name), attack_config(ctx, name)
-            found = (concept, name, repr(config))
-            agnostic = name in MODEL_AGNOSTIC
-            if agnostic and found in ctx.found:
-                result = ctx.found[found]
-            else:
-                result = spec.run(model, goal, config, Run(progress=ctx.progress))
-                if agnostic:
-                    ctx.found[found] = result
-            ev = evaluate_attack(result, goal, model, ctx.base, run, base_images=base_images)
+            search = Run(progress=ctx.progress)
+            result, ev = attack_once(spec, config, model, ctx.base, goal, run, search, ctx.found, base_images)
             base_images = ev.base_images
             m = ev.metrics
             ctx.cells.put(

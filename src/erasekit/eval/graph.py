@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from erasekit.core.errors import ErasekitError
 from erasekit.core.files import atomic_path
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
@@ -127,3 +128,18 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
         "mean_off_diagonal_delta": float(delta[off].mean()),
         "n": n,
     }
+
+
+def graph_judge(base):
+    """(judge, concepts) of the concept graph: the world judge and the world's objects; refused on a model the world
+    judge cannot score."""
+    from erasekit.world import native
+
+    if not native.owns(base):
+        raise ErasekitError(
+            f"graph scores the world's objects with the world judge, which knows only the miniature; "
+            f"{base.source!r} is not the miniature"
+        )
+    from erasekit.eval.judges import world_judge
+
+    return world_judge(), OBJECTS

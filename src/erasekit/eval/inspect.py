@@ -307,3 +307,16 @@ def table_csv(ins: Inspection) -> str:
         f'{i + 1},"{r.concept}",{fmt(r.score)},{fmt(r.l2)},{fmt(r.l1)},{fmt(r.delta)}' for i, r in enumerate(ins.rows)
     ]
     return "\n".join(lines) + "\n"
+
+
+def shown_judge(base: Bundle):
+    """(probe, judge) that score the concepts shown in the report (the judge's δ): the world's, on the miniature;
+    (None, None) elsewhere, where the report shows images without a judge's figure."""
+    from erasekit.world import native
+
+    if not native.owns(base):
+        return None, None
+    from erasekit.eval.judges import world_judge
+    from erasekit.world.vocab import probe
+
+    return probe, world_judge()

@@ -264,3 +264,12 @@ class LpipsJudge:
                 for x, y in zip(a.split(batch), b.split(batch), strict=True)
             ]
         )
+
+
+def check_concepts(bundle, texts) -> None:
+    """Refuse, before any work, concepts the model's judge knows it has never seen (on the miniature: a word the
+    world has not got, which would erase nothing). Other models take any text."""
+    from erasekit.world import native
+
+    if native.owns(bundle):
+        native.check_concepts([t for t in texts if t])

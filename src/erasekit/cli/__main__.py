@@ -1,0 +1,3 @@
+from erasekit.cli import main
+
+main()
