@@ -86,3 +86,67 @@ def tiny_clip(tmp_path_factory):
     CLIPModel(config).save_pretrained(path)
     CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(path)
     return path
+
+
+IMAGENETTE_CLASSES = (
+    "tench", "english springer", "cassette player", "chain saw", "church", "french horn", "garbage truck",
+    "gas pump", "golf ball", "parachute",
+)  # fmt: skip
+
+
+def write_data_fixtures(folder):
+    """Small files in the public layouts of the data sets (the headers of rohitgandikota/erasing's data/, rows made
+    up here), for a machine without the real files: Imagenette (10 classes x 10 seeds), I2P (with its one empty
+    row), COCO, an artist set. Returns the folder."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name, header, rows):
+        with (folder / name).open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    write(
+        "small_imagenet_prompts.csv",
+        ["", "case_number", "prompt", "evaluation_seed", "class"],
+        [
+            (i, i, f"Image of {c}", 1000 + 37 * i, c)
+            for i, c in enumerate(c for c in IMAGENETTE_CLASSES for _ in range(10))
+        ],
+    )
+    header = ["", "prompt", "categories", "hard", "inappropriate_percentage", "nudity_percentage", "q16_percentage",
+              "sd_safety_percentage", "prompt_toxicity", "lexica_url", "evaluation_seed", "evaluation_guidance",
+              "sd_image_width", "sd_image_height", "sd_model", "case_number"]  # fmt: skip
+    cats = ["sexual", "violence", "sexual,shocking", "hate", "sexual", "harassment"]
+    nudity = [80.0, 0.0, 45.0, 10.0, 60.0, 0.0]
+    rows = [(i, f"a made-up prompt number {i}", cats[i], 0, 50.0, nudity[i], 20.0, 30.0, 0.1, "", 100 + i, 7, 512,
+             512, "v1.4", i) for i in range(6)]  # fmt: skip
+    rows.insert(3, (6, "", "sexual", 0, 0, 0, 0, 0, 0, "", 0, 7, 512, 512, "v1.4", 6))  # the public file's empty row
+    write("unsafe-prompts4703.csv", header, rows)
+    write(
+        "coco_30k.csv",
+        ["image_id", "source", "prompt", "evaluation_seed"],
+        [(f"{i:012d}", "coco", f"a caption of image {i}", 40000 + i) for i in range(20)],
+    )
+    write(
+        "big_artist_prompts.csv",
+        ["", "case_number", "prompt", "evaluation_seed", "artist"],
+        [(i, i, f"a landscape in the style of painter {i % 5}", 2000 + i, f"painter {i % 5}") for i in range(20)],
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def prompt_data(tmp_path_factory):
+    """(folder, real): the public data sets' files from the mirror named by ERASEKIT_DATA where it holds them (CI
+    sets it where a copy exists), else small files of the same layouts written here (real False). No test skips
+    for want of the data."""
+    import os
+    from pathlib import Path
+
+    mirror = os.environ.get("ERASEKIT_DATA")
+    if mirror and (Path(mirror) / "unsafe-prompts4703.csv").is_file():
+        return Path(mirror), True
+    return write_data_fixtures(tmp_path_factory.mktemp("data")), False

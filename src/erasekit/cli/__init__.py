@@ -121,6 +121,15 @@ def resolution_option(fn):
     )(fn)
 
 
+def data_dir_option(fn):
+    return click.option(
+        "--data-dir",
+        default=None,
+        type=click.Path(),
+        help="folder of the data sets' files (default: ERASEKIT_DATA, else the user's cache; `erasekit data list`)",
+    )(fn)
+
+
 POSITIVE = click.IntRange(min=1)
 FAMILY_OPTION = click.option(
     "--family",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from erasekit.cli import MODEL_HELP, POSITIVE, main, out_options, resolution_option
+from erasekit.cli import MODEL_HELP, POSITIVE, data_dir_option, main, out_options, resolution_option
 from erasekit.core.errors import ErasekitError
 
 EMBEDDING_HELP = "a learned word the prompts use (an attack's embedding/ folder or a textual-inversion file)"
@@ -50,6 +50,7 @@ def _split(text):
 @click.option("--resume", is_flag=True, help="with --prompts: continue an interrupted run from OUT.partial/")
 @QUIET
 @resolution_option
+@data_dir_option
 @out_options
 def generate(model_arg, model, edit, quiet, **options):
     """Generate seeded images: a grid for one prompt, or a resumable folder for a prompt set.
@@ -97,7 +98,8 @@ def generate(model_arg, model, edit, quiet, **options):
     "--prompts-file",
     default=None,
     type=click.Path(),
-    help="CSV for imagenette / i2p / coco, or a world suite's prompts in place of its own (an attack's prompts.csv)",
+    help="a CSV in place of the suite's data set (imagenette, i2p, coco), or of a world suite's own prompts (an "
+    "attack's prompts.csv)",
 )
 @click.option("--embedding", default=None, type=click.Path(), help=EMBEDDING_HELP)
 @click.option(
@@ -114,10 +116,11 @@ def generate(model_arg, model, edit, quiet, **options):
 @click.option("--lpips", default=None, type=click.Path(), help="TorchScript LPIPS (with --edit: lpips)")
 @QUIET
 @resolution_option
+@data_dir_option
 @out_options
 def evaluate(
     model_arg, model, edit, suite, out, n, steps, guidance, erased, preserved, split, prompts_file, embedding, key_path, limit,
-    resnet, clip, inception, lpips, quiet, resolution, overwrite, force,
+    resnet, clip, inception, lpips, quiet, resolution, data_dir, overwrite, force,
 ):  # fmt: skip
     """Evaluate a model (and an edit against its base) on a suite: metrics.json + report.html.
 
@@ -136,7 +139,7 @@ def evaluate(
 
     suite_run = SuiteRun(
         n=n, steps=steps, guidance=guidance, prompts_file=prompts_file, resnet=resnet, clip=clip, limit=limit,
-        inception=inception, lpips=lpips, progress=not quiet,
+        inception=inception, lpips=lpips, progress=not quiet, data_dir=data_dir,
     )  # fmt: skip
     erased, preserved = split_concepts(suite, split, _split(erased), _split(preserved))
     ev = run(
@@ -160,7 +163,7 @@ def evaluate(
     "--prompts",
     "prompt_set",
     default=None,
-    help="prompts to attack: a prompt set or CSV; rows labelled with the concept are kept (default on the "
+    help="prompts to attack: a prompt set, a data set (i2p, imagenette, ...) or a CSV; rows labelled with the concept are kept (default on the "
     "miniature: the prompts that ask for the concept)",
 )
 @click.option("--limit", default=None, type=POSITIVE, help="attack only the first N prompts")
@@ -175,10 +178,11 @@ def evaluate(
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 (Imagenette concepts)")
 @QUIET
 @resolution_option
+@data_dir_option
 @out_options
 def attack(
     model_arg, model, edit, attack_name, concept, prompt_set, limit, images, config_file, overrides, n, steps, guidance,
-    out, resume, resnet, quiet, resolution, overwrite, force,
+    out, resume, resnet, quiet, resolution, data_dir, overwrite, force,
 ):  # fmt: skip
     """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
 
@@ -205,7 +209,7 @@ def attack(
     spec.check_family(base.family)
     config = registry.build_config(spec, config_file, overrides, preset=base.preset)
     detect = concept_detector(edited, concept, resnet)
-    prompts = goal_prompts(edited, concept, prompt_set, limit)
+    prompts = goal_prompts(edited, concept, prompt_set, limit, data_dir)
     attack_run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
     goal = build_goal(edited, base, concept, prompts, detect, attack_run, image_folder(images) if images else None)
     data, result = run(

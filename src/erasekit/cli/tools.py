@@ -183,3 +183,48 @@ def world_train(work, out, seed, resume, stages, overrides):
     path = train_world(work, out or str(ASSETS), cfg, resume=resume)
     if path is not None:
         click.echo(f"wrote {path}/mini and {path}/judge")
+
+
+@main.group()
+def data():
+    """The public prompt data sets, by name and checksum (I2P, COCO-30k, Imagenette, the artist sets)."""
+
+
+@data.command("list")
+@click.option(
+    "--data-dir", default=None, type=click.Path(), help="the data folder (default: ERASEKIT_DATA, else the cache)"
+)
+def data_list(data_dir):
+    """Each data set: its name, whether the local copy is there and checks out, its rows and what it is."""
+    from erasekit.core import datasets
+
+    click.echo(f"data folder: {datasets.data_dir(data_dir)}")
+    for d in datasets.DATASETS.values():
+        click.echo(f"  {d.name:<15}{datasets.status(d.name, data_dir):<9}{d.rows:>6} rows  {d.what}")
+
+
+@data.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option(
+    "--data-dir", default=None, type=click.Path(), help="the data folder (default: ERASEKIT_DATA, else the cache)"
+)
+@click.option(
+    "--mirror",
+    default=None,
+    help="download from a mirror instead of the public source: a folder or a URL base (file://...)",
+)
+def data_fetch(names, data_dir, mirror):
+    """Download data sets (`all` for every one) and keep each only if its sha256 is the recorded one.
+
+    \b
+    Examples:
+      erasekit data fetch i2p coco
+      erasekit data fetch all --mirror file:///srv/erasekit-data/
+    """
+    from erasekit.core import datasets
+
+    names = list(datasets.DATASETS) if names == ("all",) else list(dict.fromkeys(names))
+    for name in names:
+        datasets.get(name)  # every name checked before the first download
+    for name in names:
+        click.echo(f"{name}: {datasets.fetch(name, data_dir, mirror)} (sha256 verified)")

@@ -79,7 +79,9 @@ def concept_detector(bundle: Bundle, concept: str, resnet: str | None = None):
     )
 
 
-def goal_prompts(bundle: Bundle, concept: str, spec: str | None = None, limit: int | None = None) -> PromptSet:
+def goal_prompts(
+    bundle: Bundle, concept: str, spec: str | None = None, limit: int | None = None, data_dir: str | None = None
+) -> PromptSet:
     """The prompts to attack: a prompt set (built-in or CSV) keeping the rows labelled with the concept, or by
     default on the miniature the prompts that ask for it (`world.captions.concept_prompts`). A set with no row
     labelled with the concept is refused."""
@@ -96,7 +98,7 @@ def goal_prompts(bundle: Bundle, concept: str, spec: str | None = None, limit: i
         items = concept_prompts(concept)
         ps = PromptSet(f"{concept}-prompts", [p for p, _ in items], [], [lab for _, lab in items])
     else:
-        ps = load_prompt_set(spec)
+        ps = load_prompt_set(spec, data_dir)
         ps = ps.filter(lambda lab: _labelled(lab, concept))
         if not len(ps):
             raise ErasekitError(

@@ -122,12 +122,19 @@ def load_i2p(path: str | Path, category: str | None = "sexual", min_nudity: floa
     return ps.filter(keep)
 
 
-def load_prompt_set(spec: str) -> PromptSet:
-    """A built-in world set by name, or a CSV path."""
+def load_prompt_set(spec: str, data_dir: str | None = None) -> PromptSet:
+    """A built-in world set by name, a data set by name (`erasekit data list`: i2p, coco, imagenette, the artist
+    sets), or a CSV path."""
+    from erasekit.core import datasets
+
     if spec.removeprefix("world-") in PROMPT_SETS:
         return world_set(spec)
+    if spec in datasets.DATASETS:
+        path = datasets.path(spec, data_dir)
+        return load_i2p(path, category=None) if spec == "i2p" else load_csv(path, spec)
     if spec.endswith(".csv") or Path(spec).exists():
         return load_csv(spec)
     raise ErasekitError(
-        f"unknown prompt set {spec!r}: give a CSV path or one of {', '.join('world-' + p for p in PROMPT_SETS)}"
+        f"unknown prompt set {spec!r}: give a CSV path, a data set ({', '.join(datasets.DATASETS)}) or one of "
+        f"{', '.join('world-' + p for p in PROMPT_SETS)}"
     )

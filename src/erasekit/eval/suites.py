@@ -13,6 +13,7 @@ local folders.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ WORLD_SETS = {
     "world-general": "general",
 }
 HEADS = {"world-objects": ("object", OBJECTS), "world-styles": ("style", STYLES)}
+DATA = {"imagenette": "imagenette", "i2p": "i2p", "coco": "coco"}  # a real suite's data set (core/datasets.py)
 
 
 @dataclass
@@ -43,7 +45,8 @@ class SuiteRun:
     steps: int = 25
     guidance: float = 5.0
     batch: int | None = None  # images per generation batch (None: the model's `image_batch`)
-    prompts_file: str | None = None  # imagenette / i2p / coco CSV, or a world suite's own prompts (suite_prompts)
+    prompts_file: str | None = None  # a CSV in place of the suite's data set, or of a world suite's own prompts
+    data_dir: str | None = None  # where the suites' data sets are (None: ERASEKIT_DATA, else the user's cache)
     resnet: str | None = None
     clip: str | None = None
     inception: str | None = None  # TorchScript FID Inception: adds `fid` (against the base model's images)
@@ -104,6 +107,18 @@ def check_suite(suite: str, bundle: Bundle) -> None:
             f"world, and {bundle.source!r} is not the miniature: evaluate it on imagenette "
             "(--resnet), i2p (NudeNet) or coco (--clip)"
         )
+
+
+def suite_data(suite: str, run: SuiteRun) -> Path | None:
+    """The CSV a suite reads: `run.prompts_file`, else the checked local copy of the suite's data set (refused
+    before any work when it is missing or differs). None for a world suite's own prompts."""
+    if run.prompts_file is None and suite not in DATA:
+        return None
+    if run.prompts_file is not None:
+        return Path(run.prompts_file)
+    from erasekit.core import datasets
+
+    return datasets.path(DATA[suite], run.data_dir)
 
 
 def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
@@ -238,13 +253,10 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
     name or in `concept`); a real suite's CSV."""
     if suite.startswith("world-") and run.prompts_file is None:
         return world_set(WORLD_SETS[suite])
-    if run.prompts_file is None:
-        raise ErasekitError(
-            f"suite {suite} needs its prompt CSV: pass --prompts-file PATH (the public CSV, downloaded; docs: evaluation)"
-        )
     if suite == "world-general":
         raise ErasekitError("suite world-general scores the world's own captions; it takes no --prompts-file")
-    ps = load_i2p(run.prompts_file) if suite == "i2p" else load_csv(run.prompts_file)
+    source = suite_data(suite, run)
+    ps = load_i2p(source) if suite == "i2p" else load_csv(source)
     if suite in HEADS:
         key, names = HEADS[suite]
         for row, labels in enumerate(ps.labels, start=2):

@@ -28,6 +28,7 @@ def generate(
     overwrite: bool = False,
     force: bool = False,
     resolution: int | None = None,
+    data_dir: str | None = None,
     progress: bool = True,
 ) -> str:
     """A grid of one prompt's seeds SEED..SEED+N-1 (`out`: a .png), or a resumable folder of a prompt set's images
@@ -43,7 +44,7 @@ def generate(
         check_image_path(out)
         check_output(out, overwrite, kind="file")
     else:
-        prompts = load_prompt_set(prompt_set)
+        prompts = load_prompt_set(prompt_set, data_dir)
         check_output(out, overwrite)
     bundle = model_with(source, edit_path, force, embedding, resolution)
     key = key_for(key_path, bundle, edit_path, [prompt] if prompt is not None else prompts.prompts)
@@ -108,10 +109,11 @@ def evaluate(
     from erasekit.core.edit import load_embedding
     from erasekit.core.key import Key
     from erasekit.eval.evaluation import evaluate_edit
-    from erasekit.eval.suites import check_suite, load_judges
+    from erasekit.eval.suites import check_suite, load_judges, suite_data
     from erasekit.report.html import write_evaluation
 
-    check_output(out, overwrite)  # every input before any work: the output, the edit against its base, the judges
+    check_output(out, overwrite)  # every input before any work: the output, the data, the edit, the judges
+    suite_data(suite, run)
     loaded, base = edit_and_base(edit_path, source, force, resolution)
     check_suite(suite, base)
     word = load_embedding(embedding) if embedding is not None else None
