@@ -35,18 +35,8 @@ def _features(cells: Cells, key: str) -> np.ndarray:
 
 
 def _distances(edit: np.ndarray, reference: np.ndarray) -> dict:
-    """KID (x 10^3) and FJD of a row's features against the base model's reference half, each with its bootstrap
-    interval. KID's features are standardised by the reference half's per-feature mean and std (one affine map
-    for every row of the table), so that its cubic kernel sees values of order one; FJD uses them as they are."""
-    mean, std = reference.mean(0), reference.std(0) + 1e-6
-    out = {}
-    for name, fn, scale, (x, y) in (
-        ("kid_x1e3", M.kid, 1e3, ((edit - mean) / std, (reference - mean) / std)),
-        ("fjd", M.frechet_distance, 1.0, (edit, reference)),
-    ):
-        low, high = M.bootstrap(fn, x, y, resamples=BOOTSTRAP, seed=0)
-        out[name], out[f"{name}_ci"] = fn(x, y) * scale, [low * scale, high * scale]
-    return out
+    """KID (x 10^3) and FJD of a row's features against the base model's reference half, with their intervals."""
+    return M.feature_distances(edit, reference, resamples=BOOTSTRAP, seed=0)
 
 
 def _pooled(cells_: list[dict], name: str) -> tuple[float, list[float], int]:

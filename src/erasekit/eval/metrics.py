@@ -177,6 +177,28 @@ def bootstrap(distance, a: np.ndarray, b: np.ndarray, resamples: int = 100, seed
     return [float(low - bias), float(high - bias)]
 
 
+def feature_distances(features: np.ndarray, reference: np.ndarray, resamples: int = 100, seed: int = 0) -> dict:
+    """KID (x 10^3) and FJD of judge features against a reference set, each with its bootstrap interval
+    (`kid_x1e3`, `kid_x1e3_ci`, `fjd`, `fjd_ci`). KID's features are standardised by the reference's per-feature
+    mean and std (one affine map for every model compared with the same reference), so that its cubic kernel sees
+    values of order one; FJD uses them as they are."""
+    mean, std = reference.mean(0), reference.std(0) + 1e-6
+    out = {}
+    for name, fn, scale, (x, y) in (
+        ("kid_x1e3", kid, 1e3, ((features - mean) / std, (reference - mean) / std)),
+        ("fjd", frechet_distance, 1.0, (features, reference)),
+    ):
+        low, high = bootstrap(fn, x, y, resamples=resamples, seed=seed)
+        out[name], out[f"{name}_ci"] = fn(x, y) * scale, [low * scale, high * scale]
+    return out
+
+
+def separates(value_ci, floor_ci) -> bool:
+    """Whether a distance stands clear of a floor (the base model's own split-half distance): its interval lies
+    wholly above the floor's. Otherwise the difference is noise at this n and no ranking may be read from it."""
+    return value_ci[0] > floor_ci[1]
+
+
 def pixel_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean absolute difference of images in [0, 1] (x100): the LPIPS analog for paired seeds."""
     return float((a.float() - b.float()).abs().mean() * 100)
