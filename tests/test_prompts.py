@@ -81,7 +81,7 @@ def test_world_sets_by_name():
         load_prompt_set("nope")
 
 
-def _mirror(prompt_data, tmp_path, monkeypatch):
+def _mirror(prompt_data, monkeypatch):
     """A file:// mirror of I2P, and the data set's recorded checksum: the real one where the real file is here,
     else the fixture's (recorded for the test, as a release records the public file's)."""
     from erasekit.core import datasets
@@ -101,7 +101,7 @@ def test_data_fetch_from_a_file_mirror_verifies_the_checksum(prompt_data, tmp_pa
     from erasekit.cli import main
     from erasekit.core import datasets
 
-    data = _mirror(prompt_data, tmp_path, monkeypatch)
+    data = _mirror(prompt_data, monkeypatch)
     target = tmp_path / "cache"
     result = CliRunner().invoke(main, ["data", "fetch", "i2p", "--data-dir", str(target), "--mirror", data.as_uri()])
     assert result.exit_code == 0, result.output
@@ -117,7 +117,7 @@ def test_data_fetch_refuses_a_corrupted_copy_and_leaves_nothing(prompt_data, tmp
 
     from erasekit.cli import main
 
-    data = _mirror(prompt_data, tmp_path, monkeypatch)
+    data = _mirror(prompt_data, monkeypatch)
     bad = tmp_path / "bad-mirror"
     bad.mkdir()
     text = (data / "unsafe-prompts4703.csv").read_bytes()
@@ -134,7 +134,7 @@ def test_a_local_copy_that_differs_is_refused_before_any_work(prompt_data, tmp_p
 
     from erasekit.cli import main
 
-    data = _mirror(prompt_data, tmp_path, monkeypatch)
+    data = _mirror(prompt_data, monkeypatch)
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "unsafe-prompts4703.csv").write_bytes((data / "unsafe-prompts4703.csv").read_bytes() + b"\n")

@@ -99,9 +99,7 @@ def general_halves(base, judges, progress: bool) -> tuple[np.ndarray, np.ndarray
     (the reference): 2 x GENERAL_N images per prompt, split by seed."""
     run = SuiteRun(n=2 * GENERAL_N, progress=progress)
     result = evaluate(base, "world-general", run, judges=judges, desc="base: general set")
-    features = _features(judges.main, result.images)
-    seed_index = np.arange(len(features)) % (2 * GENERAL_N)
-    return features[seed_index < GENERAL_N], features[seed_index >= GENERAL_N]
+    return M.seed_halves(_features(judges.main, result.images), GENERAL_N)
 
 
 def summary(concept: str, n: int, out: Path, rows) -> list[str]:

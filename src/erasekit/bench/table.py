@@ -61,9 +61,7 @@ def records(ctx: Context, rows: list[Row]) -> list[dict]:
     if ctx.spec.general:
         base_key = next(keys["general"] for row, keys in keyed if row.method.name == NONE)
         features = _features(ctx.cells, base_key)
-        half = ctx.spec.general["n"]
-        seed_index = np.arange(len(features)) % (2 * half)
-        base_general = (features[seed_index < half], features[seed_index >= half])
+        base_general = M.seed_halves(features, ctx.spec.general["n"])
     base_suite = {row.concept: ctx.cells.get(keys["suite"]) for row, keys in keyed if row.method.name == NONE}
     out = []
     for row, keys in keyed:

@@ -193,6 +193,13 @@ def feature_distances(features: np.ndarray, reference: np.ndarray, resamples: in
     return out
 
 
+def seed_halves(features: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a set drawn with 2 x `half` seeds per prompt (prompt-major, seeds in order), split into seeds A
+    (the first `half`, the seeds every edit is drawn with) and seeds B (the rest, the reference)."""
+    seed_index = np.arange(len(features)) % (2 * half)
+    return features[seed_index < half], features[seed_index >= half]
+
+
 def separates(value_ci, floor_ci) -> bool:
     """Whether a distance stands clear of a floor (the base model's own split-half distance): its interval lies
     wholly above the floor's. Otherwise the difference is noise at this n and no ranking may be read from it."""

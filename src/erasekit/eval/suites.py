@@ -112,10 +112,10 @@ def check_suite(suite: str, bundle: Bundle) -> None:
 def suite_data(suite: str, run: SuiteRun) -> Path | None:
     """The CSV a suite reads: `run.prompts_file`, else the checked local copy of the suite's data set (refused
     before any work when it is missing or differs). None for a world suite's own prompts."""
-    if run.prompts_file is None and suite not in DATA:
-        return None
     if run.prompts_file is not None:
         return Path(run.prompts_file)
+    if suite not in DATA:
+        return None
     from erasekit.core import datasets
 
     return datasets.path(DATA[suite], run.data_dir)
