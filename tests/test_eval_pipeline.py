@@ -74,9 +74,12 @@ def test_unknown_concept_is_named(mini):
         evaluate(mini, "world-objects", RUN, erased=["cat"])
 
 
-def test_csv_suites_need_their_prompt_file(tiny):
-    with pytest.raises(ErasekitError, match="needs its prompt CSV"):
-        evaluate(tiny, "imagenette", RUN)
+def test_csv_suites_need_their_data_set(tiny, tmp_path):
+    """A real suite reads its data set from the data folder; without it, one line says what to fetch."""
+    from dataclasses import replace
+
+    with pytest.raises(ErasekitError, match="data set imagenette not found .*erasekit data fetch imagenette"):
+        evaluate(tiny, "imagenette", replace(RUN, data_dir=str(tmp_path)))
 
 
 def test_world_general_reports_fjd_and_pixel_distance(mini):
