@@ -172,7 +172,9 @@ suites: {erasure: {n: 1, steps: 2}}
     assert "2 ✓" in (tmp_path / "out" / "table.md").read_text()
 
 
-def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
+def test_a_budget_checks_the_captions_or_the_suites_own_prompts(mini, tmp_path):
+    from erasekit.bench.cells import Cells
+
     spec = parse_spec(
         "budget: {esr: 90}\nmethods: [esd, {name: ap, budget: {prompts: suite, n: 3}}]\nconcepts: [star, mark]\n"
     )
@@ -180,10 +182,11 @@ def test_a_budget_checks_the_captions_or_the_suites_own_prompts():
     # the captions check keeps the key its cells were computed under before `prompts` existed
     assert default.as_dict() == {"esr": 90.0, "every": 20, "max": 400, "n": 8}
     assert suite.as_dict()["prompts"] == "suite"
-    assert bench_run._check_images("star", 3, "suite") == (["a star"] * 3, [20000, 20001, 20002])
-    captions, _ = bench_run._check_images("star", 3)
+    ctx = bench_run.Context(spec, mini, Cells(tmp_path))
+    assert bench_run._check_images(ctx, "star", 3, "suite") == (["a star"] * 3, [20000, 20001, 20002])
+    captions, _ = bench_run._check_images(ctx, "star", 3)
     assert captions == ["star", "a star", "a photo of a star"]
-    implicit, _ = bench_run._check_images("mark", 4, "suite")  # world-implicit's phrasings, spread over its objects
+    implicit, _ = bench_run._check_images(ctx, "mark", 4, "suite")  # world-implicit's phrasings, spread over its objects
     assert len(set(implicit)) == 4 and not any("mark" in p for p in implicit)
 
 
@@ -269,6 +272,7 @@ def test_a_bad_spec_is_one_line_before_any_work(tmp_path, text, message):
     [
         ("[purple]", "cannot score the erasure of purple"),
         ("['star,dots']", "mixes object, style"),
+        ("[church]", "cannot score the erasure of church"),  # an Imagenette class: ResNet's, not the world's
         ("[nosuchthing]", "cannot score the erasure of nosuchthing"),
     ],
 )

@@ -271,7 +271,7 @@ def test_world_suites_report_what_an_erased_concept_draws_instead_and_the_mark_r
 
 def test_world_implicit_reports_per_adjective_and_an_attacks_prompts_per_goal_prompt():
     from erasekit.eval.prompts import world_set
-    from erasekit.eval.suites import _implicit_group
+    from erasekit.eval.world_entries import _implicit_group
     from erasekit.world.captions import INDIRECT
 
     rows = world_set("implicit-indirect").expand(1)

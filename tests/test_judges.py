@@ -164,7 +164,9 @@ def test_real_sd_suites_run_end_to_end_on_the_tiny_model(tiny, tiny_resnet, tiny
         )
         result = evaluate(tiny, "i2p", SuiteRun(n=2, steps=2, prompts_file=str(i2p)))
         assert result.prompts == ["a statue", "a statue"]  # only the sexual category
-        assert set(result.metrics) == {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
+        rates = {"ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8"}
+        assert set(result.metrics) == rates | {f"{r}_ci" for r in rates} | {"ner_n"}  # each rate with n, interval
+        assert result.metrics["ner_n"] == 2
 
 
 def test_missing_judge_fails_before_generating(tiny, tmp_path, monkeypatch):

@@ -99,7 +99,7 @@ def test_wilson_interval_matches_hand_computed_values():
 
 def test_esr_and_psr_carry_their_n_and_interval():
     from erasekit.eval.metrics import shown
-    from erasekit.eval.suites import _split_rates
+    from erasekit.eval.suites import split_rates as _split_rates
 
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.1, 0.9]])
     metrics, _ = _split_rates(probs, [0, 0, 1, 1], ["a", "a", "b", "b"], ["a"], ["b"])

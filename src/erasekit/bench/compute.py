@@ -22,7 +22,6 @@ from erasekit.eval.generate import generate_batched, grid, save_image
 from erasekit.methods.concepts import ConceptSet
 from erasekit.models.bundle import Bundle
 
-SUITE_OF = {"object": "world-objects", "style": "world-styles", "mark": "world-implicit"}
 CHECK_SEED = 20_000  # the budget's checks use seeds no suite or attack uses
 GRID_CONCEPTS, GRID_SEEDS = 4, 8  # a suite cell keeps the images of its first concepts (erased first), same seeds
 
@@ -37,6 +36,7 @@ class Context:
     found: dict = field(default_factory=dict)  # model-agnostic attacks' searches (`runs.attack.attack_once`)
     state: object = None  # accelerate's PartialState under a launch of several processes, else None
     legacy: str | None = None  # the base's version-1 fingerprint (erasekit 0.1.0 keyed its cells by it), or None
+    judges: dict = field(default_factory=dict)  # judge name -> the judge, loaded once by check_rows
 
     def __post_init__(self):
         self.fingerprint = self.fingerprint or self.base.fingerprint()
@@ -51,44 +51,92 @@ class Context:
             self.state.wait_for_everyone()
 
 
-def kind_of(row_erase: tuple[str, ...]) -> str:
-    """The kind of a row's concepts (object, style or mark), one per row; refused when the world has none."""
-    from erasekit.world.captions import concept_kind
+def domain_of(ctx: Context, erase: tuple[str, ...]):
+    """The domain of a row's concepts (`eval.registries`), one per row, with a suite that scores their erasure;
+    refused when no judge can score it."""
+    from erasekit.eval.registries import domain_for
 
-    kinds = {concept_kind(c) for c in row_erase}
-    if None in kinds or "colour" in kinds:
-        bad = [c for c in row_erase if concept_kind(c) in (None, "colour")]
-        raise ErasekitError(
-            f"bench: the world judge cannot score the erasure of {', '.join(bad)}: erase objects, a style or 'mark'"
-        )
+    found = []
+    for concept in erase:
+        try:
+            domain = domain_for(ctx.base, concept, ctx.spec.domain)
+        except ErasekitError as e:
+            raise ErasekitError(f"bench: the judges cannot score the erasure of {concept} ({e})") from None
+        if domain.suite is None:
+            raise ErasekitError(
+                f"bench: the {domain.judge} judge cannot score the erasure of {concept} (domain {domain.name} has no "
+                "suite)"
+            )
+        found.append(domain)
+    kinds = list(dict.fromkeys(d.kind for d in found))
     if len(kinds) > 1:
-        raise ErasekitError(
-            f"bench: a row erases one kind of concept; {', '.join(row_erase)} mixes {', '.join(sorted(kinds))}"
-        )
-    return kinds.pop()
+        raise ErasekitError(f"bench: a row erases one kind of concept; {', '.join(erase)} mixes {', '.join(kinds)}")
+    return found[0]
+
+
+def kind_of(ctx: Context, erase: tuple[str, ...]) -> str:
+    return domain_of(ctx, erase).kind
+
+
+def _need(ctx: Context, name: str):
+    """A judge, loaded once (a missing weights folder fails here, before any work)."""
+    from erasekit.eval.registries import JUDGES
+
+    if name not in ctx.judges:
+        ctx.judges[name] = JUDGES.get(name).load(ctx.spec.files, ctx.base.device)
+    return ctx.judges[name]
+
+
+def general_suite(ctx: Context) -> str:
+    """The preservation suite: the world's own captions on a model with a world, else COCO's captions."""
+    from erasekit.eval.registries import world_tool
+
+    own = world_tool(ctx.base, "general")
+    return own() if own is not None else "coco"
+
+
+def feature_judge(ctx: Context) -> str:
+    """What the general suite's KID and FJD are computed on: the world judge's features, else FID's Inception
+    where the spec gives it, else CLIP's image embeddings."""
+    from erasekit.eval.registries import world_of
+
+    own = world_of(ctx.base)
+    if own is not None:
+        return own.name
+    return "inception" if ctx.spec.files.inception else "clip"
 
 
 def check_rows(ctx: Context, rows: list[Row]) -> None:
-    """Everything about the rows that can be wrong, before any work: the model, every concept, every config."""
-    from erasekit.world import native
+    """Everything about the rows that can be wrong, before any work: the model, every concept, every config, every
+    judge's weights and every data set."""
+    from erasekit.eval.suites import check_suite, suite_prompts
 
-    if not native.owns(ctx.base):
-        raise ErasekitError(
-            f"bench: {ctx.spec.model} is not the miniature; the bench's suites are scored by the world "
-            "judge (on real models run `erasekit evaluate` and `erasekit attack` per edit)"
-        )
     for row in rows:
-        kind_of(row.erase)
+        domain = domain_of(ctx, row.erase)
+        check_suite(domain.suite, ctx.base)
+        suite_prompts(domain.suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        _need(ctx, domain.judge)
         if row.method.name != NONE:
             erasure_config(ctx, row)
+    if ctx.spec.general:
+        suite = general_suite(ctx)
+        check_suite(suite, ctx.base)
+        suite_prompts(suite, _suite_run(ctx.spec.general, False, ctx.spec))
+        _need(ctx, _suite_judge(suite))
+        _need(ctx, feature_judge(ctx))
 
 
-def concept_set(row: Row) -> ConceptSet:
-    from erasekit.world.render import OBJECTS, STYLES
+def _suite_judge(suite: str) -> str:
+    from erasekit.eval.registries import SUITES
 
+    return SUITES.get(suite).judge
+
+
+def concept_set(ctx: Context, row: Row) -> ConceptSet:
     preserve = row.method.preserve
     if preserve == "kept":
-        pool = {"object": OBJECTS, "style": STYLES}.get(kind_of(row.erase), ())
+        domain = domain_of(ctx, row.erase)
+        pool = domain.pool() if domain.pool is not None else ()
         preserve = tuple(c for c in pool if c not in row.erase)
     return ConceptSet(list(row.erase), list(preserve))
 
@@ -127,25 +175,26 @@ def _erasure_key(ctx: Context, row: Row, fingerprint: str) -> str:
         base=fingerprint,
         method=row.method.name,
         config=asdict(erasure_config(ctx, row)),
-        concepts=concept_set(row).as_dict(),
+        concepts=concept_set(ctx, row).as_dict(),
         budget=budget,
     )
 
 
-def _check_images(concept: str, n: int, prompts: str = "captions") -> tuple[list[str], list[int]]:
-    """The budget's held-out check: n images of `concept`, on seeds no suite uses, of the world's captions that ask
-    for it (`captions`) or of the erasure suite's own prompts for it (`suite`: "a star"; every indirect phrasing of
-    world-implicit for `mark`)."""
-    from erasekit.eval.suites import SuiteRun, suite_prompts
-    from erasekit.world.captions import concept_prompts
+def _check_images(ctx: Context, concept: str, n: int, prompts: str = "captions") -> tuple[list[str], list[int]]:
+    """The budget's held-out check: n images of `concept`, on seeds no suite uses, of the prompts its domain asks
+    for it with (`captions`: on the miniature the world's caption templates) or of the erasure suite's own prompts
+    for it (`suite`: "a star"; every prompt of a suite that scores a rate, such as world-implicit for `mark`)."""
+    from erasekit.eval.registries import SUITES
+    from erasekit.eval.suites import suite_prompts
 
+    domain = domain_of(ctx, (concept,))
     if prompts == "suite":
-        kind = kind_of((concept,))
-        ps = suite_prompts(SUITE_OF[kind], SuiteRun())
-        texts = [p for p, lab in zip(ps.prompts, ps.labels, strict=True) if kind == "mark" or lab.get(kind) == concept]
+        label = SUITES.get(domain.suite).label
+        ps = suite_prompts(domain.suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        texts = [p for p, lab in zip(ps.prompts, ps.labels, strict=True) if label is None or lab.get(label) == concept]
         stride = max(1, len(texts) // n)  # spread over the suite's objects where it has several prompts per concept
     else:
-        texts, stride = [p for p, _ in concept_prompts(concept)], 1  # as every cell before `prompts` was checked
+        texts, stride = domain.prompts(ctx.base, concept, ctx.spec.data_dir).prompts, 1  # as every cell before
     return [texts[i * stride % len(texts)] for i in range(n)], [CHECK_SEED + i for i in range(n)]
 
 
@@ -157,8 +206,8 @@ def budget_rule(ctx: Context, row: Row, budget: Budget, checks: list, clock: lis
     run = ctx.spec.erasure
     probe = ctx.base.clone((ctx.base.DENOISER,))
     weights = dict(probe.denoiser.named_parameters())
-    detectors = {c: concept_detector(ctx.base, c) for c in row.erase}
-    inputs = {c: _check_images(c, budget.n, budget.prompts) for c in row.erase}
+    detectors = {c: concept_detector(ctx.base, c, files=ctx.spec.files, domain=ctx.spec.domain) for c in row.erase}
+    inputs = {c: _check_images(ctx, c, budget.n, budget.prompts) for c in row.erase}
 
     def until(step: int, params: dict) -> bool:
         if (step + 1) % budget.every and step + 1 != budget.max:
@@ -200,7 +249,7 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
     from erasekit.runs.record import prepare
 
     spec = registry.get(row.method.name)
-    config, concepts = erasure_config(ctx, row), concept_set(row)
+    config, concepts = erasure_config(ctx, row), concept_set(ctx, row)
     checks, clock = [], []
     budget = row.method.budget
     until = budget_rule(ctx, row, budget, checks, clock) if budget else None
@@ -238,31 +287,34 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
     return edit.apply(ctx.base), cell
 
 
-def _suite_run(settings: dict, progress: bool):
+def _suite_run(settings: dict, progress: bool, spec: Spec):
     from erasekit.eval.suites import SuiteRun
 
     return SuiteRun(
         n=int(settings["n"]),
         steps=int(settings.get("steps", 25)),
         guidance=float(settings.get("guidance", 5.0)),
+        limit=settings.get("limit"),
+        data_dir=spec.data_dir,
         progress=progress,
+        **{k: v for k, v in vars(spec.files).items() if v is not None},
     )
 
 
 def suite_key(ctx: Context, row: Row, ekey: str) -> str:
     return cell_key(
-        "suite", erasure=ekey, suite=SUITE_OF[kind_of(row.erase)], run=ctx.spec.erasure, erased=list(row.erase)
+        "suite", erasure=ekey, suite=domain_of(ctx, row.erase).suite, run=ctx.spec.erasure, erased=list(row.erase)
     )
 
 
 def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
-    from erasekit.eval.suites import evaluate
+    from erasekit.eval.suites import Judges, evaluate, provenance
 
-    suite = SUITE_OF[kind_of(row.erase)]
-    erased = [] if suite == "world-implicit" else list(row.erase)
-    result = evaluate(
-        model, suite, _suite_run(ctx.spec.erasure, ctx.progress), erased=erased, desc=f"{row.label}: {suite}"
-    )
+    domain = domain_of(ctx, row.erase)
+    suite, run = domain.suite, _suite_run(ctx.spec.erasure, ctx.progress, ctx.spec)
+    erased = list(row.erase) if domain.erased_in_suite else []
+    judges = Judges(_need(ctx, domain.judge))
+    result = evaluate(model, suite, run, erased=erased, judges=judges, desc=f"{row.label}: {suite}")
     order = list(dict.fromkeys(result.concepts))
     order = ([c for c in order if c in erased] + [c for c in order if c not in erased])[:GRID_CONCEPTS]
     idx = [i for c in order for i in [j for j, label in enumerate(result.concepts) if label == c][:GRID_SEEDS]]
@@ -276,6 +328,7 @@ def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
             "per_concept": result.per_concept,
             "n_images": len(result.concepts),
             "grid": order,
+            "judges": provenance(suite, run),
         },
     )
 
@@ -284,32 +337,51 @@ def general_key(ctx: Context, ekey: str, base: bool) -> str:
     run = dict(ctx.spec.general)
     if base:
         run["n"] = 2 * run["n"]  # two halves: seeds A (as every edit's) and B (the reference)
-    return cell_key("general", erasure=ekey, run=run)
+    suite, features = general_suite(ctx), feature_judge(ctx)
+    if suite == "world-general":  # the miniature's cells were keyed before the suite was chosen by the model
+        return cell_key("general", erasure=ekey, run=run)
+    return cell_key("general", erasure=ekey, run=run, suite=suite, features=features)
 
 
 def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
-    """World-general on `model`: attribute agreement, and each image's judge features (KID and FJD are computed
-    when the table is made, against the base model's second half)."""
+    """The general suite on `model` (the world's captions: attribute agreement; COCO: the CLIP score), and each
+    image's features (KID and FJD are computed when the table is made, against the base model's second half)."""
     from safetensors.torch import save_file
 
     from erasekit.core.files import atomic_path
-    from erasekit.eval.suites import evaluate
-    from erasekit.world.judge import WorldJudge
+    from erasekit.eval.suites import Judges, evaluate, provenance
 
+    suite, features_by = general_suite(ctx), feature_judge(ctx)
     settings = dict(ctx.spec.general, n=2 * ctx.spec.general["n"] if base else ctx.spec.general["n"])
-    result = evaluate(model, "world-general", _suite_run(settings, ctx.progress), desc=f"{model.source}: general")
-    features = WorldJudge.load().score(result.images).features.float().contiguous()
+    run = _suite_run(settings, ctx.progress, ctx.spec)
+    judges = Judges(_need(ctx, _suite_judge(suite)))
+    result = evaluate(model, suite, run, judges=judges, desc=f"{model.source}: general")
+    from erasekit.eval.registries import JUDGES
+
+    features = JUDGES.get(features_by).features(_need(ctx, features_by), result.images).float().contiguous()
     if ctx.main:
         with atomic_path(ctx.cells.path(key, ".safetensors")) as tmp:
             save_file({"features": features}, str(tmp))
+    figures = {k: result.metrics[k] for k in ("attribute_agreement", "clip_score") if k in result.metrics}
+    judged = provenance(suite, run)
+    if features_by not in judged:
+        judged[features_by] = _judge_provenance(ctx, features_by)
     return ctx.cells.put(
         key,
         {
-            "attribute_agreement": result.metrics["attribute_agreement"],
+            **figures,
             "n_per_prompt": settings["n"],
             "n_images": len(features),
+            "features": features_by,
+            "judges": judged,
         },
     )
+
+
+def _judge_provenance(ctx: Context, name: str) -> dict:
+    from erasekit.eval.registries import JUDGES
+
+    return JUDGES.get(name).provenance(ctx.spec.files)
 
 
 def attack_config(ctx: Context, name: str):
@@ -347,8 +419,9 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
         mine = [(name, key) for name, key in mine if key in todo]
         if not mine:
             continue
-        prompts = goal_prompts(ctx.base, concept, limit=a["limit"])
-        goal = build_goal(model, ctx.base, concept, prompts, concept_detector(ctx.base, concept), run)
+        prompts = goal_prompts(ctx.base, concept, limit=a["limit"], data_dir=ctx.spec.data_dir)
+        detect = concept_detector(ctx.base, concept, files=ctx.spec.files, domain=ctx.spec.domain)
+        goal = build_goal(model, ctx.base, concept, prompts, detect, run)
         base_images = None
         for name, key in mine:
             spec, config = attacks.get(name), attack_config(ctx, name)

@@ -2,17 +2,24 @@
 any work, and expanded into the table's rows (one per method and concept set; the unedited model first).
 
     name: smoke
-    model: mini                       # any source `load_bundle` reads
+    model: mini                       # any source `load_bundle` reads: mini, tiny, a hub id, a folder, a file
+    judges: {resnet: DIR, clip: DIR, inception: FILE}  # the judges' local weights (real models' suites)
+    data_dir: DIR                     # the data sets (I2P, Imagenette, COCO); default ERASEKIT_DATA or the cache
+    domain: null                      # the domain that decides every concept (default: each concept's own)
     methods:                          # a name, or a mapping:
       - esd
       - {name: uce, label: uce+P, preserve: kept, set: {guide: nearest}}
       - {name: ap, budget: {esr: 90, every: 20, max: 400}}
     budget: null                      # the default budget of every method that trains for `iterations`
     concepts:                         # one row per entry: a concept, "c1,c2" (erased at once),
-      - star                          # {splits: seeds} (the seeds' four 5+5 splits), {each: objects}
+      - star                          # {splits: seeds} (the seeds' four 5+5 splits), {each: objects}; `of:
+                                      # imagenette` or `objects` (default: the miniature's objects on mini)
     suites:
-      erasure: {n: 8}                 # ESR/PSR (objects, styles) or the mark's rate, chosen by the concept
-      general: {n: 8}                 # KID and FJD to the base model's images on other seeds; attribute agreement
+      erasure: {n: 8, limit: null}    # the concept's domain's suite: ESR/PSR (objects, styles, Imagenette),
+                                      # the mark's rate, NER@tau (I2P); `limit`: its first prompts only
+      general: {n: 8}                 # KID and FJD to the base model's images on other seeds (the world judge's
+                                      # features; else Inception where judges.inception is given, else CLIP's);
+                                      # attribute agreement (world) or the CLIP score (COCO)
     attacks: {names: [ringabell, inversion], n: 8, limit: null, set: {inversion: {steps: 200}}}
     graph: false                      # δ of every object per row (the concept graph), from the erasure suite
 
@@ -30,13 +37,16 @@ from pathlib import Path
 import yaml
 
 from erasekit.core.errors import ErasekitError
+from erasekit.eval.registries import Files
 from erasekit.methods.concepts import split_list
 
-TOP = ("name", "model", "methods", "budget", "concepts", "suites", "attacks", "graph")
+TOP = ("name", "model", "methods", "budget", "concepts", "suites", "attacks", "graph", "judges", "data_dir", "domain")
+JUDGE_FILES = ("resnet", "clip", "inception", "lpips")  # eval.registries.Files
 METHOD_KEYS = ("name", "label", "set", "preserve", "budget")
 BUDGET_KEYS = ("esr", "every", "max", "n", "prompts")
 CHECK_PROMPTS = ("captions", "suite")
-SUITE_KEYS = {"erasure": ("n", "steps", "guidance"), "general": ("n", "steps", "guidance")}
+SUITE_KEYS = {"erasure": ("n", "steps", "guidance", "limit"), "general": ("n", "steps", "guidance", "limit")}
+SPLITS_OF = ("objects", "imagenette")  # the seeds' 5+5 splits over the world's objects or the Imagenette classes
 ATTACK_KEYS = ("names", "n", "limit", "steps", "guidance", "set")
 NONE = "none"  # the unedited model's rows
 
@@ -89,6 +99,9 @@ class Spec:
     attacks: dict | None = None
     graph: bool = False
     text: str = ""  # the spec's YAML as given (kept in the output folder, where --collect reads it)
+    files: Files = field(default_factory=Files)  # the judges' local weights
+    data_dir: str | None = None  # the data sets' folder (None: ERASEKIT_DATA, else the user's cache)
+    domain: str | None = None  # the domain that decides every concept (None: each concept's own)
 
     def rows(self) -> list[Row]:
         """Every row, the unedited model's first, then each method over each concept set, in the spec's order."""
@@ -162,23 +175,29 @@ def _method(entry, default_budget: Budget | None, where: str) -> MethodSpec:
     return MethodSpec(spec.name, label, dict(values), preserve, budget)
 
 
-def _concepts(entry, where: str, objects: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    from erasekit.eval.metrics import splits_for
+def _concepts(entry, where: str, of: str) -> list[tuple[str, tuple[str, ...]]]:
+    """`of`: whose splits and `each` (the world's objects on the miniature, else the Imagenette classes)."""
+    from erasekit.eval.metrics import IMAGENETTE_ORDER, splits_for
+    from erasekit.world.render import OBJECTS
 
     if isinstance(entry, str):
         erase = tuple(split_list(entry))
         if not erase:
             raise ErasekitError(f"bench spec: {where} is empty")
         return [(",".join(erase), erase)]
-    raw = _mapping(entry, where, ("splits", "each", "erase", "label"))
+    raw = _mapping(entry, where, ("splits", "each", "erase", "label", "of"))
+    of = raw.get("of", of)
+    if of not in SPLITS_OF:
+        raise ErasekitError(f"bench spec: {where}.of is one of {', '.join(SPLITS_OF)}, got {of!r}")
+    names = OBJECTS if of == "objects" else IMAGENETTE_ORDER
     if "splits" in raw:
         if raw["splits"] != "seeds":
             raise ErasekitError(f"bench spec: {where}.splits: only 'seeds' (the seeds' four 5+5 splits) is known")
-        return [(f"split{i + 1}", tuple(e)) for i, (e, _) in enumerate(splits_for(objects))]
+        return [(f"split{i + 1}", tuple(e)) for i, (e, _) in enumerate(splits_for(names))]
     if "each" in raw:
-        if raw["each"] != "objects":
-            raise ErasekitError(f"bench spec: {where}.each: only 'objects' is known")
-        return [(o, (o,)) for o in objects]
+        if raw["each"] not in ("objects", "classes"):
+            raise ErasekitError(f"bench spec: {where}.each: only 'objects' or 'classes' is known")
+        return [(o, (o,)) for o in names]
     erase = tuple(split_list(str(raw.get("erase", ""))))
     if not erase:
         raise ErasekitError(f"bench spec: {where} names no concept (erase: ...)")
@@ -187,7 +206,6 @@ def _concepts(entry, where: str, objects: tuple[str, ...]) -> list[tuple[str, tu
 
 def parse_spec(text: str, source: str = "spec") -> Spec:
     """A spec from its YAML text; every mistake is one line naming where it is."""
-    from erasekit.world.render import OBJECTS
 
     try:
         raw = yaml.safe_load(text)
@@ -203,7 +221,16 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
         raise ErasekitError(f"bench spec {source}: method label(s) {', '.join(twice)} used twice; give each a 'label'")
-    concepts = [c for i, e in enumerate(raw["concepts"]) for c in _concepts(e, f"concepts[{i}]", OBJECTS)]
+    model = str(raw.get("model") or "mini")
+    of = "objects" if model == "mini" else "imagenette"  # the default splits: the miniature's, else the seeds' own
+    concepts = [c for i, e in enumerate(raw["concepts"]) for c in _concepts(e, f"concepts[{i}]", of)]
+    judges = _mapping(raw.get("judges"), "judges", JUDGE_FILES)
+    files = Files(**{k: str(v) for k, v in judges.items() if v is not None})
+    domain = None
+    if raw.get("domain") is not None:
+        from erasekit.eval.registries import DOMAINS
+
+        domain = DOMAINS.get(str(raw["domain"])).name  # an unknown domain fails here, with the valid names
     suites = _mapping(raw.get("suites"), "suites", tuple(SUITE_KEYS))
     erasure = {"n": 8, **_mapping(suites.get("erasure"), "suites.erasure", SUITE_KEYS["erasure"])}
     general = None
@@ -239,7 +266,7 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
             _positive(attacks["limit"], "attacks.limit")
     return Spec(
         str(raw.get("name") or Path(source).stem),
-        str(raw.get("model") or "mini"),
+        model,
         methods,
         concepts,
         erasure,
@@ -247,6 +274,9 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         attacks,
         bool(raw.get("graph", False)),
         text,
+        files,
+        str(raw["data_dir"]) if raw.get("data_dir") else None,
+        domain,
     )
 
 

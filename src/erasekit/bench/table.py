@@ -15,16 +15,12 @@ import io
 import numpy as np
 
 from erasekit.bench.cells import Cells
-from erasekit.bench.compute import Context, kind_of, missing, row_keys
+from erasekit.bench.compute import Context, domain_of, missing, row_keys
 from erasekit.bench.spec import NONE, Row
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M
 
-RATES = {
-    "object": ("esr@1", "esr@5", "psr@1", "psr@5"),
-    "style": ("esr@1", "esr@5", "psr@1", "psr@5"),
-    "mark": ("mark_rate",),
-}
+RATE_ORDER = ("esr@1", "esr@5", "psr@1", "psr@5", "mark_rate", "ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8")
 BOOTSTRAP = 100
 
 
@@ -76,7 +72,7 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
         "method": row.method.label,
         "concept": row.concept,
         "erased": "+".join(row.erase),
-        "kind": kind_of(row.erase),
+        "kind": domain_of(ctx, row.erase).kind,
         "iterations": erasure.get("iterations"),
     }
     budget = erasure.get("budget")
@@ -84,16 +80,11 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
     rec["reached"] = erasure.get("reached")
     suite = cells.get(keys["suite"])
     m = suite["metrics"]
-    if rec["kind"] == "mark":
-        rec["mark_rate"], rec["mark_rate_ci"], rec["mark_rate_n"] = (
-            m["implicit_rate"],
-            M.wilson(m["implicit_rate"], suite["n_images"]),
-            suite["n_images"],
-        )
-    else:
-        for name in RATES[rec["kind"]]:
-            rec[name], rec[f"{name}_ci"] = m[name], m[f"{name}_ci"]
-            rec[f"{name}_n"] = m[f"{name.split('@')[0]}_n"]
+    for column, name in domain_of(ctx, row.erase).rates.items():
+        n = m.get(f"{name}_n", m.get(f"{name.split('@')[0]}_n", suite["n_images"]))
+        rec[column], rec[f"{column}_n"] = m[name], n
+        rec[f"{column}_ci"] = m.get(f"{name}_ci") or M.wilson(m[name], n)  # cells before rates kept their interval
+    if "psr@1" in rec:
         rec["psr@1_of_base"] = (
             100.0 * m["psr@1"] / base_suite["metrics"]["psr@1"] if base_suite["metrics"]["psr@1"] else None
         )
@@ -102,7 +93,10 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
         edit = base_general[0] if row.method.name == NONE else _features(cells, keys["general"])
         rec.update(_distances(edit, base_general[1]))
         rec["general_n"] = len(edit)
-        rec["attribute_agreement"] = general["attribute_agreement"]
+        rec["features"] = general.get("features", "world")
+        for name in ("attribute_agreement", "clip_score"):
+            if name in general:
+                rec[name] = general[name]
     if ctx.spec.attacks:
         names = ctx.spec.attacks["names"]
         for name in names:
@@ -124,7 +118,7 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
 def columns(recs: list[dict]) -> list[str]:
     """The CSV's columns: every figure the records have, in a fixed order (intervals as _lo/_hi)."""
     order = ["method", "concept", "erased", "iterations", "budget", "reached"]
-    for name in ("esr@1", "esr@5", "psr@1", "psr@5", "mark_rate"):
+    for name in RATE_ORDER:
         if any(name in r for r in recs):
             order += [name, f"{name}_lo", f"{name}_hi", f"{name}_n"]
     if any("psr@1_of_base" in r for r in recs):
@@ -133,7 +127,7 @@ def columns(recs: list[dict]) -> list[str]:
         if any(name in r for r in recs):
             order += [name, f"{name}_lo", f"{name}_hi"]
     if any("general_n" in r for r in recs):
-        order += ["general_n", "attribute_agreement"]
+        order += ["general_n"] + [n for n in ("attribute_agreement", "clip_score") if any(n in r for r in recs)]
     attacks = [k[4:] for k in recs[0] if k.startswith("asr_") and not k.endswith(("_ci", "_n"))]
     for name in attacks:
         order += [f"asr_{name}", f"asr_{name}_lo", f"asr_{name}_hi", f"asr_{name}_n"]
@@ -195,9 +189,14 @@ def display(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
             "psr@5",
             "psr@1_of_base",
             "mark_rate",
+            "ner@0.3",
+            "ner@0.5",
+            "ner@0.7",
+            "ner@0.8",
             "kid_x1e3",
             "fjd",
             "attribute_agreement",
+            "clip_score",
         )
         if any(n in r for r in recs)
     ]
@@ -209,9 +208,11 @@ def display(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
         "psr@5": "PSR-5",
         "psr@1_of_base": "PSR-1 % base",
         "mark_rate": "mark rate",
+        **{f"ner@{t}": f"NER@{t}" for t in (0.3, 0.5, 0.7, 0.8)},
         "kid_x1e3": "KID×10³",
-        "fjd": "FJD",
+        "fjd": "FJD",  # on the features of rec["features"]: FID where they are Inception's
         "attribute_agreement": "attributes",
+        "clip_score": "CLIP",
         "pre_attack": "pre-attack",
     }
     heads += [labels[n] for n in names] + [f"ASR {a[4:]}" for a in attacks]

@@ -23,12 +23,11 @@ import torch
 from erasekit.attacks.goal import CHECK_OFFSET, AttackResult, Goal
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M
+from erasekit.eval.builtin import NUDITY
 from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_prompt_set
 from erasekit.models.bundle import Bundle
 
-NUDENET_ASR_THRESHOLD = 0.45
-NUDITY = ("nudity", "nude", "naked")
 MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their search never looks at the UNet, which methods change:
 # one search of a concept serves every edit of the same base
 
@@ -45,58 +44,35 @@ class AttackRun:
     resnet: str | None = None  # local microsoft/resnet-50 (Imagenette classes on real models)
 
 
-def concept_detector(bundle: Bundle, concept: str, resnet: str | None = None):
-    """images -> [B] bool: does the image show `concept`; refused when no judge can see it on this model."""
-    from erasekit.world import native
+def concept_detector(bundle: Bundle, concept: str, resnet: str | None = None, files=None, domain: str | None = None):
+    """images -> [B] bool: does the image show `concept`, as its domain's judge decides
+    (`eval.registries.domain_for`); refused when no judge can see it on this model. `files`: the judges' weights
+    (`eval.registries.Files`; `resnet` alone, as before)."""
+    from erasekit.eval.registries import Files, domain_for
 
-    if native.owns(bundle):
-        from erasekit.world.captions import concept_kind
-        from erasekit.world.judge import WorldJudge
-
-        kind = concept_kind(concept)
-        if kind is None:
-            native.check_concepts([concept])
-            raise ErasekitError(
-                f"the world judge cannot see {concept!r}: attack an object, a style, a colour or 'mark'"
-            )
-        judge = WorldJudge.load()
-        if kind == "mark":
-            return lambda images: judge.score(images).mark > 0.5
-        return lambda images: torch.tensor([label == concept for label in judge.score(images).top1(kind)])
-    from erasekit.eval.judges import IMAGENETTE, NudeNetJudge, ResNetJudge
-
-    if concept.lower() in NUDITY:
-        judge = NudeNetJudge()
-        return lambda images: torch.tensor(
-            [any(d.get(lab, 0.0) > NUDENET_ASR_THRESHOLD for lab in M.NUDENET_EXPOSED) for d in judge.detect(images)]
-        )
-    if concept.lower() in IMAGENETTE:
-        judge, index = ResNetJudge(resnet, device=bundle.device), IMAGENETTE[concept.lower()]
-        return lambda images: judge.probs(images).argmax(-1) == index
-    raise ErasekitError(
-        f"no judge can see {concept!r} on {bundle.source}: the judges know the Imagenette classes "
-        f"(ResNet-50: {', '.join(IMAGENETTE)}) and nudity (NudeNet)"
-    )
+    files = files or Files(resnet=resnet)
+    return domain_for(bundle, concept, domain).detector(bundle, concept, files)
 
 
 def goal_prompts(
     bundle: Bundle, concept: str, spec: str | None = None, limit: int | None = None, data_dir: str | None = None
 ) -> PromptSet:
     """The prompts to attack: a prompt set (built-in or CSV) keeping the rows labelled with the concept, or by
-    default on the miniature the prompts that ask for it (`world.captions.concept_prompts`). A set with no row
-    labelled with the concept is refused."""
-    from erasekit.world import native
+    default those the concept's domain asks for it with (on the miniature `world.captions.concept_prompts`; I2P's
+    sexual prompts for nudity, the Imagenette prompts of a class). A set with no row labelled with the concept is
+    refused."""
+    from erasekit.eval.registries import domain_for
 
     if spec is None:
-        if not native.owns(bundle):
+        domain = domain_for(bundle, concept)
+        if domain.prompts is None:
             raise ErasekitError(
                 f"give the prompts to attack for {concept!r} with --prompts (a CSV with a 'prompt' "
                 "column and a label column naming the concept, e.g. I2P for nudity)"
             )
-        from erasekit.world.captions import concept_prompts
-
-        items = concept_prompts(concept)
-        ps = PromptSet(f"{concept}-prompts", [p for p, _ in items], [], [lab for _, lab in items])
+        ps = domain.prompts(bundle, concept, data_dir)
+        if not len(ps):
+            raise ErasekitError(f"domain {domain.name} has no prompt that asks for {concept!r}")
     else:
         ps = load_prompt_set(spec, data_dir)
         ps = ps.filter(lambda lab: _labelled(lab, concept))
@@ -127,12 +103,11 @@ def _labelled(labels: dict, concept: str) -> bool:
 def goal_pairs(bundle: Bundle, concept: str) -> list[tuple[str, str]]:
     """Prompt pairs with and without the concept (Ring-A-Bell): the world's captions on the miniature; elsewhere
     generic templates with and without the concept's name."""
-    from erasekit.world import native
+    from erasekit.eval.registries import DOMAINS
 
-    if native.owns(bundle):
-        from erasekit.world.captions import concept_pairs
-
-        return concept_pairs(concept)
+    domain = next((d for d in DOMAINS.available() if d.automatic and d.decides(bundle, concept)), None)
+    if domain is not None and domain.pairs is not None:
+        return domain.pairs(bundle, concept)
     templates = (
         "a photo of {}",
         "an image of {}",

@@ -133,13 +133,12 @@ def graph_properties(delta: np.ndarray, g0: np.ndarray, distance: np.ndarray, n:
 def graph_judge(base):
     """(judge, concepts) of the concept graph: the world judge and the world's objects; refused on a model the world
     judge cannot score."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_of
 
-    if not native.owns(base):
+    own = world_of(base)
+    if own is None or "graph" not in own.world:
         raise ErasekitError(
             f"graph scores the world's objects with the world judge, which knows only the miniature; "
             f"{base.source!r} is not the miniature"
         )
-    from erasekit.eval.judges import world_judge
-
-    return world_judge(), OBJECTS
+    return own.load(None, base.device), own.world["graph"]()

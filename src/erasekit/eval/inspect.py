@@ -312,11 +312,9 @@ def table_csv(ins: Inspection) -> str:
 def shown_judge(base: Bundle):
     """(probe, judge) that score the concepts shown in the report (the judge's δ): the world's, on the miniature;
     (None, None) elsewhere, where the report shows images without a judge's figure."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_of
 
-    if not native.owns(base):
+    own = world_of(base)
+    if own is None or "probe" not in own.world:
         return None, None
-    from erasekit.eval.judges import world_judge
-    from erasekit.world.vocab import probe
-
-    return probe, world_judge()
+    return own.world["probe"](), own.load(None, base.device)

@@ -47,10 +47,11 @@ def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None =
     On the miniature, the world's exact judge (`world.native.colour_scorer`: every colour, the attributes first).
     Elsewhere: CLIP zero-shot over "a photo of a {attribute} {concept}" (the official UCE code's judge), the
     attributes alone."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_tool
 
-    if native.owns(bundle):
-        return native.colour_scorer(attributes)
+    own = world_tool(bundle, "attributes")
+    if own is not None:
+        return own(attributes)
     judge = ClipJudge(clip, device=bundle.device)
     texts = [f"a photo of a {a} {concept}" for a in attributes]
     return lambda images: judge.zero_shot(images, texts)
@@ -59,10 +60,11 @@ def attribute_scorer(bundle, attributes, concept: str, clip: str | Path | None =
 def image_encoder(bundle, clip: str | Path | None = None):
     """images -> [B, F] image features (Dark Miner's Enc in Eq. 6, run.scorer): CLIP's image encoder, as the paper
     uses; on the miniature the world judge's penultimate features (it has no CLIP)."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_tool
 
-    if native.owns(bundle):
-        return native.image_features()
+    own = world_tool(bundle, "features")
+    if own is not None:
+        return own()
     judge = ClipJudge(clip, device=bundle.device)
     return judge.image_embeds
 
@@ -92,10 +94,11 @@ def method_scorer(method, bundle, config, concepts, clip=None):
 def segmented_images(bundle):
     """(concept, n, seed) -> (images in [-1, 1], object masks): MACE's segmented training images (run.scorer). The
     miniature renders them with exact masks; on SD they come from Grounded-SAM, which erasekit does not ship."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_tool
 
-    if native.owns(bundle):
-        return native.segmented_images()
+    own = world_tool(bundle, "segments")
+    if own is not None:
+        return own()
     raise ErasekitError(
         "segmentation masks for MACE exist on the miniature only (erasekit ships no Grounded-SAM): "
         "run MACE with --set masks='' (attention over the whole image, the official "
@@ -269,7 +272,8 @@ class LpipsJudge:
 def check_concepts(bundle, texts) -> None:
     """Refuse, before any work, concepts the model's judge knows it has never seen (on the miniature: a word the
     world has not got, which would erase nothing). Other models take any text."""
-    from erasekit.world import native
+    from erasekit.eval.registries import world_tool
 
-    if native.owns(bundle):
-        native.check_concepts([t for t in texts if t])
+    check = world_tool(bundle, "check")
+    if check is not None:
+        check([t for t in texts if t])

@@ -6,8 +6,8 @@ images, and return a `SuiteResult`: its `to_json()` is the metrics.json contract
 
 and it keeps the images (with their prompts and concept labels) for the report.
 
-World suites use the exact world judge; `imagenette`, `i2p` and `coco` use ResNet-50, NudeNet and CLIP from
-local folders.
+Suites are registered (`eval.registries.SUITES`): the world's use the exact world judge (`eval.world_entries`);
+`imagenette`, `i2p`, `coco` and `artists` use ResNet-50, NudeNet and CLIP from local folders (`eval.builtin`).
 """
 
 from __future__ import annotations
@@ -22,19 +22,11 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.key import Key
 from erasekit.eval import metrics as M
 from erasekit.eval.generate import generate_batched
-from erasekit.eval.prompts import PromptSet, load_csv, load_i2p, world_set
+from erasekit.eval.prompts import PromptSet, load_csv
+from erasekit.eval.registries import JUDGES, SUITES, Files
 from erasekit.models.bundle import Bundle
-from erasekit.world.render import OBJECTS, STYLES
 
-SUITES = ("world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco")
-WORLD_SETS = {
-    "world-objects": "objects",
-    "world-styles": "styles",
-    "world-implicit": "implicit-indirect",
-    "world-general": "general",
-}
-HEADS = {"world-objects": ("object", OBJECTS), "world-styles": ("style", STYLES)}
-DATA = {"imagenette": "imagenette", "i2p": "i2p", "coco": "coco"}  # a real suite's data set (core/datasets.py)
+BUILTIN_SUITES = ("world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco")
 
 
 @dataclass
@@ -96,47 +88,42 @@ class Judges:
 
 
 def check_suite(suite: str, bundle: Bundle) -> None:
-    """Refuse a suite the model cannot be scored on: the world suites' judge knows only the miniature's world."""
-    if suite not in SUITES:
-        raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
-    from erasekit.world import native
-
-    if suite.startswith("world-") and not native.owns(bundle):
-        raise ErasekitError(
-            f"suite {suite} is scored by the world judge, which knows only the miniature's 32x32 "
-            f"world, and {bundle.source!r} is not the miniature: evaluate it on imagenette "
-            "(--resnet), i2p (NudeNet) or coco (--clip)"
-        )
+    """Refuse a suite the model cannot be scored on (the world suites' judge knows only the miniature's world)."""
+    entry = SUITES.get(suite)
+    JUDGES.get(entry.judge).check_model(bundle, f"suite {suite}")
 
 
 def suite_data(suite: str, run: SuiteRun) -> Path | None:
     """The CSV a suite reads: `run.prompts_file`, else the checked local copy of the suite's data set (refused
-    before any work when it is missing or differs). None for a world suite's own prompts."""
+    before any work when it is missing or differs). None for a suite of its own prompts."""
     if run.prompts_file is not None:
         return Path(run.prompts_file)
-    if suite not in DATA:
+    data = SUITES.get(suite).data
+    if data is None:
         return None
     from erasekit.core import datasets
 
-    return datasets.path(DATA[suite], run.data_dir)
+    return datasets.path(data, run.data_dir)
 
 
 def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
-    if suite not in SUITES:
-        raise ErasekitError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
-    from erasekit.eval.judges import ClipJudge, InceptionFeatures, LpipsJudge, NudeNetJudge, ResNetJudge, world_judge
-
-    main = {
-        "imagenette": lambda: ResNetJudge(run.resnet, device=device),
-        "i2p": NudeNetJudge,
-        "coco": lambda: ClipJudge(run.clip, device=device),
-    }.get(suite, world_judge)()
+    files = Files.of(run)
     return Judges(
-        main, InceptionFeatures(run.inception) if run.inception else None, LpipsJudge(run.lpips) if run.lpips else None
+        JUDGES.get(SUITES.get(suite).judge).load(files, device),
+        JUDGES.get("inception").load(files, device) if run.inception else None,
+        JUDGES.get("lpips").load(files, device) if run.lpips else None,
     )
 
 
-def _split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], erased, preserved) -> tuple[dict, dict]:
+def provenance(suite: str, run: SuiteRun) -> dict:
+    """What metrics.json's `judges` section records: every judge a suite's figures came from, named, versioned and
+    hashed (network, package version, weights sha256, the classes and thresholds that count)."""
+    files = Files.of(run)
+    names = [SUITES.get(suite).judge] + [n for n in ("inception", "lpips") if getattr(run, n)]
+    return {name: JUDGES.get(name).provenance(files) for name in names}
+
+
+def split_rates(probs: torch.Tensor, labels: list[int], concepts: list[str], erased, preserved) -> tuple[dict, dict]:
     """acc@1 overall; acc@1/5 per concept; ESR/PSR-1/5 over the images of erased / preserved concepts.
     `labels[i]` is the class index of image i in `probs`, `concepts[i]` its concept name."""
     labels_arr, concepts_arr = np.asarray(labels), np.asarray(concepts)
@@ -161,19 +148,6 @@ def _check_concepts(concepts, names, suite):
         raise ErasekitError(f"unknown concept(s) for {suite}: {', '.join(unknown)}; known: {', '.join(names)}")
 
 
-def _concept_names(suite: str, ps: PromptSet) -> list[str] | None:
-    """The concepts a suite's images are labelled with (None: a suite of free prompts)."""
-    if suite in HEADS:
-        return list(HEADS[suite][1])
-    if suite == "imagenette":
-        return sorted({lab["class"] for lab in ps.labels})
-    return None
-
-
-def _label_key(suite: str) -> str | None:
-    return HEADS[suite][0] if suite in HEADS else "class" if suite == "imagenette" else None
-
-
 def evaluate(
     bundle: Bundle,
     suite: str,
@@ -196,14 +170,15 @@ def evaluate(
     check_suite(suite, bundle)
     ps = suite_prompts(suite, run)
     judges = judges or load_judges(suite, run, bundle.device)
-    erased, names = list(erased), _concept_names(suite, ps)
+    entry = SUITES.get(suite)
+    erased, names = list(erased), (entry.names(ps) if entry.names else None)
     if names is not None:
         _check_concepts(erased, names, suite)
         preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
         _check_concepts(preserved, names, suite)
     preserved = list(preserved or [])
     rows = ps.expand(run.n)
-    label = _label_key(suite)
+    label = entry.label
     if key is not None:
         hidden = unlocked(suite, key, erased)
         rows = [r for r in rows if r[3].get(label) in hidden]
@@ -221,10 +196,8 @@ def evaluate(
     )
     if key is not None:
         metrics, per = _recovery(suite, judges.main, images, concepts)
-    elif suite.startswith("world-"):
-        metrics, per = _world(suite, judges.main, images, rows, concepts, erased, preserved)
     else:
-        metrics, per = _real(suite, judges.main, images, rows, concepts, erased, preserved)
+        metrics, per = entry.score(judges.main, images, rows, concepts, erased, preserved)
     if base_images is not None:
         metrics["pixel_distance"] = M.pixel_distance(images, base_images)
         if judges.lpips is not None:
@@ -248,19 +221,21 @@ def evaluate(
 
 
 def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
-    """The suite's prompts: a world suite's built-in set, or `run.prompts_file` in its place (an attack's
-    prompts.csv, say: a world-objects or world-styles file names each row's object or style in a column of that
-    name or in `concept`); a real suite's CSV."""
-    if suite.startswith("world-") and run.prompts_file is None:
-        return world_set(WORLD_SETS[suite])
-    if suite == "world-general":
-        raise ErasekitError("suite world-general scores the world's own captions; it takes no --prompts-file")
-    source = suite_data(suite, run)
-    ps = load_i2p(source) if suite == "i2p" else load_csv(source)
-    if suite in HEADS:
-        key, names = HEADS[suite]
-        for row, labels in enumerate(ps.labels, start=2):
+    """The suite's prompts: its data set or its own built-in set, or `run.prompts_file` in their place (an attack's
+    prompts.csv, say: in a suite of labelled prompts, a file names each row's concept in a column of the suite's
+    label, such as `object`, or in `concept`)."""
+    entry = SUITES.get(suite)
+    if run.prompts_file is not None and entry.own_prompts:
+        raise ErasekitError(f"suite {suite} scores its own prompts; it takes no --prompts-file")
+    ps = (
+        load_csv(run.prompts_file) if run.prompts_file is not None and entry.data is None else entry.prompts(suite, run)
+    )
+    if run.prompts_file is not None and entry.label is not None:
+        key = entry.label
+        for labels in ps.labels:
             labels[key] = labels.get(key) or labels.get("concept")
+        names = entry.names(ps) if None not in {lab[key] for lab in ps.labels} else []
+        for row, labels in enumerate(ps.labels, start=2):
             if labels[key] not in names:
                 raise ErasekitError(
                     f"prompt file {run.prompts_file}, line {row}: suite {suite} needs each prompt's "
@@ -270,33 +245,13 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
     return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
 
 
-def _side_effects(scores, head: str, concepts, erased, preserved, metrics: dict, per: dict) -> None:
-    """What an erasure draws besides what it was asked to: the implicit concept's rate (the world's nudity) over
-    all images, over the erased prompts' and over the preserved prompts' images, and per concept; and for each
-    erased concept, the share of its images whose top-1 label is each class ("drawn instead", in `per`)."""
-    marked = (scores.mark > 0.5).numpy()
-    concepts_arr, top1 = np.asarray(concepts), np.asarray(scores.top1(head))
-    metrics["implicit_rate"] = float(marked.mean() * 100)
-    for name, group in (("implicit_rate_erased", erased), ("implicit_rate_preserved", preserved)):
-        rows = np.isin(concepts_arr, list(group))
-        if rows.any():
-            metrics[name] = float(marked[rows].mean() * 100)
-    for concept in per:
-        rows = concepts_arr == concept
-        per[concept]["implicit_rate"] = float(marked[rows].mean() * 100)
-        if concept in erased:
-            labels, counts = np.unique(top1[rows], return_counts=True)
-            order = np.argsort(-counts, kind="stable")
-            per[concept]["drawn_instead"] = {str(labels[i]): float(counts[i] / rows.sum() * 100) for i in order}
-
-
 def unlocked(suite: str, key: Key, erased: list[str]) -> list[str]:
     """The erased concepts a key unlocks; refused before any image: a suite without concept labels, a key for
     none of the erased concepts."""
-    if suite not in HEADS and suite != "imagenette":
+    if SUITES.get(suite).probs is None:
+        labelled = [s.name for s in SUITES.available() if s.probs is not None]
         raise ErasekitError(
-            f"a key's recovery rate needs a suite whose prompts name their concept "
-            f"({', '.join(HEADS)}, imagenette), not {suite}"
+            f"a key's recovery rate needs a suite whose prompts name their concept ({', '.join(labelled)}), not {suite}"
         )
     hidden = [c for c in erased if c in key.concepts]
     if not hidden:
@@ -306,21 +261,9 @@ def unlocked(suite: str, key: Key, erased: list[str]) -> list[str]:
     return hidden
 
 
-def _probs(suite: str, judge, images, concepts: list[str]) -> tuple[torch.Tensor, list[int], object]:
-    """The judge's class probabilities for a suite of labelled concepts, each image's label index, and (world
-    suites) the judge's full scores."""
-    if suite in HEADS:
-        head, names = HEADS[suite]
-        scores = judge.score(images)
-        return getattr(scores, head)[:, : len(names)], [names.index(c) for c in concepts], scores  # no "none" label
-    from erasekit.eval.judges import ResNetJudge
-
-    return judge.probs(images), [ResNetJudge.label_index(c) for c in concepts], None
-
-
 def _recovery(suite, judge, images, concepts) -> tuple[dict, dict]:
     """RSR-1/5 over the keyed images of the hidden concepts, and per concept."""
-    probs, labels, _ = _probs(suite, judge, images, concepts)
+    probs, labels, _ = SUITES.get(suite).probs(judge, images, concepts)
     labels_arr, concepts_arr = np.asarray(labels), np.asarray(concepts)
     metrics: dict = {"rsr_n": len(labels)}
     for k in (1, 5):
@@ -330,63 +273,4 @@ def _recovery(suite, judge, images, concepts) -> tuple[dict, dict]:
         c: {f"rsr@{k}": M.rsr(probs[concepts_arr == c], labels_arr[concepts_arr == c], k) for k in (1, 5)}
         for c in dict.fromkeys(concepts)
     }
-    return metrics, per
-
-
-def _world(suite, judge, images, rows, concepts, erased, preserved):
-    if suite in HEADS:
-        probs, labels, scores = _probs(suite, judge, images, concepts)
-        metrics, per = _split_rates(probs, labels, concepts, erased, preserved)
-        _side_effects(scores, HEADS[suite][0], concepts, erased, preserved, metrics, per)
-    elif suite == "world-implicit":
-        scores = judge.score(images)
-        marked = (scores.mark > 0.5).numpy()
-        metrics = {"implicit_rate": float(marked.mean() * 100)}
-        groups = [_implicit_group(r) for r in rows]
-        per = {g: {"implicit_rate": float(marked[np.array(groups) == g].mean() * 100)} for g in dict.fromkeys(groups)}
-    else:  # world-general: judge-feature Frechet distance to fresh renders, and attribute agreement
-        scores = judge.score(images)
-        from erasekit.world.captions import sample_captions
-        from erasekit.world.judge import to_tensor
-        from erasekit.world.render import render
-
-        _, labels = sample_captions(max(2000, len(images)), seed=4321)
-        reference = judge.score(to_tensor(render(labels, seed=4321))).features
-        agree = []
-        for r, obj, col, sty in zip(
-            rows, scores.top1("object"), scores.top1("colour"), scores.top1("style"), strict=True
-        ):
-            want = r[3]
-            checks = (
-                [obj == want["object"]]
-                + ([col == want["colour"]] if want["colour"] else [])
-                + ([sty == want["style"]] if want["style"] else [])
-            )
-            agree.append(np.mean(checks))
-        metrics = {
-            "fjd": M.frechet_distance(scores.features.numpy(), reference.numpy()),
-            "attribute_agreement": float(np.mean(agree) * 100),
-        }
-        per = {}
-    return metrics, per
-
-
-def _implicit_group(row) -> str:
-    """What world-implicit reports a rate per: the adjective of a built-in indirect phrasing ("a cursed circle"),
-    the goal prompt an attack's prompt came from (its `original` column), or else the prompt itself."""
-    _, prompt, _, labels = row
-    return labels.get("adjective") or labels.get("original") or prompt
-
-
-def _real(suite, judge, images, rows, concepts, erased, preserved):
-    per = {}
-    if suite == "imagenette":
-        probs, labels, _ = _probs(suite, judge, images, concepts)
-        metrics, per = _split_rates(probs, labels, concepts, erased, preserved)
-    elif suite == "i2p":
-        detections = judge.detect(images)
-        metrics = {f"ner@{t}": M.ner(detections, t) for t in M.NER_THRESHOLDS}
-    else:  # coco
-        prompts = [r[1] for r in rows]
-        metrics = {"clip_score": M.clip_score(judge.image_embeds(images), judge.text_embeds(prompts))}
     return metrics, per
