@@ -186,7 +186,9 @@ def test_a_budget_checks_the_captions_or_the_suites_own_prompts(mini, tmp_path):
     assert bench_run._check_images(ctx, "star", 3, "suite") == (["a star"] * 3, [20000, 20001, 20002])
     captions, _ = bench_run._check_images(ctx, "star", 3)
     assert captions == ["star", "a star", "a photo of a star"]
-    implicit, _ = bench_run._check_images(ctx, "mark", 4, "suite")  # world-implicit's phrasings, spread over its objects
+    implicit, _ = bench_run._check_images(
+        ctx, "mark", 4, "suite"
+    )  # world-implicit's phrasings, spread over its objects
     assert len(set(implicit)) == 4 and not any("mark" in p for p in implicit)
 
 

@@ -74,8 +74,9 @@ def domain_of(ctx: Context, erase: tuple[str, ...]):
     return found[0]
 
 
-def kind_of(ctx: Context, erase: tuple[str, ...]) -> str:
-    return domain_of(ctx, erase).kind
+def erasure_suite(ctx: Context, erase: tuple[str, ...]) -> str:
+    """The suite that scores a row's erasure: the spec's (`suites.erasure.suite`), else its domain's."""
+    return ctx.spec.erasure.get("suite") or domain_of(ctx, erase).suite
 
 
 def _need(ctx: Context, name: str):
@@ -112,9 +113,14 @@ def check_rows(ctx: Context, rows: list[Row]) -> None:
     from erasekit.eval.suites import check_suite, suite_prompts
 
     for row in rows:
-        domain = domain_of(ctx, row.erase)
-        check_suite(domain.suite, ctx.base)
-        suite_prompts(domain.suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        domain, suite = domain_of(ctx, row.erase), erasure_suite(ctx, row.erase)
+        check_suite(suite, ctx.base)
+        if _suite_judge(suite) != domain.judge:
+            raise ErasekitError(
+                f"bench: suite {suite} is scored by the {_suite_judge(suite)} judge, and {', '.join(row.erase)} by "
+                f"the {domain.judge} judge"
+            )
+        suite_prompts(suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
         _need(ctx, domain.judge)
         if row.method.name != NONE:
             erasure_config(ctx, row)
@@ -189,8 +195,9 @@ def _check_images(ctx: Context, concept: str, n: int, prompts: str = "captions")
 
     domain = domain_of(ctx, (concept,))
     if prompts == "suite":
-        label = SUITES.get(domain.suite).label
-        ps = suite_prompts(domain.suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        suite = erasure_suite(ctx, (concept,))
+        label = SUITES.get(suite).label
+        ps = suite_prompts(suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
         texts = [p for p, lab in zip(ps.prompts, ps.labels, strict=True) if label is None or lab.get(label) == concept]
         stride = max(1, len(texts) // n)  # spread over the suite's objects where it has several prompts per concept
     else:
@@ -303,7 +310,7 @@ def _suite_run(settings: dict, progress: bool, spec: Spec):
 
 def suite_key(ctx: Context, row: Row, ekey: str) -> str:
     return cell_key(
-        "suite", erasure=ekey, suite=domain_of(ctx, row.erase).suite, run=ctx.spec.erasure, erased=list(row.erase)
+        "suite", erasure=ekey, suite=erasure_suite(ctx, row.erase), run=ctx.spec.erasure, erased=list(row.erase)
     )
 
 
@@ -311,7 +318,7 @@ def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
     from erasekit.eval.suites import Judges, evaluate, provenance
 
     domain = domain_of(ctx, row.erase)
-    suite, run = domain.suite, _suite_run(ctx.spec.erasure, ctx.progress, ctx.spec)
+    suite, run = erasure_suite(ctx, row.erase), _suite_run(ctx.spec.erasure, ctx.progress, ctx.spec)
     erased = list(row.erase) if domain.erased_in_suite else []
     judges = Judges(_need(ctx, domain.judge))
     result = evaluate(model, suite, run, erased=erased, judges=judges, desc=f"{row.label}: {suite}")

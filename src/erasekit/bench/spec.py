@@ -16,7 +16,8 @@ any work, and expanded into the table's rows (one per method and concept set; th
                                       # imagenette` or `objects` (default: the miniature's objects on mini)
     suites:
       erasure: {n: 8, limit: null}    # the concept's domain's suite: ESR/PSR (objects, styles, Imagenette),
-                                      # the mark's rate, NER@tau (I2P); `limit`: its first prompts only
+                                      # the mark's rate, NER@tau (I2P); `limit`: its first prompts only (of each
+                                      # concept); `suite`: another suite of the same judge (i2p-all: every I2P row)
       general: {n: 8}                 # KID and FJD to the base model's images on other seeds (the world judge's
                                       # features; else Inception where judges.inception is given, else CLIP's);
                                       # attribute agreement (world) or the CLIP score (COCO)
@@ -45,7 +46,7 @@ JUDGE_FILES = ("resnet", "clip", "inception", "lpips")  # eval.registries.Files
 METHOD_KEYS = ("name", "label", "set", "preserve", "budget")
 BUDGET_KEYS = ("esr", "every", "max", "n", "prompts")
 CHECK_PROMPTS = ("captions", "suite")
-SUITE_KEYS = {"erasure": ("n", "steps", "guidance", "limit"), "general": ("n", "steps", "guidance", "limit")}
+SUITE_KEYS = {"erasure": ("n", "steps", "guidance", "limit", "suite"), "general": ("n", "steps", "guidance", "limit")}
 SPLITS_OF = ("objects", "imagenette")  # the seeds' 5+5 splits over the world's objects or the Imagenette classes
 ATTACK_KEYS = ("names", "n", "limit", "steps", "guidance", "set")
 NONE = "none"  # the unedited model's rows
@@ -204,6 +205,14 @@ def _concepts(entry, where: str, of: str) -> list[tuple[str, tuple[str, ...]]]:
     return [(str(raw.get("label") or ",".join(erase)), erase)]
 
 
+def _path(value) -> str:
+    """A path as a spec gives it: environment variables expanded (`${ERASEKIT_JUDGES}/resnet-50`), so that one
+    shipped spec serves every machine."""
+    import os
+
+    return os.path.expandvars(os.path.expanduser(str(value)))
+
+
 def parse_spec(text: str, source: str = "spec") -> Spec:
     """A spec from its YAML text; every mistake is one line naming where it is."""
 
@@ -225,7 +234,7 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
     of = "objects" if model == "mini" else "imagenette"  # the default splits: the miniature's, else the seeds' own
     concepts = [c for i, e in enumerate(raw["concepts"]) for c in _concepts(e, f"concepts[{i}]", of)]
     judges = _mapping(raw.get("judges"), "judges", JUDGE_FILES)
-    files = Files(**{k: str(v) for k, v in judges.items() if v is not None})
+    files = Files(**{k: _path(v) for k, v in judges.items() if v is not None})
     domain = None
     if raw.get("domain") is not None:
         from erasekit.eval.registries import DOMAINS
@@ -238,7 +247,12 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         general = {"n": 8, **_mapping(suites["general"], "suites.general", SUITE_KEYS["general"])}
     for where, run in (("suites.erasure", erasure), ("suites.general", general or {})):
         for k, v in run.items():
-            _positive(v, f"{where}.{k}", float if k == "guidance" else int)
+            if k == "suite":
+                from erasekit.eval.registries import SUITES
+
+                SUITES.get(str(v))  # an unknown suite fails here, with the valid names
+            elif v is not None:
+                _positive(v, f"{where}.{k}", float if k == "guidance" else int)
     attacks = None
     if raw.get("attacks"):
         attacks = {
@@ -275,7 +289,7 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         bool(raw.get("graph", False)),
         text,
         files,
-        str(raw["data_dir"]) if raw.get("data_dir") else None,
+        _path(raw["data_dir"]) if raw.get("data_dir") else None,
         domain,
     )
 

@@ -109,7 +109,12 @@ def generate(model_arg, model, edit, quiet, **options):
     type=click.Path(),
     help="a hidden concept's key: its prompts are generated again with it, for RSR-1/5 (rsr@1, rsr@5)",
 )
-@click.option("--limit", default=None, type=POSITIVE, help="only the first N prompts of a CSV suite")
+@click.option(
+    "--limit",
+    default=None,
+    type=POSITIVE,
+    help="only the first N prompts of a CSV suite (of each concept, where its prompts name one)",
+)
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
 @click.option("--inception", default=None, type=click.Path(), help="TorchScript FID Inception (with --edit: fid)")

@@ -24,6 +24,7 @@ STYLE_OTHERS = (  # the zero-shot alternatives an art style is told apart from (
     "an oil painting",
     "an anime drawing",
 )
+ARTISTS = ("Andy Warhol", "Caravaggio", "Pablo Picasso", "Rembrandt", "Van Gogh")  # ESD's five (artists-big)
 CLASS_RATES = {name: name for name in ("esr@1", "esr@5", "psr@1", "psr@5")}
 
 
@@ -99,6 +100,8 @@ def _csv_prompts(loader: str):
         from erasekit.eval.suites import suite_data
 
         source = suite_data(suite, run)
+        if loader == "i2p-all":
+            return load_i2p(source, category=None)
         return load_i2p(source) if loader == "i2p" else load_csv(source)
 
     return prompts
@@ -202,7 +205,7 @@ def _labelled_prompts(data: str, loader: str, column: str):
 
 def _style_named(concept: str) -> bool:
     text = concept.strip().lower()
-    return text.endswith(" style") or text.startswith("in the style of ") or text in ("van gogh", "vincent van gogh")
+    return text.endswith(" style") or text.startswith("in the style of ") or text in {a.lower() for a in ARTISTS}
 
 
 def _load_resnet(files, device):
@@ -287,6 +290,16 @@ def register() -> None:
             data="i2p",
         )
     )
+    SUITES.add(
+        Suite(
+            "i2p-all",
+            "NER@tau on all of I2P's prompts (the seeds' I2P table: every category, 4703 rows)",
+            "nudenet",
+            _csv_prompts("i2p-all"),
+            _score_i2p,
+            data="i2p",
+        )
+    )
     SUITES.add(Suite("coco", "CLIP score on COCO-30k captions", "clip", _csv_prompts("csv"), _score_coco, data="coco"))
     SUITES.add(
         Suite(
@@ -334,11 +347,15 @@ def register() -> None:
     DOMAINS.add(
         Domain(
             "art-style",
-            "an artist's style ('... style', 'van gogh'; CLIP zero-shot against other styles)",
+            "an artist's style (ESD's five artists, or '... style'; CLIP zero-shot against other styles)",
             "clip",
             decides=lambda bundle, concept: _real(bundle) and _style_named(concept),
             detector=_style_detector,
+            suite="artists",
+            rates=CLASS_RATES,
+            prompts=_labelled_prompts("artists-big", "csv", "artist"),
             kind="style",
+            pool=lambda: ARTISTS,
         )
     )
     DOMAINS.add(

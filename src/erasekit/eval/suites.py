@@ -43,7 +43,7 @@ class SuiteRun:
     clip: str | None = None
     inception: str | None = None  # TorchScript FID Inception: adds `fid` (against the base model's images)
     lpips: str | None = None  # TorchScript LPIPS: adds `lpips` (against the base model's image, same seed)
-    limit: int | None = None  # first `limit` prompts of a CSV suite
+    limit: int | None = None  # first `limit` prompts of a CSV suite (of each concept, where prompts are labelled)
     progress: bool = True  # a progress bar with ETA while generating
 
 
@@ -242,7 +242,18 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
                     f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not "
                     f"{labels[key]!r}"
                 )
-    return ps.subset(range(min(len(ps), run.limit))) if run.limit else ps
+    if not run.limit:
+        return ps
+    if entry.label is None:
+        return ps.subset(range(min(len(ps), run.limit)))
+    counts: dict = {}  # a suite of labelled prompts keeps the first `limit` of each concept: every concept stays
+    keep = []
+    for i, labels in enumerate(ps.labels):
+        concept = labels.get(entry.label)
+        counts[concept] = counts.get(concept, 0) + 1
+        if counts[concept] <= run.limit:
+            keep.append(i)
+    return ps.subset(keep)
 
 
 def unlocked(suite: str, key: Key, erased: list[str]) -> list[str]:
