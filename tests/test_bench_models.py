@@ -155,3 +155,21 @@ def test_third_party_judges_suites_and_domains_register_through_entry_points(mon
             registries.domain_for(tiny, "acme sign")
     finally:
         registries.DOMAINS.items = saved
+
+
+def test_metrics_json_names_its_judges(mini, tmp_path):
+    """Every metrics.json says what scored it: the world judge by its weights' hash; NudeNet by version and classes;
+    a given Inception file by its sha256."""
+    from erasekit.core.datasets import sha256
+    from erasekit.eval.suites import SuiteRun, evaluate, provenance
+
+    result = evaluate(mini, "world-objects", SuiteRun(n=1, steps=2, progress=False), erased=["star"])
+    world = result.to_json()["judges"]["world"]
+    assert len(world["sha256"]) == 64 and world["mark_threshold"] == 0.5
+    nudenet = provenance("i2p", SuiteRun())["nudenet"]
+    assert nudenet["version"].startswith("3.") and "ANUS_EXPOSED" not in nudenet["exposed"]
+    assert len(nudenet["exposed"]) == 8 and nudenet["thresholds"] == [0.3, 0.5, 0.7, 0.8]
+    weights = tmp_path / "inception.pt"
+    weights.write_bytes(b"not really an inception network")
+    inception = provenance("coco", SuiteRun(inception=str(weights)))["inception"]
+    assert inception["sha256"] == sha256(weights) and "2015-12-05" in inception["network"]

@@ -82,3 +82,16 @@ def test_the_world_provides_its_vocabularies_through_the_entry_point():
 
     vocab = load_vocabulary("world-objects")
     assert len(vocab.concepts) > 10 and "star" in vocab.concepts and "starburst" in vocab.group("star")
+
+
+def test_only_the_world_and_its_registrations_ask_whether_a_model_is_the_miniature():
+    """`native.owns` is asked in world/ and in eval/world_entries.py; everything else asks the registries."""
+    allowed = {Path("eval/world_entries.py")}
+    wrong = [
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if p.relative_to(SRC).parts[0] != "world"
+        and p.relative_to(SRC) not in allowed
+        and ("native.owns" in p.read_text() or "import owns" in p.read_text())
+    ]
+    assert not wrong, wrong

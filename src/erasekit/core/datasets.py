@@ -107,7 +107,7 @@ def data_dir(given: str | Path | None = None) -> Path:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    path, digest = Path(path), hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

@@ -63,6 +63,7 @@ class SuiteResult:
     prompts: list[str]
     concepts: list[str]  # each image's concept label (its prompt in suites of free prompts)
     embedding: dict | None = None  # the learned word the prompts used (method, time, words), or None
+    judges: dict | None = None  # what scored the images: each judge's network, version, weights hash, what counts
 
     def to_json(self) -> dict:
         out = {
@@ -75,6 +76,8 @@ class SuiteResult:
             "metrics": self.metrics,
             "per_concept": self.per_concept,
         }
+        if self.judges is not None:
+            out["judges"] = self.judges
         return out if self.embedding is None else {**out, "embedding": self.embedding}
 
 
@@ -217,6 +220,7 @@ def evaluate(
         [r[1] for r in rows],
         concepts,
         bundle.meta.get("embedding"),
+        provenance(suite, run),
     )
 
 

@@ -37,6 +37,14 @@ def attack_once(
     return result, evaluate_attack(result, goal, edited, base, run, base_images=base_images)
 
 
+def judge_provenance(base: Bundle, concept: str, run) -> dict:
+    """What decided the attack's success (metrics.json's `judges`): the concept's domain's judge, named and hashed."""
+    from erasekit.eval.registries import JUDGES, Files, domain_for
+
+    domain = domain_for(base, concept)
+    return {domain.judge: {**JUDGES.get(domain.judge).provenance(Files.of(run)), "domain": domain.name}}
+
+
 def attack(
     spec,
     config,
@@ -72,6 +80,7 @@ def attack(
         spec, config, edited, base, goal, run, Run(work=work / "search", resume=resume, progress=progress)
     )
     data = ev.to_json(result, base.source, edited.meta.get("edit"))
+    data["judges"] = judge_provenance(base, goal.concept, run)
     write_text(work / "metrics.json", json.dumps(data, indent=2, sort_keys=True))
     write_text(work / "prompts.csv", result.prompts_csv(goal.seeds))
     if result.embedding is not None:
