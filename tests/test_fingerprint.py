@@ -114,3 +114,26 @@ def test_the_miniature_and_an_edit_of_0_1_0_draw_the_images_0_1_0_drew():
     for model, name in ((mini, "base"), (Edit.load(RELEASE / "uce-star").apply(mini), "uce_star")):
         now = to8(model.generate(prompts, seeds, steps=10)).int()
         assert (now - drawn[name].int()).abs().max() <= 1, name  # at most one 8-bit step of float noise
+
+
+def test_an_attack_and_an_evaluation_of_0_1_0_are_read_by_today_s_commands(tmp_path):
+    """The run folders 0.1.0 wrote: its metrics.json has every key of today's contract (today's adds `judges`), and
+    its attack's prompts.csv scores as a suite's prompts file against its edit."""
+    import json
+
+    from test_user_facing import run as cli
+
+    for folder, keys in (
+        ("evaluate", {"suite", "model", "edit", "erased", "preserved", "n_per_prompt", "metrics", "per_concept"}),
+        ("attack-seeds", {"attack", "concept", "config", "metrics", "per_prompt", "suite"}),
+    ):
+        assert keys <= set(json.loads((RELEASE / folder / "metrics.json").read_text())), folder
+    out = tmp_path / "ev"
+    result = cli(
+        "evaluate", "--edit", RELEASE / "uce-star", "--suite", "world-objects", "--prompts-file",
+        RELEASE / "attack-seeds" / "prompts.csv", "--n", "2", "--steps", "4", "--quiet", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    now = json.loads((out / "metrics.json").read_text())
+    assert now["erased"] == ["star"] and now["metrics"]["esr_n"] == 4  # its 2 prompts x 2 images
+    assert 0 <= now["metrics"]["esr@1"] <= 100 and now["judges"]["world"]["sha256"]
