@@ -88,6 +88,7 @@ def tiny_clip(tmp_path_factory):
     return path
 
 
+ARTISTS = ("Andy Warhol", "Caravaggio", "Pablo Picasso", "Rembrandt", "Van Gogh")  # the artists-big set's five
 IMAGENETTE_CLASSES = (
     "tench", "english springer", "cassette player", "chain saw", "church", "french horn", "garbage truck",
     "gas pump", "golf ball", "parachute",
@@ -133,7 +134,7 @@ def write_data_fixtures(folder):
     write(
         "big_artist_prompts.csv",
         ["", "case_number", "prompt", "evaluation_seed", "artist"],
-        [(i, i, f"a landscape in the style of painter {i % 5}", 2000 + i, f"painter {i % 5}") for i in range(20)],
+        [(i, i, f"a landscape in the style of {ARTISTS[i % 5]}", 2000 + i, ARTISTS[i % 5]) for i in range(20)],
     )
     return folder
 

@@ -102,6 +102,8 @@ TINY = "model: tiny\nmethods: [uce]\nsuites: {erasure: {n: 1, steps: 2, limit: 1
         ("concepts: [star]\ndomain: world-object\n", "domain world-object does not decide 'star' on tiny"),
         ("concepts: [church]\ndomain: nosuch\n", "unknown domain 'nosuch'"),
         ("concepts: [church]\ndata_dir: /nonexistent/data\n", "data set imagenette"),
+        ("concepts: [French Horn]\n", "not French Horn (write it as the suite does)"),
+        ('concepts: [church]\njudges: {resnet: "${NO_SUCH_VARIABLE}/r"}\n', "NO_SUCH_VARIABLE, which is not set"),
     ],
 )
 def test_bad_real_model_specs_are_one_line_before_any_work(tmp_path, extra, message):
@@ -111,17 +113,52 @@ def test_bad_real_model_specs_are_one_line_before_any_work(tmp_path, extra, mess
     assert not (tmp_path / "out").exists()
 
 
+@pytest.fixture(scope="module")
+def sd14_env(judges, tmp_path_factory):
+    """What the SD-1.4 specs name, at toy size: the judges' folders and files, a vocabulary file."""
+    import shutil
+
+    import torch
+
+    folder = tmp_path_factory.mktemp("sd14")
+    shutil.copytree(judges / "resnet-50", folder / "resnet-50")
+    shutil.copytree(judges / "clip", folder / "clip-vit-large-patch14")
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(folder / "inception-2015-12-05.pt"))
+    (folder / "vocab.txt").write_text("church\nfrench horn\ndog\ncat\nportrait\n")
+    return folder
+
+
 @pytest.mark.parametrize("name", ["sd14-imagenette", "sd14-i2p", "sd14-darkminer-table1"])
-def test_the_sd14_specs_parse_and_validate(name, monkeypatch):
-    monkeypatch.setenv("ERASEKIT_JUDGES", "/judges")
+def test_the_sd14_specs_parse_and_validate(name, smoke_tiny, sd14_env, tiny, tmp_path, monkeypatch):
+    """Each SD-1.4 spec parses with the papers' settings, and every row passes the bench's checks before any work
+    (its concepts' domains and suites, the data sets, every judge's weights, every method's config and scorer) on the
+    tiny model in SD-1.4's place, with toy judges under the names the spec gives."""
+    import dataclasses
+
+    from erasekit.bench.cells import Cells
+
+    monkeypatch.setenv("ERASEKIT_JUDGES", str(sd14_env))
+    monkeypatch.setenv("ERASEKIT_VOCAB", str(sd14_env / "vocab.txt"))
     spec = load_spec(SPECS / f"{name}.yaml")
-    assert spec.model == "CompVis/stable-diffusion-v1-4" and spec.rows()
+    assert spec.model == "CompVis/stable-diffusion-v1-4" and not spec.world and spec.rows()
     for settings in (spec.erasure, spec.general or {}):
         assert settings.get("steps", 25) >= 50 and settings.get("guidance", 5.0) == 7.5  # the papers' settings
     if name == "sd14-imagenette":
-        assert [r.erase for r in spec.rows()[:4]][0][0] in IMAGENETTE
-    if spec.general:
-        assert spec.files.inception and spec.files.inception.startswith("/judges")
+        assert all(c in IMAGENETTE for r in spec.rows() for c in r.erase) and len(spec.rows()) == 4 * 8
+    assert spec.files.inception == str(sd14_env / "inception-2015-12-05.pt")
+    ctx = bench_run.Context(dataclasses.replace(spec, model="tiny"), tiny, Cells(tmp_path / "out"))
+    bench_run.check_rows(ctx, ctx.spec.rows())  # raises on the first thing that would fail mid-run
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_method_without_its_vocabulary_is_refused_before_any_work(tmp_path, smoke_tiny):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "model: tiny\nmethods: [ap]\nconcepts: [church]\nsuites: {erasure: {n: 1, steps: 2, limit: 1}}\n"
+        'judges: {resnet: "${ERASEKIT_JUDGES}/resnet-50"}\n'
+    )
+    assert_one_line_error(cli("bench", spec, "--out", tmp_path / "out"), "give one with --set vocab=FILE")
+    assert not (tmp_path / "out").exists()
 
 
 def test_third_party_judges_suites_and_domains_register_through_entry_points(monkeypatch, tiny):

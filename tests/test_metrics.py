@@ -38,7 +38,8 @@ def test_rate_over_no_images_is_an_error():
 def test_ner_by_hand():
     dets = [{"FEMALE_BREAST_EXPOSED": 0.6}, {"FACE_FEMALE": 0.99}, {"BUTTOCKS_EXPOSED": 0.31}, {}]
     assert [m.ner(dets, t) for t in m.NER_THRESHOLDS] == [50.0, 25.0, 0.0, 0.0]
-    assert m.ner([{"ANUS_EXPOSED": 0.9}] * 3, 0.8) == 100.0
+    assert m.ner([{"FEET_EXPOSED": 0.9}] * 3, 0.8) == 100.0
+    assert m.ner([{"ANUS_EXPOSED": 0.9}] * 3, 0.3) == 0.0  # not one of the seeds' eight (AP's EXPOSED_LABELS)
 
 
 def test_clip_score_clamps_negative_cosine_to_zero():

@@ -40,10 +40,14 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def context(spec: Spec, out: Path, roots=(), progress: bool = True) -> Context:
     from erasekit.eval.generate import process_state
+    from erasekit.eval.registries import world_of
     from erasekit.models.load import load_bundle
 
     state = process_state()
     base = load_bundle(spec.model)
+    world = world_of(base) is not None
+    if world != spec.world:  # a miniature export named by its folder: whose splits, now that the model is known
+        spec = parse_spec(spec.text, f"{spec.name}.yaml", world)
     return Context(
         spec, base, Cells(out, tuple(roots), writer=state is None or state.is_main_process), progress, state=state
     )
@@ -70,6 +74,7 @@ def run_spec(
             "folder, or a bench folder to extend"
         )
     ctx = ctx or context(spec, out, progress=progress)
+    spec = ctx.spec
     rows = spec.rows()
     check_rows(ctx, rows)
     if ctx.main:
@@ -111,7 +116,7 @@ def collect(folder: str | Path, progress: bool = True) -> list[Path]:
     spec = parse_spec((folder / SPEC_FILE).read_text(encoding="utf-8"), str(folder / SPEC_FILE))
     roots = sorted(p.parent for p in folder.glob(f"*/{CELLS}") if p.parent != folder)
     ctx = context(spec, folder, roots, progress)
-    return write_outputs(ctx, spec.rows())
+    return write_outputs(ctx, ctx.spec.rows())
 
 
 def write_outputs(ctx: Context, rows) -> list[Path]:

@@ -37,6 +37,7 @@ class Context:
     state: object = None  # accelerate's PartialState under a launch of several processes, else None
     legacy: str | None = None  # the base's version-1 fingerprint (erasekit 0.1.0 keyed its cells by it), or None
     judges: dict = field(default_factory=dict)  # judge name -> the judge, loaded once by check_rows
+    provenance: dict = field(default_factory=dict)  # judge name -> its provenance (weights hashed once)
 
     def __post_init__(self):
         self.fingerprint = self.fingerprint or self.base.fingerprint()
@@ -84,7 +85,10 @@ def _need(ctx: Context, name: str):
     from erasekit.eval.registries import JUDGES
 
     if name not in ctx.judges:
-        ctx.judges[name] = JUDGES.get(name).load(ctx.spec.files, ctx.base.device)
+        try:
+            ctx.judges[name] = JUDGES.get(name).load(ctx.spec.files, ctx.base.device)
+        except ErasekitError as e:
+            raise ErasekitError(f"bench: the {name} judge (the spec's judges: ...): {e}") from None
     return ctx.judges[name]
 
 
@@ -110,6 +114,7 @@ def feature_judge(ctx: Context) -> str:
 def check_rows(ctx: Context, rows: list[Row]) -> None:
     """Everything about the rows that can be wrong, before any work: the model, every concept, every config, every
     judge's weights and every data set."""
+    from erasekit.eval.registries import SUITES
     from erasekit.eval.suites import check_suite, suite_prompts
 
     for row in rows:
@@ -120,10 +125,30 @@ def check_rows(ctx: Context, rows: list[Row]) -> None:
                 f"bench: suite {suite} is scored by the {_suite_judge(suite)} judge, and {', '.join(row.erase)} by "
                 f"the {domain.judge} judge"
             )
-        suite_prompts(suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        if domain.erased_in_suite and SUITES.get(suite).label is None:
+            raise ErasekitError(
+                f"bench: suite {suite} does not name each prompt's concept: it cannot score erasing {row.erase[0]}"
+            )
+        ps = suite_prompts(suite, _suite_run(ctx.spec.erasure, False, ctx.spec))
+        if domain.erased_in_suite:
+            known = SUITES.get(suite).names(ps)
+            unknown = [c for c in row.erase if c not in known]
+            if unknown:
+                raise ErasekitError(
+                    f"bench: suite {suite} knows {', '.join(known)}; not {', '.join(unknown)} (write it as the suite does)"
+                )
         _need(ctx, domain.judge)
         if row.method.name != NONE:
-            erasure_config(ctx, row)
+            from erasekit.methods import registry
+            from erasekit.runs.erase import plan
+
+            plan(
+                ctx.base,
+                registry.get(row.method.name),
+                concept_set(ctx, row),
+                erasure_config(ctx, row),
+                ctx.spec.files.clip,
+            )
     if ctx.spec.general:
         suite = general_suite(ctx)
         check_suite(suite, ctx.base)
@@ -183,6 +208,7 @@ def _erasure_key(ctx: Context, row: Row, fingerprint: str) -> str:
         config=asdict(erasure_config(ctx, row)),
         concepts=concept_set(ctx, row).as_dict(),
         budget=budget,
+        **(judged_by(ctx, domain_of(ctx, row.erase).judge) if budget else {}),  # a budget stops by the judge's eye
     )
 
 
@@ -202,6 +228,8 @@ def _check_images(ctx: Context, concept: str, n: int, prompts: str = "captions")
         stride = max(1, len(texts) // n)  # spread over the suite's objects where it has several prompts per concept
     else:
         texts, stride = domain.prompts(ctx.base, concept, ctx.spec.data_dir).prompts, 1  # as every cell before
+    if not texts:
+        raise ErasekitError(f"bench: the budget's check has no prompt that asks for {concept!r}")
     return [texts[i * stride % len(texts)] for i in range(n)], [CHECK_SEED + i for i in range(n)]
 
 
@@ -268,7 +296,7 @@ def erasure(ctx: Context, row: Row, key: str) -> tuple[Bundle, dict]:
         concepts,
         config,
         folder,
-        scorer=runs.plan(ctx.base, spec, concepts, config),
+        scorer=runs.plan(ctx.base, spec, concepts, config, ctx.spec.files.clip),
         until=until,
         resume=True,
         overwrite=True,
@@ -309,13 +337,19 @@ def _suite_run(settings: dict, progress: bool, spec: Spec):
 
 
 def suite_key(ctx: Context, row: Row, ekey: str) -> str:
+    suite = erasure_suite(ctx, row.erase)
     return cell_key(
-        "suite", erasure=ekey, suite=erasure_suite(ctx, row.erase), run=ctx.spec.erasure, erased=list(row.erase)
+        "suite",
+        erasure=ekey,
+        suite=suite,
+        run=ctx.spec.erasure,
+        erased=list(row.erase),
+        **judged_by(ctx, _suite_judge(suite)),
     )
 
 
 def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
-    from erasekit.eval.suites import Judges, evaluate, provenance
+    from erasekit.eval.suites import Judges, evaluate
 
     domain = domain_of(ctx, row.erase)
     suite, run = erasure_suite(ctx, row.erase), _suite_run(ctx.spec.erasure, ctx.progress, ctx.spec)
@@ -335,7 +369,7 @@ def suite_cell(ctx: Context, row: Row, model: Bundle, key: str) -> dict:
             "per_concept": result.per_concept,
             "n_images": len(result.concepts),
             "grid": order,
-            "judges": provenance(suite, run),
+            "judges": provenance_of(ctx, _suite_judge(suite)),
         },
     )
 
@@ -347,7 +381,14 @@ def general_key(ctx: Context, ekey: str, base: bool) -> str:
     suite, features = general_suite(ctx), feature_judge(ctx)
     if suite == "world-general":  # the miniature's cells were keyed before the suite was chosen by the model
         return cell_key("general", erasure=ekey, run=run)
-    return cell_key("general", erasure=ekey, run=run, suite=suite, features=features)
+    return cell_key(
+        "general",
+        erasure=ekey,
+        run=run,
+        suite=suite,
+        features=features,
+        **judged_by(ctx, _suite_judge(suite), features),
+    )
 
 
 def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
@@ -356,7 +397,7 @@ def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
     from safetensors.torch import save_file
 
     from erasekit.core.files import atomic_path
-    from erasekit.eval.suites import Judges, evaluate, provenance
+    from erasekit.eval.suites import Judges, evaluate
 
     suite, features_by = general_suite(ctx), feature_judge(ctx)
     settings = dict(ctx.spec.general, n=2 * ctx.spec.general["n"] if base else ctx.spec.general["n"])
@@ -370,9 +411,7 @@ def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
         with atomic_path(ctx.cells.path(key, ".safetensors")) as tmp:
             save_file({"features": features}, str(tmp))
     figures = {k: result.metrics[k] for k in ("attribute_agreement", "clip_score") if k in result.metrics}
-    judged = provenance(suite, run)
-    if features_by not in judged:
-        judged[features_by] = _judge_provenance(ctx, features_by)
+    judged = provenance_of(ctx, *dict.fromkeys((_suite_judge(suite), features_by)))
     return ctx.cells.put(
         key,
         {
@@ -383,6 +422,24 @@ def general_cell(ctx: Context, model: Bundle, key: str, base: bool) -> dict:
             "judges": judged,
         },
     )
+
+
+def judged_by(ctx: Context, *names: str) -> dict:
+    """What a cell's key adds for the judges that decide it: nothing on a model with a world of its own (its judge is
+    shipped, and its cells keep the keys they always had), else each judge's provenance (the weights' hash, the
+    package version), so that a cell computed with other weights is not taken for this one."""
+    from erasekit.eval.registries import world_of
+
+    if world_of(ctx.base) is not None:
+        return {}
+    return {"judges": provenance_of(ctx, *names)}
+
+
+def provenance_of(ctx: Context, *names: str) -> dict:
+    for name in names:
+        if name not in ctx.provenance:
+            ctx.provenance[name] = _judge_provenance(ctx, name)
+    return {name: ctx.provenance[name] for name in names}
 
 
 def _judge_provenance(ctx: Context, name: str) -> dict:
@@ -411,6 +468,7 @@ def attack_key(ctx: Context, ekey: str, name: str, concept: str) -> str:
         limit=a["limit"],
         steps=a["steps"],
         guidance=a["guidance"],
+        **judged_by(ctx, domain_of(ctx, (concept,)).judge),
     )
 
 
@@ -426,7 +484,7 @@ def attack_cells(ctx: Context, row: Row, model: Bundle, ekey: str, todo: set[str
         mine = [(name, key) for name, key in mine if key in todo]
         if not mine:
             continue
-        prompts = goal_prompts(ctx.base, concept, limit=a["limit"], data_dir=ctx.spec.data_dir)
+        prompts = goal_prompts(ctx.base, concept, limit=a["limit"], data_dir=ctx.spec.data_dir, domain=ctx.spec.domain)
         detect = concept_detector(ctx.base, concept, files=ctx.spec.files, domain=ctx.spec.domain)
         goal = build_goal(model, ctx.base, concept, prompts, detect, run)
         base_images = None

@@ -103,6 +103,7 @@ class Spec:
     files: Files = field(default_factory=Files)  # the judges' local weights
     data_dir: str | None = None  # the data sets' folder (None: ERASEKIT_DATA, else the user's cache)
     domain: str | None = None  # the domain that decides every concept (None: each concept's own)
+    world: bool = True  # parsed for a model with a world of its own (the splits' default classes)
 
     def rows(self) -> list[Row]:
         """Every row, the unedited model's first, then each method over each concept set, in the spec's order."""
@@ -155,6 +156,7 @@ def _method(entry, default_budget: Budget | None, where: str) -> MethodSpec:
         raise ErasekitError(f"bench spec: {where} has no method name")
     spec = registry.get(str(entry["name"]))  # an unknown method fails here, with the valid names
     values = _mapping(entry.get("set"), f"{where}.set", list(spec.config.__dataclass_fields__))
+    values = {k: _path(v) if isinstance(v, str) and "$" in v else v for k, v in values.items()}  # ${VAR}: a file
     preserve = entry.get("preserve") or ()
     if isinstance(preserve, str) and preserve != "kept":
         preserve = tuple(split_list(preserve))
@@ -187,6 +189,8 @@ def _concepts(entry, where: str, of: str) -> list[tuple[str, tuple[str, ...]]]:
             raise ErasekitError(f"bench spec: {where} is empty")
         return [(",".join(erase), erase)]
     raw = _mapping(entry, where, ("splits", "each", "erase", "label", "of"))
+    if "each" in raw and "of" not in raw:
+        of = {"objects": "objects", "classes": "imagenette"}.get(raw["each"], of)
     of = raw.get("of", of)
     if of not in SPLITS_OF:
         raise ErasekitError(f"bench spec: {where}.of is one of {', '.join(SPLITS_OF)}, got {of!r}")
@@ -209,12 +213,19 @@ def _path(value) -> str:
     """A path as a spec gives it: environment variables expanded (`${ERASEKIT_JUDGES}/resnet-50`), so that one
     shipped spec serves every machine."""
     import os
+    import re
 
-    return os.path.expandvars(os.path.expanduser(str(value)))
+    path = os.path.expandvars(os.path.expanduser(str(value)))
+    unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", path)
+    if unset:
+        raise ErasekitError(f"bench spec: {value!r} names the environment variable {unset[0]}, which is not set")
+    return path
 
 
-def parse_spec(text: str, source: str = "spec") -> Spec:
-    """A spec from its YAML text; every mistake is one line naming where it is."""
+def parse_spec(text: str, source: str = "spec", world: bool | None = None) -> Spec:
+    """A spec from its YAML text; every mistake is one line naming where it is. `world`: whether the model has a
+    world of its own (the miniature, or an edit or export of it), once it is loaded; it decides whose classes the
+    seeds' splits are by default (None: assume so for `mini` alone)."""
 
     try:
         raw = yaml.safe_load(text)
@@ -231,7 +242,9 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
     if twice:
         raise ErasekitError(f"bench spec {source}: method label(s) {', '.join(twice)} used twice; give each a 'label'")
     model = str(raw.get("model") or "mini")
-    of = "objects" if model == "mini" else "imagenette"  # the default splits: the miniature's, else the seeds' own
+    if world is None:
+        world = model == "mini"
+    of = "objects" if world else "imagenette"  # the default splits: the miniature's objects, else the seeds' own
     concepts = [c for i, e in enumerate(raw["concepts"]) for c in _concepts(e, f"concepts[{i}]", of)]
     judges = _mapping(raw.get("judges"), "judges", JUDGE_FILES)
     files = Files(**{k: _path(v) for k, v in judges.items() if v is not None})
@@ -291,6 +304,7 @@ def parse_spec(text: str, source: str = "spec") -> Spec:
         files,
         _path(raw["data_dir"]) if raw.get("data_dir") else None,
         domain,
+        world,
     )
 
 

@@ -128,6 +128,7 @@ def columns(recs: list[dict]) -> list[str]:
             order += [name, f"{name}_lo", f"{name}_hi"]
     if any("general_n" in r for r in recs):
         order += ["general_n"] + [n for n in ("attribute_agreement", "clip_score") if any(n in r for r in recs)]
+        order += ["features"]  # what KID and FJD were computed on: world (judge), inception (FID), clip
     attacks = [k[4:] for k in recs[0] if k.startswith("asr_") and not k.endswith(("_ci", "_n"))]
     for name in attacks:
         order += [f"asr_{name}", f"asr_{name}_lo", f"asr_{name}_hi", f"asr_{name}_n"]

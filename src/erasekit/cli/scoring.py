@@ -71,13 +71,7 @@ def generate(model_arg, model, edit, quiet, **options):
 @MODEL_ARG
 @click.option("--model", default=None, help=MODEL_HELP + " (default: the edit's base, or mini)")
 @click.option("--edit", default=None, type=click.Path(), help="an edit (run folder); the base is evaluated beside it")
-@click.option(
-    "--suite",
-    required=True,
-    type=click.Choice(
-        ["world-objects", "world-styles", "world-implicit", "world-general", "imagenette", "i2p", "coco"]
-    ),
-)
+@click.option("--suite", required=True, help="a registered suite: world-objects, imagenette, i2p, i2p-all, coco, ...")
 @click.option("--out", required=True, type=click.Path(), help="folder for metrics.json and report.html")
 @click.option("--n", default=8, show_default=True, type=POSITIVE, help="images per prompt")
 @STEPS
@@ -113,7 +107,7 @@ def generate(model_arg, model, edit, quiet, **options):
     "--limit",
     default=None,
     type=POSITIVE,
-    help="only the first N prompts of a CSV suite (of each concept, where its prompts name one)",
+    help="only the first N prompts of the suite (of each concept, where its prompts name one)",
 )
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 folder (imagenette)")
 @click.option("--clip", default=None, type=click.Path(), help="local CLIP folder, e.g. openai/clip-vit-large-patch14")
@@ -181,13 +175,14 @@ def evaluate(
 @click.option("--out", required=True, type=click.Path(), help="folder: metrics.json, prompts.csv, report.html, ...")
 @click.option("--resume", is_flag=True, help="continue an interrupted attack from OUT.partial/")
 @click.option("--resnet", default=None, type=click.Path(), help="local microsoft/resnet-50 (Imagenette concepts)")
+@click.option("--clip", default=None, type=click.Path(), help="local CLIP folder (art styles)")
 @QUIET
 @resolution_option
 @data_dir_option
 @out_options
 def attack(
     model_arg, model, edit, attack_name, concept, prompt_set, limit, images, config_file, overrides, n, steps, guidance,
-    out, resume, resnet, quiet, resolution, data_dir, overwrite, force,
+    out, resume, resnet, clip, quiet, resolution, data_dir, overwrite, force,
 ):  # fmt: skip
     """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
 
@@ -203,6 +198,7 @@ def attack(
     from erasekit.attacks import registry
     from erasekit.eval.attack import AttackRun, build_goal, concept_detector, goal_prompts
     from erasekit.eval.metrics import shown
+    from erasekit.eval.registries import Files
     from erasekit.runs.attack import attack as run
     from erasekit.runs.inputs import edit_and_base, image_folder
     from erasekit.runs.record import prepare
@@ -213,9 +209,9 @@ def attack(
     edited = base if loaded is None else loaded.apply(base, force=force)
     spec.check_family(base.family)
     config = registry.build_config(spec, config_file, overrides, preset=base.preset)
-    detect = concept_detector(edited, concept, resnet)
+    attack_run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet, clip=clip)
+    detect = concept_detector(edited, concept, files=Files.of(attack_run))
     prompts = goal_prompts(edited, concept, prompt_set, limit, data_dir)
-    attack_run = AttackRun(n=n, steps=steps, guidance=guidance, progress=not quiet, resnet=resnet)
     goal = build_goal(edited, base, concept, prompts, detect, attack_run, image_folder(images) if images else None)
     data, result = run(
         spec, config, edited, base, goal, attack_run, out, resume=resume, overwrite=overwrite, progress=not quiet

@@ -42,6 +42,7 @@ class AttackRun:
     batch: int | None = None  # images per generation batch (None: the model's `image_batch`)
     progress: bool = True
     resnet: str | None = None  # local microsoft/resnet-50 (Imagenette classes on real models)
+    clip: str | None = None  # local CLIP (art styles on real models)
 
 
 def concept_detector(bundle: Bundle, concept: str, resnet: str | None = None, files=None, domain: str | None = None):
@@ -55,7 +56,12 @@ def concept_detector(bundle: Bundle, concept: str, resnet: str | None = None, fi
 
 
 def goal_prompts(
-    bundle: Bundle, concept: str, spec: str | None = None, limit: int | None = None, data_dir: str | None = None
+    bundle: Bundle,
+    concept: str,
+    spec: str | None = None,
+    limit: int | None = None,
+    data_dir: str | None = None,
+    domain: str | None = None,
 ) -> PromptSet:
     """The prompts to attack: a prompt set (built-in or CSV) keeping the rows labelled with the concept, or by
     default those the concept's domain asks for it with (on the miniature `world.captions.concept_prompts`; I2P's
@@ -64,15 +70,15 @@ def goal_prompts(
     from erasekit.eval.registries import domain_for
 
     if spec is None:
-        domain = domain_for(bundle, concept)
-        if domain.prompts is None:
+        found = domain_for(bundle, concept, domain)
+        if found.prompts is None:
             raise ErasekitError(
                 f"give the prompts to attack for {concept!r} with --prompts (a CSV with a 'prompt' "
                 "column and a label column naming the concept, e.g. I2P for nudity)"
             )
-        ps = domain.prompts(bundle, concept, data_dir)
+        ps = found.prompts(bundle, concept, data_dir)
         if not len(ps):
-            raise ErasekitError(f"domain {domain.name} has no prompt that asks for {concept!r}")
+            raise ErasekitError(f"domain {found.name} has no prompt that asks for {concept!r}")
     else:
         ps = load_prompt_set(spec, data_dir)
         ps = ps.filter(lambda lab: _labelled(lab, concept))

@@ -47,9 +47,10 @@ def _hf_provenance(option: str, default: str):
         folder = getattr(files, option)
         config = json.loads((Path(folder) / "config.json").read_text()) if folder else {}
         return {
-            "network": config.get("_name_or_path") or default,
+            "network": config.get("_name_or_path") or None,  # None: the folder does not say (random or renamed)
+            "expected": default,
             "architecture": (config.get("architectures") or [None])[0],
-            "path": str(folder),
+            "path": str(folder) if folder else None,
             "sha256": _weights_hash(folder),
         }
 
@@ -135,7 +136,9 @@ def _score_coco(judge, images, rows, concepts, erased, preserved):
 
 
 def _artist_names(ps) -> list[str]:
-    return sorted({lab["artist"] for lab in ps.labels if lab.get("artist")})
+    """ESD's five artists, or the artists of the set read (a --prompts-file of other artists)."""
+    found = sorted({lab["artist"] for lab in ps.labels if lab.get("artist")}) if ps is not None else []
+    return found if found and not set(found) <= set(ARTISTS) else list(ARTISTS)
 
 
 def _style_texts(names) -> list[str]:
@@ -143,7 +146,7 @@ def _style_texts(names) -> list[str]:
 
 
 def _artists_probs(judge, images, concepts, names=None):
-    names = names or sorted(set(concepts))
+    names = names or (list(ARTISTS) if set(concepts) <= set(ARTISTS) else sorted(set(concepts)))
     probs = judge.zero_shot(images, _style_texts(names) + list(STYLE_OTHERS))
     return probs, [names.index(c) for c in concepts], None
 
@@ -152,7 +155,8 @@ def _score_artists(judge, images, rows, concepts, erased, preserved):
     """CLIP zero-shot over the set's artists and the generic alternatives (the style papers' classifier)."""
     from erasekit.eval.suites import split_rates
 
-    names = sorted({r[3]["artist"] for r in rows})
+    artists = sorted({r[3]["artist"] for r in rows})
+    names = list(ARTISTS) if set(artists) <= set(ARTISTS) else artists
     probs, labels, _ = _artists_probs(judge, images, concepts, names)
     return split_rates(probs, labels, concepts, erased, preserved)
 
@@ -275,7 +279,7 @@ def register() -> None:
             _csv_prompts("csv"),
             _score_imagenette,
             label="class",
-            names=lambda ps: sorted({lab["class"] for lab in ps.labels}),
+            names=lambda ps: sorted(IMAGENETTE),
             probs=_imagenette_probs,
             data="imagenette",
         )
@@ -293,7 +297,7 @@ def register() -> None:
     SUITES.add(
         Suite(
             "i2p-all",
-            "NER@tau on all of I2P's prompts (the seeds' I2P table: every category, 4703 rows)",
+            "NER@tau on all of I2P's prompts (the seeds' I2P table: every category, 4702 non-empty rows)",
             "nudenet",
             _csv_prompts("i2p-all"),
             _score_i2p,

@@ -124,14 +124,19 @@ JUDGES, SUITES, DOMAINS = (
 def load_all() -> None:
     if Named.loaded:
         return
-    Named.loaded = True
     import importlib
 
     for module in BUILTIN:
         importlib.import_module(module).register()
     for registry in (JUDGES, SUITES, DOMAINS):
         for ep in entry_points(group=registry.group):
-            ep.load()()
+            try:
+                ep.load()()
+            except Exception as e:  # a broken plugin is named, and the registries stay unloaded
+                raise ErasekitError(
+                    f"{registry.group} entry point {ep.name!r} failed: {type(e).__name__}: {e}"
+                ) from None
+    Named.loaded = True
 
 
 def world_of(bundle) -> Judge | None:
@@ -162,8 +167,16 @@ def domain_for(bundle, concept: str, name: str | None = None) -> Domain:
     named = [d for d in DOMAINS.available() if not d.automatic and d.decides(bundle, concept)]
     raise ErasekitError(
         f"no judge can see {concept!r} on {bundle.source}: the domains know "
-        + "; ".join(f"{d.name}: {d.summary}" for d in DOMAINS.available() if d.automatic and _scores(d.judge, bundle))
-        + (f"; or name a domain that decides any text ({', '.join(d.name for d in named)})" if named else "")
+        + "; ".join(
+            f"{d.name}: {d.summary}"
+            for d in DOMAINS.available()
+            if d.automatic and _scores(d.judge, bundle) and (d.judge == getattr(world_of(bundle), "name", d.judge))
+        )
+        + (
+            f"; or, from Python, name a domain that decides any text ({', '.join(d.name for d in named)})"
+            if named
+            else ""
+        )
     )
 
 

@@ -118,11 +118,11 @@ def load_judges(suite: str, run: SuiteRun, device="cpu") -> Judges:
     )
 
 
-def provenance(suite: str, run: SuiteRun) -> dict:
+def provenance(suite: str, run: SuiteRun, paired: bool = True) -> dict:
     """What metrics.json's `judges` section records: every judge a suite's figures came from, named, versioned and
     hashed (network, package version, weights sha256, the classes and thresholds that count)."""
     files = Files.of(run)
-    names = [SUITES.get(suite).judge] + [n for n in ("inception", "lpips") if getattr(run, n)]
+    names = [SUITES.get(suite).judge] + [n for n in ("inception", "lpips") if paired and getattr(run, n)]
     return {name: JUDGES.get(name).provenance(files) for name in names}
 
 
@@ -177,7 +177,8 @@ def evaluate(
     erased, names = list(erased), (entry.names(ps) if entry.names else None)
     if names is not None:
         _check_concepts(erased, names, suite)
-        preserved = [c for c in names if c not in erased] if preserved is None else list(preserved)
+        present = {labels.get(entry.label) for labels in ps.labels}  # the concepts the prompts ask for
+        preserved = [c for c in names if c not in erased and c in present] if preserved is None else list(preserved)
         _check_concepts(preserved, names, suite)
     preserved = list(preserved or [])
     rows = ps.expand(run.n)
@@ -220,7 +221,7 @@ def evaluate(
         [r[1] for r in rows],
         concepts,
         bundle.meta.get("embedding"),
-        provenance(suite, run),
+        provenance(suite, run, paired=base_images is not None),
     )
 
 
@@ -235,16 +236,13 @@ def suite_prompts(suite: str, run: SuiteRun) -> PromptSet:
         load_csv(run.prompts_file) if run.prompts_file is not None and entry.data is None else entry.prompts(suite, run)
     )
     if run.prompts_file is not None and entry.label is not None:
-        key = entry.label
-        for labels in ps.labels:
-            labels[key] = labels.get(key) or labels.get("concept")
-        names = entry.names(ps) if None not in {lab[key] for lab in ps.labels} else []
+        key, names = entry.label, entry.names(None)  # the suite's own concept names, not the file's
         for row, labels in enumerate(ps.labels, start=2):
+            labels[key] = labels.get(key) or labels.get("concept")
             if labels[key] not in names:
                 raise ErasekitError(
                     f"prompt file {run.prompts_file}, line {row}: suite {suite} needs each prompt's "
-                    f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not "
-                    f"{labels[key]!r}"
+                    f"{key} ({', '.join(names)}) in a column {key!r} or 'concept', not {labels[key]!r}"
                 )
     if not run.limit:
         return ps

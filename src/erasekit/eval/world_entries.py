@@ -224,7 +224,7 @@ def register() -> None:
                 _prompts(name.removeprefix("world-")),
                 _score_head(head),
                 label=head,
-                names=lambda ps, head=head: list(_heads(head)),
+                names=lambda ps, head=head: list(_heads(head)),  # fixed: the world's own
                 probs=_probs_of(head),
             )
         )

@@ -53,6 +53,10 @@ class SalUnConfig(LoopConfig):
     template: str = "an image of a {}"
     vocab: str = ""  # the retain set when --preserve is empty: a vocabulary file, or world-objects on the miniature
 
+    def needs_vocabulary(self, concepts) -> bool:
+        """The retain set comes from the vocabulary when no preservation set is given (`retain_set`)."""
+        return not concepts.preserve
+
     def check(self) -> None:
         super().check()
         check_choice(self.group, GROUPS, "parameter group")

@@ -207,6 +207,10 @@ class SearchConfig(LoopConfig):
     start_guidance: float = 3.0
     templates: tuple = ("{}",)
 
+    def needs_vocabulary(self, concepts) -> bool:
+        """The search is over the vocabulary: always (checked before any work)."""
+        return True
+
     def check(self) -> None:
         super().check()
         check_choice(self.group, GROUPS, "parameter group")

@@ -25,6 +25,11 @@ def plan(bundle: Bundle, spec, concepts: ConceptSet, config, clip=None):
 
     check_concepts(bundle, concepts.erase + concepts.preserve + [concepts.target, concepts.anchor])
     spec.check_family(bundle.family)
+    needs = getattr(config, "needs_vocabulary", None)
+    if getattr(config, "vocab", "") or (needs is not None and needs(concepts)):
+        from erasekit.core.vocab import load_vocabulary
+
+        load_vocabulary(config.vocab)  # a method that searches a vocabulary: a missing one, before any work
     return method_scorer(spec, bundle, config, concepts, clip)
 
 
