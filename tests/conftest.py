@@ -64,28 +64,9 @@ def mini():
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory):
     """A tiny random CLIP in the transformers layout (what --clip reads): the judges' and verifiers' plumbing."""
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    from erasekit.eval.judges import write_random_clip
 
-    from erasekit.core.assets import ASSETS
-
-    path = tmp_path_factory.mktemp("clip")
-    config = CLIPConfig(
-        text_config=dict(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=49408
-        ),
-        vision_config=dict(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        projection_dim=8,
-    )
-    CLIPModel(config).save_pretrained(path)
-    CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(path)
-    return path
+    return write_random_clip(tmp_path_factory.mktemp("clip"))
 
 
 ARTISTS = ("Andy Warhol", "Caravaggio", "Pablo Picasso", "Rembrandt", "Van Gogh")  # the artists-big set's five

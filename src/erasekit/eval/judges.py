@@ -279,24 +279,31 @@ def check_concepts(bundle, texts) -> None:
         check([t for t in texts if t])
 
 
-def write_random_judges(out: str | Path) -> dict[str, Path]:
-    """Randomly initialised judges in the layouts `--resnet` and `--clip` read, for running the real models' path
-    (the bench on `tiny`, its tests) where no weights can be downloaded: a ResNet-50 (the real architecture, 25.6M
-    parameters) in `out/resnet-50`, and a small CLIP (32-pixel ViT, the real BPE vocabulary) in `out/clip`. Their
-    figures mean nothing; the plumbing they exercise is the real one."""
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer, ResNetConfig, ResNetForImageClassification
+def write_random_clip(out: str | Path) -> Path:
+    """A small randomly initialised CLIP (32-pixel ViT, the real BPE vocabulary) in the layout `--clip` reads."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
     from erasekit.core.assets import ASSETS
 
-    out = Path(out)
-    torch.manual_seed(0)
-    ResNetForImageClassification(ResNetConfig(num_labels=1000)).save_pretrained(out / "resnet-50")
     layers = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     config = CLIPConfig(
         text_config=dict(layers, vocab_size=49408),
         vision_config=dict(layers, image_size=32, patch_size=8),
         projection_dim=8,
     )
-    CLIPModel(config).save_pretrained(out / "clip")
-    CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(out / "clip")
-    return {"resnet": out / "resnet-50", "clip": out / "clip"}
+    CLIPModel(config).save_pretrained(out)
+    CLIPTokenizer.from_pretrained(str(ASSETS / "clip_tokenizer")).save_pretrained(out)
+    return Path(out)
+
+
+def write_random_judges(out: str | Path) -> dict[str, Path]:
+    """Randomly initialised judges in the layouts `--resnet` and `--clip` read, for running the real models' path
+    (the bench on `tiny`, its tests) where no weights can be downloaded: a ResNet-50 (the real architecture, 25.6M
+    parameters) in `out/resnet-50`, and a small CLIP (`write_random_clip`) in `out/clip`. Their figures mean
+    nothing; the plumbing they exercise is the real one."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    out = Path(out)
+    torch.manual_seed(0)
+    ResNetForImageClassification(ResNetConfig(num_labels=1000)).save_pretrained(out / "resnet-50")
+    return {"resnet": out / "resnet-50", "clip": write_random_clip(out / "clip")}
