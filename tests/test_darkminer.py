@@ -254,3 +254,23 @@ def test_methods_lists_dark_miner_with_its_defaults_and_preset():
     assert result.exit_code == 0
     assert "\ndarkminer  Dark Miner" in "\n" + result.output  # the name column is wider than the longest name
     assert "tau=0.2" in result.output and "max_loops=48" in result.output
+
+
+def test_the_memory_options_reach_both_stages_and_the_rest_are_refused(tiny):
+    """bf16 autocast and gradient checkpointing in mining and circumventing give nearly the same adapters; the
+    options Dark Miner has no use for are refused by name."""
+
+    def adapters(**values):
+        edit = registry.get("darkminer").erase(
+            tiny, ConceptSet(["a cat"]), config(tau=-0.999, max_loops=1, **values), Run(progress=False, scorer=pixels)
+        )
+        return torch.cat([t.flatten().float() for t in edit.tensors.values()])
+
+    plain = adapters()
+    assert torch.equal(adapters(gradient_checkpointing=True), plain)
+    mixed = adapters(precision="bf16")
+    assert not torch.equal(mixed, plain) and (mixed - plain).norm() < 0.05 * plain.norm()
+    for option in ("optimizer_bits=8", "offload_teacher=true"):
+        key, value = option.split("=")
+        with pytest.raises(ErasekitError, match=f"DarkMiner does not take {key}: its optimizers"):
+            config(**{key: value})

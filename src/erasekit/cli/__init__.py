@@ -110,6 +110,11 @@ def out_options(fn):
     )(fn)
 
 
+def dtype_option(help: str):
+    """--dtype: the precision the model's weights are loaded in."""
+    return click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]), help=help)
+
+
 def resolution_option(fn):
     return click.option(
         "--resolution",

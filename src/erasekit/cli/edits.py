@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from erasekit.cli import DEVICE_HELP, MODEL_HELP, main, out_options, resolution_option
+from erasekit.cli import DEVICE_HELP, MODEL_HELP, dtype_option, main, out_options, resolution_option
 from erasekit.core.errors import ErasekitError
 
 OVERWRITE_HELP = "replace an existing OUT (only if everything in it was written by erasekit), or discard OUT.partial/ and start again"
@@ -36,6 +36,10 @@ OVERWRITE_HELP = "replace an existing OUT (only if everything in it was written 
     help="local CLIP folder (on real models: UCE debias's judge, Dark Miner's verifier)",
 )
 @click.option("--device", default=None, help=DEVICE_HELP)
+@dtype_option(
+    "precision the model is loaded in; bf16/fp16 keep the frozen weights in half precision while the trained "
+    "group trains in fp32 under autocast (a fine-tuning method's memory option)"
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @resolution_option
 def erase(
@@ -52,6 +56,7 @@ def erase(
     overwrite,
     clip,
     device,
+    dtype,
     quiet,
     resolution,
 ):
@@ -73,7 +78,7 @@ def erase(
     spec = registry.get(method)
     concepts = ConceptSet(split_list(erase_), split_list(preserve), target=target, anchor=anchor)
     prepare(out, resume, overwrite)
-    bundle = load_bundle(model, device=device).at_resolution(resolution)
+    bundle = load_bundle(model, device=device, dtype=dtype).at_resolution(resolution)
     config = registry.build_config(spec, config_file, overrides, preset=bundle.preset)
     scorer = runs.plan(bundle, spec, concepts, config, clip)
     edit = runs.erase(

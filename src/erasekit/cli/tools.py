@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from erasekit.cli import DEVICE_HELP, FAMILY_OPTION, MODEL_HELP, main
+from erasekit.cli import DEVICE_HELP, FAMILY_OPTION, MODEL_HELP, dtype_option, main
 from erasekit.core.errors import ErasekitError
 
 INFO_HELP = f"""Describe a model: family, text encoders, parameter counts per component and group, attention layers.
@@ -22,7 +22,7 @@ Example:
 @main.command(help=INFO_HELP)
 @click.argument("source", default="mini")
 @click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--dtype", default="fp32", type=click.Choice(["fp32", "bf16", "fp16"]), help="weights' precision")
+@dtype_option("weights' precision")
 @click.option(
     "--config",
     "config_dir",

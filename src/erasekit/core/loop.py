@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from erasekit.core.checkpoint import exists, load_checkpoint, save_checkpoint
 from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
+from erasekit.core.optim import eight_bit_optimizer
 from erasekit.core.seeding import step_seed
 
 CHECKPOINT, LOSS_LOG = "checkpoint", "loss.csv"
@@ -114,16 +115,26 @@ def train(
     lr_at: Callable[[int], float] | None = None,
     after_step: Callable[[], None] | None = None,
     stop_when: Callable[[int], bool] | None = None,
+    precision: torch.dtype | None = None,
+    eight_bit: bool = False,
 ) -> list[dict]:
     """Minimise `loss_fn(step)` (a loss, or `(loss, logs)`) over `params` for `iterations` steps; returns the log.
 
     `state`: modules to checkpoint besides `params` (a search distribution, an EMA copy). `prefix`: of the
     checkpoint's and log's file names (several loops in one work folder). `optimizer(params, lr)`: default Adam.
     `lr_at(step)`: the learning rate of each step (default: `lr` throughout). `stop_when(step)`: asked after each
-    step; True ends the loop there (an attack that succeeded), with the log and a checkpoint written."""
+    step; True ends the loop there (an attack that succeeded), with the log and a checkpoint written.
+    `precision`: the forward passes' dtype under autocast (bf16/fp16; None or fp32: none), the trained `params`
+    staying in fp32 (master weights); fp16 scales the loss (a GradScaler, not checkpointed: a resume starts a
+    fresh scale). `eight_bit`: the optimizer's bitsandbytes 8-bit counterpart (`core.optim`)."""
     if not (math.isfinite(lr) and lr > 0):
         raise ErasekitError(f"{name}: learning rate must be a positive finite number, got {lr}")
     opt = (optimizer or torch.optim.Adam)(params, lr=lr)
+    if eight_bit:
+        opt = eight_bit_optimizer(opt)
+    device = params[0].device.type if params else "cpu"
+    mixed = precision is not None and precision != torch.float32
+    scaler = torch.amp.GradScaler(device) if precision == torch.float16 else None
     state = dict(state or {})
     held = {id(p) for m in state.values() for p in m.parameters()}
     modules = state if all(id(p) in held for p in params) else {"params": torch.nn.ParameterList(params), **state}
@@ -147,8 +158,10 @@ def train(
         if lr_at is not None:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-        out = loss_fn(step)
+        with torch.autocast(device, dtype=precision, enabled=mixed):
+            out = loss_fn(step)
         loss, logs = out if isinstance(out, tuple) else (out, {})
+        loss = loss.float()
         if not torch.isfinite(loss):
             where = f"; the last good checkpoint is {ckpt} (step {_last_step(ckpt)})" if ckpt and exists(ckpt) else ""
             raise ErasekitError(
@@ -156,10 +169,16 @@ def train(
                 f"{where}; nothing was written"
             )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(opt)
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
         if after_step is not None:
             after_step()
         value = loss.item()

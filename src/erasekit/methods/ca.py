@@ -38,6 +38,7 @@ MODES = ("model", "noise")
 
 @dataclass
 class CAConfig(LoopConfig):
+    GRAD_BATCHES = 2  # one batch of each of two conditionings through the student per step
     iterations: int = 400
     lr: float = 1.6e-5
     batch: int = 8
@@ -77,7 +78,7 @@ MINI = {
 def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run | None = None) -> Edit:
     run = run if run is not None else Run()
     concepts = guided(bundle, concepts, config.guide, config.vocab)
-    model, params = student(bundle, config.group)
+    model, params = student(bundle, config.group, config)
     anchor = concepts.anchor_prompt
     with torch.no_grad():
         c_star = bundle.encode_prompts(expand(concepts.erase, config.templates))
@@ -99,5 +100,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: CAConfig, run: Run | Non
         l_ablate, l_prior = F.mse_loss(out_star, target), F.mse_loss(out_anchor, eps)
         return l_ablate + config.prior_weight * l_prior, {"l_ablate": l_ablate.item(), "l_prior": l_prior.item()}
 
-    rows = fit("ca", loss_fn, params, config, run)
+    rows = fit("ca", loss_fn, params, config, run, teacher=bundle if config.mode == "model" else None)
     return finish("ca", bundle, params, config, concepts.as_dict(), rows)

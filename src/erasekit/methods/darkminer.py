@@ -47,9 +47,10 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
 from erasekit.core.images import thumbnails
 from erasekit.core.loop import RECORD, Run, step_generator, train
-from erasekit.core.options import Checked, at_least, check_choice
+from erasekit.core.options import at_least, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import LatentPool
+from erasekit.methods.loop import MemoryOptions, autocast_dtype, check_precision, checkpointing, guard
 from erasekit.methods.registry import register
 from erasekit.models.bundle import Bundle
 from erasekit.models.lora import add_adapters, lora_tensors
@@ -59,7 +60,7 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 @dataclass
-class DarkMinerConfig(Checked):
+class DarkMinerConfig(MemoryOptions):
     rank: int = at_least(1, 8)
     modules: tuple = ("to_v",)  # the attention projections that get adapters (the paper's Table S6: to_v)
     max_loops: int = at_least(1, 100)
@@ -90,7 +91,24 @@ class DarkMinerConfig(Checked):
     checkpoint_every: int = at_least(1, 50)
     seed: int = 0
 
+    OPTIONS = ("gradient_checkpointing", "precision")
+    WHY_NOT = (
+        "its optimizers keep almost no state (SGD on the adapters, Adam on one embedding), and its teacher shares "
+        "every frozen weight with the student"
+    )
+
+    def grad_batch(self) -> int:  # mining passes k images; circumventing 4 batches (c, 0·c, −c, c0)
+        return max(self.k, 4 * self.circ_batch)
+
+    def trained_count(self, bundle: Bundle, group: str) -> int:  # the adapters: rank × (in + out) per projection
+        return sum(
+            self.rank * (m.in_features + m.out_features)
+            for name, m in bundle.denoiser.named_modules()
+            if isinstance(m, torch.nn.Linear) and any(name.endswith(f".{p}") for p in self.modules)
+        )
+
     def check(self) -> None:
+        super().check()
         if not -1 < self.tau < 1:
             raise ErasekitError(f"tau must lie in (-1, 1) (s(c) is a mean of cosines), got {self.tau}")
         if not 0 <= self.r <= 1:
@@ -154,8 +172,12 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: DarkMinerConfig, run: Ru
     run = run if run is not None else Run()
     if run.scorer is None:
         raise ErasekitError("Dark Miner verifies mined embeddings with an image encoder (Eq. 6): pass run.scorer")
+    check_precision(bundle, config)
+    guard(bundle, "full", config)  # every block's activations: gradients reach c, or every to_v's adapter
     teacher, student = bundle, bundle.clone((bundle.DENOISER,), changes=lambda name: False)  # LoRA adds: shared
     layers = add_adapters(student, config.rank, list(config.modules), config.seed)
+    if config.gradient_checkpointing:
+        checkpointing(student)
     adapters = [p for layer in layers.values() for p in layer.parameters() if p.requires_grad]
     prompts = expand(concepts.erase, config.templates)
     with torch.no_grad():
@@ -276,6 +298,7 @@ def mine(
         prefix=f"loop{loop:03d}-mine-",
         optimizer=OPTIMIZERS[config.mine_optimizer],
         lr_at=sched,
+        precision=autocast_dtype(student, config),
     )
     return start.with_tokens(c.detach()).detach(), rows
 
@@ -349,6 +372,7 @@ def circumvent(
         prefix=f"loop{loop:03d}-circ-",
         optimizer=OPTIMIZERS["sgd"],
         lr_at=sched,
+        precision=autocast_dtype(student, config),
     )
 
 

@@ -78,7 +78,7 @@ MINI = {
 )
 def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run | None = None) -> Edit:
     run = run if run is not None else Run()
-    model, params = student(bundle, ESD_GROUPS[config.group])
+    model, params = student(bundle, ESD_GROUPS[config.group], config)
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
         uncond = bundle.unconditional()
@@ -92,5 +92,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: ESDConfig, run: Run | No
             target, _ = guided_target(bundle, t, (z_t, empty), (z_t, c_e), eta)
         return F.mse_loss(model.eps(z_t, t, c_e), target), {"t": int(t[0])}
 
-    rows = fit("esd", loss_fn, params, config, run)
+    rows = fit("esd", loss_fn, params, config, run, teacher=bundle)
     return finish("esd", bundle, params, config, concepts.as_dict(), rows)

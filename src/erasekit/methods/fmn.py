@@ -36,6 +36,8 @@ from erasekit.models.groups import GROUPS
 
 @dataclass
 class FMNConfig(LoopConfig):
+    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits")
+    WHY_NOT = "it keeps no frozen teacher"
     iterations: int = 35
     lr: float = 2e-6
     batch: int = 1
@@ -64,7 +66,7 @@ MINI = {"iterations": 150, "lr": 2e-4, "batch": 8, "group": "xattn", "pool_size"
 )
 def erase(bundle: Bundle, concepts: ConceptSet, config: FMNConfig, run: Run | None = None) -> Edit:
     run = run if run is not None else Run()
-    model, params = student(bundle, config.group)
+    model, params = student(bundle, config.group, config)
     items = [(t.format(c), c) for c in concepts.erase for t in config.templates]  # (prompt, the concept's words)
     with torch.no_grad():
         conds = bundle.encode_prompts([p for p, _ in items])

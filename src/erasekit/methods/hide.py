@@ -42,7 +42,7 @@ from erasekit.core.loop import RECORD, Run, step_generator, train
 from erasekit.core.options import at_least, build_options, check_choice
 from erasekit.methods.concepts import ConceptSet, expand
 from erasekit.methods.latents import Z_SOURCES, ZSampler
-from erasekit.methods.loop import LoopConfig, finish, stop_rule, student
+from erasekit.methods.loop import LoopConfig, finish, loop_options, stop_rule, student, teacher_offload
 from erasekit.methods.registry import register
 from erasekit.methods.teacher import guided_away, predictions
 from erasekit.models.bundle import Bundle
@@ -67,6 +67,7 @@ class _Sampling(LoopConfig):
 
 @dataclass
 class HideConfig(_Sampling):
+    GRAD_BATCHES = 2  # one batch of each of two conditionings through the student per step
     group: str = "xattn"
     lam: float = 1.0  # λ (Eq. 15)
     lam_preserve: float = 1.0  # λ_P of "Ours*", used when preserved concepts are given
@@ -133,7 +134,7 @@ class _Prompts:
 def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run | None = None) -> tuple[Edit, Key]:
     """Stage 1 (Eq. 15): the hidden model's Edit and the key that unlocks it."""
     run = run if run is not None else Run()
-    model, params = student(teacher, config.group)
+    model, params = student(teacher, config.group, config)
     hidden = _Prompts(teacher, concepts.erase, config)
     keys = torch.nn.ParameterList([torch.nn.Parameter(c_e.clone()) for c_e in hidden.centres])
     with torch.no_grad():
@@ -168,18 +169,20 @@ def hide(teacher: Bundle, concepts: ConceptSet, config: HideConfig, run: Run | N
             [{"params": list(params.values()), "lr": lr}, {"params": list(keys), "lr": config.key_lr}]
         )
 
-    rows = train(
-        "hide",
-        loss_fn,
-        [*params.values(), *keys],
-        config.iterations,
-        config.lr,
-        run,
-        config.grad_clip,
-        config.checkpoint_every,
-        optimizer=adam,
-        stop_when=stop_rule(run, params),
-    )
+    with teacher_offload("hide", config, teacher, params):
+        rows = train(
+            "hide",
+            loss_fn,
+            [*params.values(), *keys],
+            config.iterations,
+            config.lr,
+            run,
+            config.grad_clip,
+            config.checkpoint_every,
+            optimizer=adam,
+            stop_when=stop_rule(run, params),
+            **loop_options(config, params),
+        )
     edit = finish("hide", teacher, params, config, concepts.as_dict(), rows)
     edit.metrics["key_distance"] = hidden.distances(keys)  # the student is the hidden model: no need to apply the edit
     key = Key(

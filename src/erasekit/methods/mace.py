@@ -60,6 +60,8 @@ TEMPLATES = (
 
 @dataclass
 class MACEConfig(LoopConfig):
+    OPTIONS = ("precision", "optimizer_bits")
+    WHY_NOT = "its LoRAs train on the frozen UNet's attention maps, with no student copy or teacher"
     iterations: int = 50  # LoRA steps per concept
     lr: float = 1e-5
     batch: int = 1

@@ -41,6 +41,9 @@ from erasekit.models.groups import GROUPS
 
 @dataclass
 class SalUnConfig(LoopConfig):
+    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits")
+    WHY_NOT = "it keeps no frozen teacher"
+    GRAD_BATCHES = 2  # one batch of each of two conditionings through the student per step
     iterations: int = 600
     lr: float = 1e-5
     batch: int = 8
@@ -130,7 +133,7 @@ def top_share_threshold(tensors: list[torch.Tensor], share: float) -> float:
 def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run | None = None) -> Edit:
     run = run if run is not None else Run()
     kept = retain_set(concepts, config.vocab)
-    model, params = student(bundle, config.group)
+    model, params = student(bundle, config.group, config)
     with torch.no_grad():
         c_f = bundle.encode_prompts([config.template.format(c) for c in concepts.erase])
         c_r = bundle.encode_prompts([config.template.format(c) for c in kept])

@@ -289,7 +289,7 @@ def variant_search(bundle: Bundle, variants: list[list[str]], config: SearchConf
 def prepare(bundle: Bundle, concepts, config: SearchConfig, search: ConceptSearch | None = None) -> Setup:
     """The student, π (over the vocabulary's neighbourhood of each erased concept unless `search` is given), the
     erased prompts' conditioning and the z_t source."""
-    model, params = student(bundle, config.group)
+    model, params = student(bundle, config.group, config)
     search = search or build_search(bundle, concepts.erase, config)
     with torch.no_grad():
         conds = bundle.encode_prompts(expand(concepts.erase, config.templates))
@@ -299,7 +299,7 @@ def prepare(bundle: Bundle, concepts, config: SearchConfig, search: ConceptSearc
 
 def run_search(name: str, bundle: Bundle, setup: Setup, loss_fn, config: SearchConfig, concepts, run: Run) -> Edit:
     """The common loop with π checkpointed beside the model; the Edit keeps π's final top 3 per erased concept."""
-    rows = fit(name, loss_fn, setup.params, config, run, state={"search": setup.search})
+    rows = fit(name, loss_fn, setup.params, config, run, state={"search": setup.search}, teacher=bundle)
     edit = finish(name, bundle, setup.params, config, concepts.as_dict(), rows)
     edit.metrics["searched"] = {
         c: [[w, round(p, 4)] for w, p in setup.search.top(i)] for i, c in enumerate(concepts.erase)

@@ -69,7 +69,7 @@ MINI = {
 )
 def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run | None = None) -> Edit:
     run = run if run is not None else Run()
-    model, params = student(bundle, config.group)
+    model, params = student(bundle, config.group, config)
     erased = expand(concepts.erase, config.templates)
     with torch.no_grad():
         conds = bundle.encode_prompts(erased)
@@ -93,5 +93,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: TargetConfig, run: Run |
         l1, l2 = F.mse_loss(student_e, teacher_t), F.mse_loss(student_n, teacher_n)
         return l1 + lam * l2, {"l_erase": l1.item(), "l_preserve": l2.item()}
 
-    rows = fit("target", loss_fn, params, config, run)
+    rows = fit("target", loss_fn, params, config, run, teacher=bundle)
     return finish("target", bundle, params, config, concepts.as_dict(), rows)

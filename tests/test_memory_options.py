@@ -1,0 +1,165 @@
+"""The memory options of the fine-tuning loop and its memory guard (issue 35), on the tiny random SD-1 model.
+
+Each option is checked against the plain fp32 run: gradient checkpointing recomputes the same numbers (equal), bf16
+and fp16 autocast and a model loaded in half precision move the trained weights' update by a small fraction of the
+update itself. The guard's activation count is checked against what a real backward pass keeps, and its refusals
+are one line. The ESR/PSR check at n = 32 on the miniature is `-m slow` (and benchmarks/memory_options.py).
+"""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from erasekit.cli import main
+from erasekit.core.errors import ErasekitError
+from erasekit.core.loop import Run
+from erasekit.methods import registry
+from erasekit.methods.concepts import ConceptSet
+from erasekit.methods.loop import MemoryOptions, estimate, student
+from erasekit.models import memory
+from erasekit.models.load import load_bundle
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_bundle("tiny")
+
+
+def esd(bundle, method="esd", **values):
+    spec = registry.get(method)
+    small = {k: v for k, v in {"iterations": 4, "ddim_steps": 2, "batch": 2}.items() if hasattr(spec.config, k)}
+    config = registry.build_config(spec, values={**small, **values}, preset=bundle.preset)
+    return spec.erase(bundle, ConceptSet(["a cat"]), config, Run(progress=False))
+
+
+def update_error(edit, reference, base) -> float:
+    """How far `edit` moves the model's prediction for the erased concept from where `reference` moves it, as a
+    share of the reference's own move: ||ε' − ε_ref|| / ||ε_ref − ε_base|| on fixed noise (Adam's first steps are
+    ±lr per weight, so weights that barely matter flip with float noise; the prediction is what must agree)."""
+    generator = torch.Generator().manual_seed(1)
+    z = torch.randn(4, *base.latent_shape, generator=generator).to(base.device)
+    t, cond = torch.tensor([100, 300, 600, 900], device=base.device), base.encode_prompts(["a cat"] * 4)
+    fp32 = base if base.dtype == torch.float32 else load_bundle("tiny", device=base.device)
+    with torch.no_grad():
+        eps_base, eps_ref, eps = (m.eps(z, t, cond).float() for m in (fp32, reference.apply(fp32), edit.apply(fp32)))
+    return float((eps - eps_ref).norm() / (eps_ref - eps_base).norm())
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny):
+    return esd(tiny)
+
+
+def test_gradient_checkpointing_gives_the_same_weights(tiny, fp32):
+    assert update_error(esd(tiny, gradient_checkpointing=True), fp32, tiny) == 0.0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_moves_the_update_by_a_small_fraction(tiny, fp32, precision):
+    edit = esd(tiny, precision=precision)
+    assert all(t.dtype == torch.float32 for t in edit.tensors.values())  # the masters stay fp32
+    assert 0.0 < update_error(edit, fp32, tiny) < 0.1  # ran in half precision, and close
+
+
+def test_a_half_precision_model_trains_fp32_masters_of_its_group_only(tiny, fp32):
+    half = load_bundle("tiny", dtype="bf16")
+    model, params = student(half, "xattn", MemoryOptions())
+    assert all(p.dtype == torch.float32 for p in params.values()) and params.autocast == torch.bfloat16
+    frozen = [p for n, p in model.denoiser.named_parameters() if n not in params]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+    # the trained group starts from bf16-rounded weights: a 20-step update is large enough to dwarf the rounding
+    assert update_error(esd(half, iterations=20), esd(tiny, iterations=20), half) < 0.2
+    with pytest.raises(ErasekitError, match="precision=fp32 needs the model in fp32"):
+        esd(half, precision="fp32")
+
+
+def test_every_fine_tuning_method_takes_the_options(tiny):
+    for method, values in (("target", {}), ("fmn", {"pool_size": 2}), ("ca", {"pool_size": 2})):
+        edit = esd(tiny, method, precision="bf16", gradient_checkpointing=True, **values)
+        assert edit.tensors
+
+
+@pytest.mark.skipif(CUDA, reason="the refusals of a CPU-only machine")
+def test_cuda_only_options_are_refused_in_one_line_before_any_work(tiny):
+    with pytest.raises(ErasekitError, match="8-bit optimizers .* run on CUDA only"):
+        esd(tiny, optimizer_bits=8)
+    with pytest.raises(ErasekitError, match="offload_teacher .* already on the CPU"):
+        esd(tiny, offload_teacher=True)
+
+
+def test_unknown_option_values_are_refused(tiny):
+    for values, text in (({"precision": "fp8"}, "unknown precision"), ({"optimizer_bits": 4}, "optimizer_bits")):
+        with pytest.raises(ErasekitError, match=text):
+            esd(tiny, **values)
+
+
+def test_the_meta_trace_counts_what_a_real_backward_keeps(tiny):
+    """The estimate's activations against the bytes a real forward pass saves for backward, on the CPU kernels."""
+    model, params = student(tiny, "xattn")
+    weights = {id(p) for p in model.denoiser.parameters()}
+    seen, total = set(), 0
+
+    def pack(t):
+        nonlocal total
+        if id(t) not in weights and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+        return t
+
+    z = torch.randn(3, *tiny.latent_shape)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.model_output(z, torch.full((3,), 500), tiny.unconditional(3))
+    counted = memory.activation_bytes(tiny, "xattn", 3, torch.float32, checkpointing=False)
+    assert abs(counted - total) / total < 0.05, (counted, total)
+    assert memory.activation_bytes(tiny, "xattn", 3, torch.float32, checkpointing=True) < counted
+    assert memory.activation_bytes(tiny, "xattn", 3, torch.bfloat16, checkpointing=False) < 0.6 * counted
+
+
+def test_the_guard_refuses_in_one_line_naming_the_options(tiny):
+    with pytest.raises(ErasekitError) as e:
+        esd(tiny, memory_limit_gb=0.001)
+    text = str(e.value)
+    assert (
+        "\n" not in text and "at peak on cpu" in text and "does not fit even with gradient_checkpointing=true" in text
+    )
+
+
+def test_the_guard_names_the_fewest_options_that_fit(tiny):
+    spec = registry.get("esd")
+    config = registry.build_config(spec, values={"batch": 64}, preset=tiny.preset)
+    plain = estimate(tiny, "xattn", config)
+    checkpointed = estimate(tiny, "xattn", replace(config, gradient_checkpointing=True))
+    assert checkpointed.activations < plain.activations / 2
+    limit = (plain.peak + checkpointed.peak) / 2 / 1e9
+    with pytest.raises(ErasekitError, match="it would fit with gradient_checkpointing=true;"):
+        student(tiny, "xattn", replace(config, memory_limit_gb=limit))
+    student(tiny, "xattn", replace(config, memory_limit_gb=limit, gradient_checkpointing=True))  # fits
+
+
+def test_the_cli_refuses_with_exit_2(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["erase", "--model", "tiny", "--method", "esd", "--erase", "cat", "--set", "memory_limit_gb=0.001"]
+        + ["--out", str(tmp_path / "edit")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "at peak" in result.output and not (tmp_path / "edit").exists()
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_offloaded_teacher_gives_the_same_weights_on_cuda():
+    bundle = load_bundle("tiny", device="cuda")
+    reference = esd(bundle)
+    assert update_error(esd(bundle, offload_teacher=True), reference, bundle) == 0.0
+    assert all(p.device.type == "cuda" for p in bundle.denoiser.parameters())  # put back
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device and bitsandbytes")
+def test_eight_bit_adam_stays_close_on_cuda():
+    pytest.importorskip("bitsandbytes")
+    bundle = load_bundle("tiny", device="cuda")
+    assert update_error(esd(bundle, optimizer_bits=8), esd(bundle), bundle) < 0.2
