@@ -124,12 +124,14 @@ def _value(v) -> str:
 
 def options_table(spec) -> str:
     from erasekit.bench.table import markdown_table
+    from erasekit.methods.loop import PLAIN
 
     mini = spec.presets.get("mini", {})
+    taken = getattr(spec.config, "OPTIONS", ())  # a memory option the method refuses is not one of its options
     body = [
         [f"`{f.name}`", _value(_default(f)), _value(mini[f.name]) if f.name in mini else "same"]
         for f in dataclasses.fields(spec.config)
-        if not f.name.startswith("_")
+        if not f.name.startswith("_") and (f.name not in PLAIN or f.name in taken)
     ]
     return markdown_table(["option", "paper default", "miniature preset"], body)
 

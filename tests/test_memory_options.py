@@ -6,7 +6,9 @@ update itself. The guard's activation count is checked against what a real backw
 are one line. The ESR/PSR check at n = 32 on the miniature is `-m slow` (and benchmarks/memory_options.py).
 """
 
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,6 +97,24 @@ def test_unknown_option_values_are_refused(tiny):
     for values, text in (({"precision": "fp8"}, "unknown precision"), ({"optimizer_bits": 4}, "optimizer_bits")):
         with pytest.raises(ErasekitError, match=text):
             esd(tiny, **values)
+
+
+def test_an_option_a_method_does_not_take_is_refused_and_left_off_its_page():
+    from erasekit.methods.mace import MACEConfig
+    from erasekit.methods.salun import SalUnConfig
+
+    with pytest.raises(ErasekitError, match="MACE does not take memory_limit_gb: its LoRAs"):
+        MACEConfig(memory_limit_gb=4.0).check()
+    with pytest.raises(ErasekitError, match="SalUn does not take offload_teacher: it keeps no frozen teacher"):
+        SalUnConfig(offload_teacher=True).check()
+    docs = str(Path(__file__).parents[1] / "docs")
+    sys.path.insert(0, docs)
+    try:
+        import gen
+    finally:
+        sys.path.remove(docs)
+    table = gen.options_table(registry.get("mace"))
+    assert "`precision`" in table and "`memory_limit_gb`" not in table and "`offload_teacher`" not in table
 
 
 def test_the_meta_trace_counts_what_a_real_backward_keeps(tiny):

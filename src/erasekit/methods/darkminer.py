@@ -91,7 +91,7 @@ class DarkMinerConfig(MemoryOptions):
     checkpoint_every: int = at_least(1, 50)
     seed: int = 0
 
-    OPTIONS = ("gradient_checkpointing", "precision")
+    OPTIONS = ("gradient_checkpointing", "precision", "memory_limit_gb")
     WHY_NOT = (
         "its optimizers keep almost no state (SGD on the adapters, Adam on one embedding), and its teacher shares "
         "every frozen weight with the student"

@@ -36,7 +36,7 @@ from erasekit.models.groups import GROUPS
 
 @dataclass
 class FMNConfig(LoopConfig):
-    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits")
+    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits", "memory_limit_gb")
     WHY_NOT = "it keeps no frozen teacher"
     iterations: int = 35
     lr: float = 2e-6

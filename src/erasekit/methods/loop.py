@@ -40,6 +40,7 @@ from erasekit.models.groups import select
 
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HALF = (torch.bfloat16, torch.float16)
+PLAIN = {"gradient_checkpointing": False, "optimizer_bits": 32, "offload_teacher": False, "memory_limit_gb": 0.0}
 
 
 @dataclass
@@ -53,12 +54,12 @@ class MemoryOptions(Checked):
     memory_limit_gb: float = 0.0  # the guard's budget; 0: the device's memory
 
     GRAD_BATCHES = 1  # batches of `batch` samples one step passes through the student with grad (class constant)
-    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits", "offload_teacher")  # what the method takes
+    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits", "offload_teacher", "memory_limit_gb")  # taken
 
     def check(self) -> None:
         super().check()
         check_choice(self.precision, PRECISIONS, "precision")
-        for name, plain in (("gradient_checkpointing", False), ("optimizer_bits", 32), ("offload_teacher", False)):
+        for name, plain in PLAIN.items():
             if name not in self.OPTIONS and getattr(self, name) != plain:
                 raise ErasekitError(
                     f"{type(self).__name__.removesuffix('Config')} does not take {name}: {self.WHY_NOT}"

@@ -61,7 +61,10 @@ TEMPLATES = (
 @dataclass
 class MACEConfig(LoopConfig):
     OPTIONS = ("precision", "optimizer_bits")
-    WHY_NOT = "its LoRAs train on the frozen UNet's attention maps, with no student copy or teacher"
+    WHY_NOT = (
+        "its LoRAs train on the frozen UNet's attention maps, with no student copy or teacher, and its backward "
+        "stays inside the attention layers, which the memory guard's trace does not model"
+    )
     iterations: int = 50  # LoRA steps per concept
     lr: float = 1e-5
     batch: int = 1

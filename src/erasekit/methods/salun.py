@@ -41,7 +41,7 @@ from erasekit.models.groups import GROUPS
 
 @dataclass
 class SalUnConfig(LoopConfig):
-    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits")
+    OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits", "memory_limit_gb")
     WHY_NOT = "it keeps no frozen teacher"
     GRAD_BATCHES = 2  # one batch of each of two conditionings through the student per step
     iterations: int = 600
