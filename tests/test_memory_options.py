@@ -183,3 +183,19 @@ def test_eight_bit_adam_stays_close_on_cuda():
     pytest.importorskip("bitsandbytes")
     bundle = load_bundle("tiny", device="cuda")
     assert update_error(esd(bundle, optimizer_bits=8), esd(bundle), bundle) < 0.2
+
+
+@pytest.mark.slow
+def test_the_options_leave_esr_and_psr_on_the_miniature_inside_the_sampling_noise():
+    """ESD erases `star` on the miniature with each CPU option; at n = 32 images per prompt both rates stay inside
+    the fp32 run's 95% interval (benchmarks/memory_options.py, which also runs SalUn)."""
+    folder = str(Path(__file__).parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        import memory_options
+    finally:
+        sys.path.remove(folder)
+    rows = memory_options.run(["esd"], ["ckpt", "bf16", "half"], 32)["esd"]
+    assert rows["ckpt"]["flipped"] == 0  # recomputation: the same weights, the same images
+    for option, row in rows.items():
+        assert row["esr_n"] >= 32 and row["agrees"], (option, row["delta"])
