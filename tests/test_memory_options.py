@@ -188,7 +188,7 @@ def test_eight_bit_adam_stays_close_on_cuda():
 @pytest.mark.slow
 def test_the_options_leave_esr_and_psr_on_the_miniature_inside_the_sampling_noise():
     """ESD erases `star` on the miniature with each CPU option; at n = 32 images per prompt both rates stay inside
-    the fp32 run's 95% interval (benchmarks/memory_options.py, which also runs SalUn)."""
+    the fp32 run's 95% interval (benchmarks/memory_options.py; it adds fp16 and the two together)."""
     folder = str(Path(__file__).parents[1] / "benchmarks")
     sys.path.insert(0, folder)
     try:
