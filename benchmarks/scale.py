@@ -311,18 +311,7 @@ def main() -> None:
         else:
             print(json.dumps(measure(method, args.family, option, args.iterations, args.resolution, args.device)))
         return
-    from erasekit.cli import quiet_libraries
-
-    quiet_libraries()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = out / f"{args.family}-{args.device.split(':')[0]}.json"
-    rows = json.loads(cache.read_text()) if cache.exists() else {}
-    started = time.perf_counter()
-    common = ["--family", args.family, "--iterations", str(args.iterations), "--device", args.device]
-    common += ["--count-iterations", str(args.count_iterations)]
-    if args.resolution:
-        common += ["--resolution", str(args.resolution)]
+    cache, rows, started, common = parent(args, args.family)
     for method in args.methods.split(","):
         for option in args.options.split(","):
             if option != "none" and method in CLOSED_FORM:
@@ -340,6 +329,23 @@ def main() -> None:
     results = {"family": args.family, "device": args.device, "iterations": args.iterations, "rows": rows}
     print("wrote", record.save(f"scale-{args.family}-{args.device.split(':')[0]}", results, started))
     print(table(results))
+
+
+def parent(args, name: str, extra: tuple = ()) -> tuple[Path, dict, float, list[str]]:
+    """The parent process's start: its cache in --out (what an earlier run measured), its clock, and the arguments
+    every child case gets."""
+    from erasekit.cli import quiet_libraries
+
+    quiet_libraries()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / f"{name}-{args.device.split(':')[0]}.json"
+    rows = json.loads(cache.read_text()) if cache.exists() else {}
+    common = ["--family", args.family, "--iterations", str(args.iterations), "--device", args.device]
+    common += ["--count-iterations", str(args.count_iterations), *extra]
+    if args.resolution:
+        common += ["--resolution", str(args.resolution)]
+    return cache, rows, time.perf_counter(), common
 
 
 def hours(seconds: float) -> str:

@@ -27,7 +27,6 @@ import resource
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import record
 import scale
@@ -181,18 +180,7 @@ def main() -> None:
             found = measure(attack, args.family, args.iterations, args.resolution, args.device)
             print(json.dumps(found | {"iterations_run": args.iterations}))
         return
-    from erasekit.cli import quiet_libraries
-
-    quiet_libraries()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = out / f"attacks-{args.family}-{args.device.split(':')[0]}.json"
-    rows = json.loads(cache.read_text()) if cache.exists() else {}
-    started = time.perf_counter()
-    common = ["--family", args.family, "--iterations", str(args.iterations), "--device", args.device]
-    common += ["--count-iterations", str(args.count_iterations), "--n", str(args.n)]
-    if args.resolution:
-        common += ["--resolution", str(args.resolution)]
+    cache, rows, started, common = scale.parent(args, f"attacks-{args.family}", ("--n", str(args.n)))
     for attack in args.attacks.split(","):
         if attack in rows and "failed" not in rows[attack]["measured"]:
             continue

@@ -6,6 +6,7 @@ update itself. The guard's activation count is checked against what a real backw
 are one line. The ESR/PSR check at n = 32 on the miniature is `-m slow` (and benchmarks/memory_options.py).
 """
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -199,3 +200,24 @@ def test_the_options_leave_esr_and_psr_on_the_miniature_inside_the_sampling_nois
     assert rows["ckpt"]["flipped"] == 0  # recomputation: the same weights, the same images
     for option, row in rows.items():
         assert row["esr_n"] >= 32 and row["agrees"], (option, row["delta"])
+
+
+def test_the_estimate_counts_autocast_copies_and_what_the_method_keeps(tiny):
+    """Autocast keeps a half copy of every fp32 master for the step, and SalUn a saliency mask byte per weight: a
+    whole-UNet run that was estimated without them was killed for memory at SD-1.x's size (docs/scale.md)."""
+    from erasekit.models.groups import select
+
+    spec = registry.get("salun")
+    config = registry.build_config(spec, values={"batch": 1}, preset=tiny.preset)
+    n = sum(p.numel() for p in select(tiny.denoiser, config.group)[1])
+    fp32, bf16 = estimate(tiny, config.group, config), estimate(tiny, config.group, replace(config, precision="bf16"))
+    assert fp32.casts == 0 and bf16.casts == 2 * n and fp32.method == bf16.method == n
+    assert bf16.peak - bf16.activations == fp32.peak - fp32.activations + 2 * n + (bf16.now - fp32.now)
+    esd_config = registry.build_config(registry.get("esd"), preset=tiny.preset)
+    assert estimate(tiny, "xattn", esd_config).method == 0
+
+
+def test_a_cpu_run_may_use_what_the_machine_has_available():
+    cpu = torch.device("cpu")
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory.resident_bytes(cpu) < memory.capacity_bytes(cpu) <= physical + memory.resident_bytes(cpu)

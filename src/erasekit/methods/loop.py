@@ -72,6 +72,7 @@ class MemoryOptions(Checked):
             )
 
     WHY_NOT = ""  # why a method leaves out some of the options
+    METHOD_BYTES = 0.0  # what the method itself keeps per trained parameter (the guard's M)
 
     def grad_batch(self) -> int:
         """Samples one step passes through the student with grad (what its activations scale with)."""
@@ -174,6 +175,7 @@ def estimate(bundle: Bundle, group: str, config: MemoryOptions) -> memory.Estima
         "adam8bit" if config.optimizer_bits == 8 else "adam",
         config.offload_teacher,
         trained=config.trained_count(bundle, group),
+        method_bytes=config.METHOD_BYTES,
     )
 
 

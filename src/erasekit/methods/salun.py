@@ -43,6 +43,7 @@ from erasekit.models.groups import GROUPS
 class SalUnConfig(LoopConfig):
     OPTIONS = ("gradient_checkpointing", "precision", "optimizer_bits", "memory_limit_gb")
     WHY_NOT = "it keeps no frozen teacher"
+    METHOD_BYTES = 1.0  # the saliency mask m_S: a bool per weight
     GRAD_BATCHES = 2  # one batch of each of two conditionings through the student per step
     iterations: int = 600
     lr: float = 1e-5
@@ -144,6 +145,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run | 
         for n, m in saliency_mask(model, params, pool.z0, c_f[k], config).items():
             mask[n] = mask[n] | m if n in mask else m
     frozen = {n: ~m for n, m in mask.items()}  # bool: a byte per weight, where a float mask took four
+    share = float(sum(m.sum() for m in mask.values()) / sum(m.numel() for m in mask.values()))
+    del mask  # one mask is kept, not two
 
     def masked(name):
         def hook(p):
@@ -181,5 +184,5 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: SalUnConfig, run: Run | 
         for h in hooks:
             h.remove()
     edit = finish("salun", bundle, params, config, concepts.as_dict(), rows)
-    edit.metrics["mask_share"] = float(sum(m.sum() for m in mask.values()) / sum(m.numel() for m in mask.values()))
+    edit.metrics["mask_share"] = share
     return edit

@@ -1,6 +1,6 @@
 """How much memory one training step of a denoiser takes, estimated before any step runs (issue 35).
 
-    peak ≈ now + W_copy + G + O + A
+    peak ≈ now + W_copy + G + O + C + M + A
 
 - now: what the device holds already (CUDA: torch's allocation; CPU: the process's resident memory, weights and
   Python included);
@@ -8,6 +8,9 @@
   copy of that group when it is offloaded to CPU memory;
 - G: its gradients (4 bytes per trained parameter);
 - O: the optimizer's state (Adam 8 bytes per parameter, an 8-bit Adam 2, plain SGD 0);
+- C: autocast's copies of the fp32 master weights in the compute dtype, which it keeps for the whole step (2
+  bytes per trained parameter under bf16/fp16 autocast, none in fp32);
+- M: what the method itself keeps per trained parameter (SalUn's saliency mask: a byte per weight);
 - A: the activations one forward pass keeps for the backward pass at the step's batch, in the compute dtype.
 
 A is measured, not guessed: the denoiser is built on the meta device (no memory, no time) from its own config, in
@@ -43,10 +46,12 @@ class Estimate:
     grads: int
     optimizer: int
     activations: int
+    casts: int = 0
+    method: int = 0
 
     @property
     def peak(self) -> int:
-        return self.now + self.weights + self.grads + self.optimizer + self.activations
+        return self.now + self.weights + self.grads + self.optimizer + self.casts + self.method + self.activations
 
     def as_dict(self) -> dict:
         return {k: v / 1e9 for k, v in {**vars(self), "peak": self.peak}.items()}
@@ -127,10 +132,16 @@ def resident_bytes(device: torch.device) -> int:
 
 
 def capacity_bytes(device: torch.device) -> int:
-    """The device's memory: the GPU's total, or the machine's physical memory."""
+    """The memory a run may use: the GPU's total, or on a CPU what this process holds and what the machine still
+    has available (MemAvailable: other processes and the kernel keep the rest of its physical memory)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[1]
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return resident_bytes(device) + available
 
 
 def estimate(
@@ -142,10 +153,11 @@ def estimate(
     optimizer: str = "adam",
     offload_teacher: bool = False,
     trained: int | None = None,
+    method_bytes: float = 0.0,
 ) -> Estimate:
     """The estimated peak of a training step of `bundle`'s denoiser with `group` trained (module docstring).
     `trained`: the trained parameters' count where they are not the group's own (adapters: the group then only
-    says which activations the backward pass needs)."""
+    says which activations the backward pass needs). `method_bytes`: what the method keeps per trained parameter."""
     n = trained if trained is not None else sum(p.numel() for p in select(bundle.denoiser, group)[1])
     teacher_copy = n * bundle.dtype.itemsize if offload_teacher else 0
     return Estimate(
@@ -154,6 +166,8 @@ def estimate(
         grads=n * 4,
         optimizer=n * OPTIMIZER_BYTES[optimizer],
         activations=activation_bytes(bundle, group, batch, dtype, checkpointing),
+        casts=n * dtype.itemsize if dtype != torch.float32 else 0,
+        method=int(n * method_bytes),
     )
 
 
