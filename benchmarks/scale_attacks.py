@@ -209,6 +209,8 @@ def table(results: dict) -> str:
             continue
         passes = "{:.0f} + {:.0f} / {:.1f} + {:.1f}".format(*c["setup"], *c["per_iteration"])
         per = f"{p['s_per_iteration']:.1f} s" if p["s_per_iteration"] else "–"
+        if m.get("measured_batch", 1) != m.get("batch", 1):  # scaled from the largest batch that fits
+            per += f" (batch {m['batch']}, measured at {m['measured_batch']} and scaled)"
         lines.append(
             f"| {attack} | {passes} | {per} | {p['iterations'] or '–'} | {scale.hours(p['attack_s'])} | "
             f"{scale.hours(p['evaluation_s'])} ({c['images']} images) | {m['peak_gb']:.1f} GB |"
