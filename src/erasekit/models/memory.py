@@ -72,14 +72,17 @@ class _SDPA(torch.autograd.Function):
         raise NotImplementedError
 
 
-def _meta_sdpa(q, k, v, *args, **kwargs):
+def _meta_sdpa(*args, **kwargs):
+    """SDPA's signature, positional (the UNets) or by name (diffusers' attention dispatch: query=, key=, value=)."""
+    names = ("query", "key", "value")
+    q, k, v = (args[i] if i < len(args) else kwargs[n] for i, n in enumerate(names))
     return _SDPA.apply(q, k, v)
 
 
 @contextlib.contextmanager
 def _fused_attention() -> Iterator[None]:
     original = F.scaled_dot_product_attention
-    F.scaled_dot_product_attention = _meta_sdpa  # type: ignore[assignment]
+    F.scaled_dot_product_attention = _meta_sdpa
     try:
         yield
     finally:
