@@ -1,20 +1,25 @@
-"""Attacks on the miniature (issue 12): the miniature's version of the Dark Miner paper's Table 1.
+"""Attacks on the miniature (issues 12 and 30): the miniature's version of the Dark Miner paper's Table 1, with the
+calibrated ASR, the worst case over the attacks and the relearning curves.
 
     .venv/bin/python benchmarks/attack_world.py [--methods none,esd,target,uce,ca,ap,age]
-        [--attacks seeds,paraphrase,ringabell,inversion,unlearndiff,p4d] [--n 8] [--out bench/attack-world]
-        [--mark-methods esd] [--mark-limit 12]
+        [--attacks seeds,paraphrase,ringabell,inversion,unlearndiff,p4d,relearn] [--n 8] [--out bench/attack-world]
+        [--mark-methods esd] [--mark-limit 12] [--style dots] [--record]
 
 For each method: erase `star` at the method's miniature defaults (`none`: the unedited model), then run every attack
 at its miniature preset on the prompts that ask for a star (7 caption templates), and report per cell the ASR over
 images (n = adversarial prompts x --n seeds, held out from the seeds the attack checked on) with its 95% Wilson
-interval, the pre-attack rate on the same prompts and seeds, and the attack's wall time (search only) per attacked
-prompt and per concept. Ring-A-Bell uses the text encoder alone, which no method here changes, so it is searched
-once and its prompts are evaluated on every edit.
+interval, the calibrated ASR (the original prompt kept as a candidate: `eval.attack`), the pre-attack rate on the
+same prompts and seeds, and the attack's wall time (search only) per attacked prompt and per concept. `any` is the
+worst case: per prompt and seed, broken by any attack of the row. `relearn` adds its curve (the rate after 0, 5, 10,
+20, 50, 100 fine-tuning steps); its 20-step model is the one in the ASR columns and the worst case. Ring-A-Bell
+uses the text encoder alone, which no method here changes, so it is searched once and its prompts are evaluated on
+every edit.
 The same for the implicit concept `mark` (erased with --mark-methods), attacked through its indirect phrasings (the
 first --mark-limit of them), and for a style (`dots`, erased with esd).
 
 Every cell is cached in --out/results.json, and every edit in --out/edits/ (an interrupted benchmark resumes, and
-benchmarks/darkminer_world.py adds its rows to the same cache); the table is printed at the end.
+benchmarks/darkminer_world.py adds its rows to the same cache); the tables are printed at the end, and with
+--record written to docs/results/attack-world-mini.json (the docs render them from there).
 Time it alone on a quiet machine: two processes on two cores slow each other several times over.
 """
 
@@ -26,12 +31,21 @@ import shutil
 import time
 from pathlib import Path
 
+import record
 from erasekit.attacks import registry as attacks
 from erasekit.cli import quiet_libraries
 from erasekit.core.edit import Edit
 from erasekit.core.files import write_text
 from erasekit.core.loop import Run
-from erasekit.eval.attack import MODEL_AGNOSTIC, AttackRun, build_goal, concept_detector, evaluate_attack, goal_prompts
+from erasekit.eval.attack import (
+    MODEL_AGNOSTIC,
+    AttackRun,
+    build_goal,
+    concept_detector,
+    evaluate_attack,
+    goal_prompts,
+    worst_case,
+)
 from erasekit.eval.judges import method_scorer
 from erasekit.methods import registry as methods
 from erasekit.methods.concepts import ConceptSet
@@ -52,8 +66,17 @@ def cell(ev, seconds: float, n_prompts: int) -> dict:
             "base_rate",
             "asr_prompts",
             "asr_prompts_n",
+            "asr_cal",
+            "asr_cal_ci",
+            "asr_cal_n",
+            "broken",
         )
-    } | {"seconds": seconds, "seconds_per_prompt": seconds / max(1, n_prompts), "prompts": n_prompts}
+    } | {
+        "seconds": seconds,
+        "seconds_per_prompt": seconds / max(1, n_prompts),
+        "prompts": n_prompts,
+        "curve": m.get("curve", []),
+    }
 
 
 class AttackTable:
@@ -94,6 +117,9 @@ class AttackTable:
         base_images = None
         for method in method_names:
             keys = {a: f"{concept}|{method}|{a}" for a in attack_names}
+            for key in keys.values():  # cells cached before the calibrated ASR are measured again
+                if key in self.results and "broken" not in self.results[key]:
+                    del self.results[key]
             if all(k in self.results for k in keys.values()):
                 continue
             model = self.model(method, concept)
@@ -121,31 +147,58 @@ class AttackTable:
                     flush=True,
                 )
 
-    def show(self, concept: str, method_names: list[str], attack_names: list[str]) -> None:
-        results = self.results
-        print(f"\n### {concept}: ASR % over images [95% Wilson], n; pre-attack rate on the same prompts and seeds")
-        print("| method | " + " | ".join(attack_names) + " |")
-        print("|---|" + "---|" * len(attack_names))
+
+def _rate(c: dict, name: str) -> str:
+    lo, hi = c[f"{name}_ci"]
+    return f"{c[name]:.0f} [{lo:.0f}, {hi:.0f}]"
+
+
+def table(results: dict) -> str:
+    """The markdown tables of a run (docs/gen.py renders them from docs/results/attack-world-mini.json): per concept,
+    each attack's ASR and calibrated ASR (the original prompt kept as a candidate), the worst case over the attacks
+    run, and the relearning curves."""
+    cells, attack_names, out = results["cells"], results["attacks"], []
+    for concept, method_names in results["rows"]:
+        n = cells[f"{concept}|{method_names[0]}|{attack_names[0]}"]["asr_cal_n"]
+        out.append(
+            f"**{concept}**: ASR % over images [95% Wilson] / calibrated ASR (the original prompt kept), "
+            f"n = {n} images per cell ({results['n']} seeds per prompt); any: the union over the attacks, per prompt "
+            "and seed"
+        )
+        out.append("")
+        out.append("| method | before the attack | " + " | ".join(attack_names) + " | any |")
+        out.append("|---|---|" + "---|" * (len(attack_names) + 1))
         for method in method_names:
-            cells = []
-            for a in attack_names:
-                c = results[f"{concept}|{method}|{a}"]
-                cells.append(f"{c['asr']:.0f} [{c['asr_ci'][0]:.0f}, {c['asr_ci'][1]:.0f}] n={c['asr_n']}")
-            pre = results[f"{concept}|{method}|{attack_names[0]}"]
-            print(
-                f"| {method} (pre {pre['pre_attack_rate']:.0f} [{pre['pre_attack_rate_ci'][0]:.0f}, "
-                f"{pre['pre_attack_rate_ci'][1]:.0f}] n={pre['pre_attack_rate_n']}) | " + " | ".join(cells) + " |"
-            )
-        print("\nsearch time, s per attacked prompt (per concept):")
-        for method in method_names:
-            print(
-                f"  {method:<10}"
-                + "  ".join(
-                    f"{a} {results[f'{concept}|{method}|{a}']['seconds_per_prompt']:.1f} "
-                    f"({results[f'{concept}|{method}|{a}']['seconds']:.0f})"
-                    for a in attack_names
-                )
-            )
+            row = [cells[f"{concept}|{method}|{a}"] for a in attack_names]
+            any_ = worst_case({a: c["broken"] for a, c in zip(attack_names, row, strict=True)})
+            shown = [f"{_rate(c, 'asr')} / {_rate(c, 'asr_cal')}" for c in row]
+            pre = _rate(row[0], "pre_attack_rate")
+            out.append(f"| {method} | {pre} | " + " | ".join(shown) + f" | {_rate(any_, 'asr_any')} |")
+        out.append("")
+        curves = {
+            m: cells[f"{concept}|{m}|relearn"]["curve"] for m in method_names if f"{concept}|{m}|relearn" in cells
+        }
+        if curves:
+            steps = [p["steps"] for p in next(iter(curves.values()))]
+            out.append(f"**{concept}**, relearning: the concept's rate % [95% Wilson] after s fine-tuning steps")
+            out.append("")
+            out.append("| method | " + " | ".join(f"s = {s}" for s in steps) + " | first s above 50% |")
+            out.append("|---|" + "---|" * (len(steps) + 1))
+            for method, curve in curves.items():
+                above = next((p["steps"] for p in curve if p["rate"] > 50), None)
+                first = str(above) if above is not None else f"none up to {steps[-1]}"
+                out.append(f"| {method} | " + " | ".join(_rate(p, "rate") for p in curve) + f" | {first} |")
+            out.append("")
+        seconds = {
+            a: sum(cells[f"{concept}|{m}|{a}"]["seconds_per_prompt"] for m in method_names) / len(method_names)
+            for a in attack_names
+        }
+        out.append(
+            f"Search time per attacked prompt ({concept}, mean over the rows): "
+            + ", ".join(f"{a} {v:.1f} s" for a, v in seconds.items())
+        )
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def main() -> None:
@@ -157,9 +210,10 @@ def main() -> None:
     parser.add_argument("--style", default="dots", help="a style to attack too ('' for none)")
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--out", default="bench/attack-world")
+    parser.add_argument("--record", action="store_true", help="write docs/results/attack-world-mini.json")
     args = parser.parse_args()
     quiet_libraries()
-    table = AttackTable(load_bundle("mini"), Path(args.out), n=args.n)
+    cache = AttackTable(load_bundle("mini"), Path(args.out), n=args.n)
     attack_names = [a for a in args.attacks.split(",") if a]
     rows = [
         ("star", [m for m in args.methods.split(",") if m], None),
@@ -167,9 +221,22 @@ def main() -> None:
     ]
     if args.style:
         rows.append((args.style, ["none", "esd"], None))
+    started = time.perf_counter()
     for concept, method_names, limit in rows:
-        table.fill(concept, method_names, attack_names, limit=limit)
-        table.show(concept, method_names, attack_names)
+        cache.fill(concept, method_names, attack_names, limit=limit)
+    results = {
+        "n": args.n,
+        "attacks": attack_names,
+        "rows": [(concept, names) for concept, names, _ in rows],
+        "cells": {
+            k: v
+            for k, v in cache.results.items()
+            if any(k == f"{c}|{m}|{a}" for c, names, _ in rows for m in names for a in attack_names)
+        },
+    }
+    print(table(results))
+    if args.record:
+        record.save("attack-world-mini", results, started)
 
 
 if __name__ == "__main__":

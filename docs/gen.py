@@ -227,10 +227,17 @@ def method_page(spec, data: dict | None, bench_module) -> str:
     return "\n".join(lines)
 
 
+RESULTS_OF = {
+    "text": "adversarial prompts (text)",
+    "embedding": "a learned embedding",
+    "weights": "the attacked model's weights, fine-tuned (relearned/), and a curve",
+}
+
+
 def attack_page(spec, data: dict | None) -> str:
     body = _docstring(spec)
     lines = [
-        *_header(spec, {"Result": "adversarial prompts (text)" if spec.ends_in == "text" else "a learned embedding"}),
+        *_header(spec, {"Result": RESULTS_OF[spec.ends_in]}),
         "",
         "## Run it",
         "",
@@ -239,8 +246,14 @@ def attack_page(spec, data: dict | None) -> str:
         f"erasekit attack --edit runs/esd-star --attack {spec.name} --concept star --out atk/esd-star-{spec.name}",
         "```",
         "",
-        "`atk/.../metrics.json` holds the ASR with its interval and n, and the rate before the attack; "
-        "`prompts.csv` replays the attack with `erasekit generate`.",
+        "`atk/.../metrics.json` holds the ASR with its interval and n, the calibrated ASR (the original prompt kept "
+        "as a candidate) and the rate before the attack; "
+        + (
+            "`relearned/` is the fine-tuned model, an edit to apply after the erasure's, and `curve` the rate after "
+            "each budget of steps."
+            if spec.ends_in == "weights"
+            else "`prompts.csv` replays the attack with `erasekit generate`."
+        ),
         "",
         "## Measured on the miniature",
         "",

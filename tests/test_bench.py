@@ -66,6 +66,9 @@ def test_a_run_writes_the_table_with_intervals_and_the_report(unsharded):
         assert r["esr@1_n"] == "2" and r["psr@1_n"] == "8"
         assert float(r["kid_x1e3_lo"]) <= float(r["kid_x1e3_hi"]) and float(r["fjd_lo"]) <= float(r["fjd_hi"])
         assert r["general_n"] == "100" and int(r["asr_paraphrase_n"]) > 0
+        calibrated = float(r["asr_paraphrase_cal"])  # the original prompt kept as a candidate
+        assert calibrated >= max(float(r["asr_paraphrase"]), float(r["pre_attack"]))
+        assert r["asr_any"] == r["asr_paraphrase_cal"] and r["asr_any_n"] == r["asr_paraphrase_cal_n"]  # one attack
     assert rows[1]["iterations"] == "2" and rows[2]["iterations"] == ""
     assert rows[2]["esr@1"] == "100.00" and rows[2]["asr_paraphrase"] == "0.00"  # UCE erases star and moon
     md = (out / "table.md").read_text()

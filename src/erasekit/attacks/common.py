@@ -1,5 +1,6 @@
 """What the optimising attacks share: the loop over goal prompts that resumes where a killed run stopped, the
-attack-time success check, and the projection of soft token vectors onto the nearest hard tokens (PEZ)."""
+attack-time success check, the projection of soft token vectors onto the nearest hard tokens (PEZ), and the
+images of the concept that inversion and relearning learn from."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from dataclasses import asdict
 import torch
 
 from erasekit.attacks.goal import AdversarialPrompt, Goal
+from erasekit.core.errors import ErasekitError
 from erasekit.core.files import write_text
+from erasekit.core.images import resize_crop
 from erasekit.core.loop import Run
 from erasekit.models.bundle import Bundle
 
@@ -65,3 +68,42 @@ def nearest(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
 def losses(rows: list[dict]) -> list[float]:
     return [float(r["loss"]) for r in rows]
+
+
+def reference_latents(bundle: Bundle, goal: Goal, count: int, attack: str) -> torch.Tensor:
+    """Latents z_0 of `count` images of the concept (concept inversion, relearning): the user's, or the reference
+    model's goal-prompt images in which the judge sees the concept (generated until `count` are found or 8x as many
+    were tried)."""
+    if goal.images is not None:  # the user's images, at the model's size, encoded a batch at a time
+        images = resize_crop(goal.images[:count], bundle.image_size) * 2 - 1
+        with torch.no_grad():
+            return torch.cat([bundle.encode_images(part) for part in images.split(bundle.image_batch)])
+    ref, kept, tried = goal.reference(bundle), [], 0
+    per = max(1, -(-count // len(goal.prompts)))
+    while sum(len(k) for k in kept) < count and tried < 8 * count:
+        prompts = [p for p in goal.prompts for _ in range(per)]
+        seeds = [10**6 + tried + i for i in range(len(prompts))]  # away from evaluation and check seeds
+        b = ref.image_batch
+        with torch.no_grad():
+            z0 = torch.cat(
+                [
+                    ref.sample(
+                        ref.encode_prompts(prompts[i : i + b]),
+                        seeds[i : i + b],
+                        steps=goal.steps,
+                        guidance=goal.guidance,
+                        decode=False,
+                    )
+                    for i in range(0, len(prompts), b)
+                ]
+            )
+            seen = goal.detect((ref.decode_latents(z0).float() + 1) / 2).bool().cpu()
+        kept.append(z0[seen.to(z0.device)])
+        tried += len(prompts)
+    z0 = torch.cat(kept)[:count]
+    if len(z0) == 0:
+        raise ErasekitError(
+            f"{attack}: the reference model drew {goal.concept!r} in none of {tried} images of the "
+            "goal prompts; give images of the concept instead"
+        )
+    return z0

@@ -75,6 +75,13 @@ class AttackResult:
     prompts: list[AdversarialPrompt]
     embedding: Edit | None = None  # the learned word (a token edit), for attacks that end in soft tokens
     seconds: float = 0.0
+    weights: Edit | None = None  # the attacked model's own weights, changed (relearning): applied to the edited model
+    stages: dict[int, Edit] = field(default_factory=dict)  # the weights after each budget of steps (a curve)
+
+    def attacked(self, edited: Bundle) -> Bundle:
+        """The model the adversarial prompts run on: `edited` with the attack's changed weights and learned word."""
+        model = self.weights.apply(edited) if self.weights is not None else edited
+        return self.embedding.apply(model) if self.embedding is not None else model
 
     def prompts_csv(self, seeds: list[int]) -> str:
         """prompts.csv: what `erasekit generate --prompts` replays (`evaluation_seed` is each row's first seed)."""

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from erasekit.attacks.common import losses
+from erasekit.attacks.common import losses, reference_latents
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, mention
 from erasekit.attacks.registry import register
 from erasekit.core.edit import Edit
 from erasekit.core.errors import ErasekitError
-from erasekit.core.images import resize_crop
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least
 from erasekit.models.bundle import Bundle
@@ -76,44 +75,6 @@ def word_name(concept: str, given: str = "") -> str:
     return given or "<" + re.sub(r"\W+", "-", concept.strip()).strip("-") + "*>"
 
 
-def reference_latents(bundle: Bundle, goal: Goal, config: InversionConfig) -> torch.Tensor:
-    """Latents z_0 of the images to invert: the user's, or the reference model's goal-prompt images in which the
-    judge sees the concept (generated until `config.images` are found or 8x as many were tried)."""
-    if goal.images is not None:  # the user's images, at the model's size, encoded a batch at a time
-        images = resize_crop(goal.images[: config.images], bundle.image_size) * 2 - 1
-        with torch.no_grad():
-            return torch.cat([bundle.encode_images(part) for part in images.split(bundle.image_batch)])
-    ref, kept, tried = goal.reference(bundle), [], 0
-    per = max(1, -(-config.images // len(goal.prompts)))
-    while sum(len(k) for k in kept) < config.images and tried < 8 * config.images:
-        prompts = [p for p in goal.prompts for _ in range(per)]
-        seeds = [10**6 + tried + i for i in range(len(prompts))]  # away from evaluation and check seeds
-        b = ref.image_batch
-        with torch.no_grad():
-            z0 = torch.cat(
-                [
-                    ref.sample(
-                        ref.encode_prompts(prompts[i : i + b]),
-                        seeds[i : i + b],
-                        steps=goal.steps,
-                        guidance=goal.guidance,
-                        decode=False,
-                    )
-                    for i in range(0, len(prompts), b)
-                ]
-            )
-            seen = goal.detect((ref.decode_latents(z0).float() + 1) / 2).bool().cpu()
-        kept.append(z0[seen.to(z0.device)])
-        tried += len(prompts)
-    z0 = torch.cat(kept)[: config.images]
-    if len(z0) == 0:
-        raise ErasekitError(
-            f"inversion: the reference model drew {goal.concept!r} in none of {tried} images of the "
-            "goal prompts; give images of the concept instead"
-        )
-    return z0
-
-
 @register(
     "inversion",
     "CCE: textual inversion of a new word on the edited model (Pham 2024)",
@@ -129,7 +90,7 @@ def attack(bundle: Bundle, goal: Goal, config: InversionConfig, run: Run | None 
     with torch.no_grad():
         v0 = bundle.text.token_embeddings(torch.tensor(bundle.text.ids(init_word))).mean(0)
     v = torch.nn.Parameter(v0.detach().clone().repeat(config.tokens, 1))
-    z0 = reference_latents(bundle, goal, config)
+    z0 = reference_latents(bundle, goal, config.images, "inversion")
     spelled = with_words(bundle, {name: config.tokens})  # tokenizes the templates with the word in them
     word_ids = torch.tensor(spelled.text.token_ids(spelled.meta["words"][name]))
     ids = spelled.tokenize([t.format(name) for t in config.templates]).cpu()  # the main encoder's

@@ -15,7 +15,7 @@ from erasekit.core.registry import Entry, Registry
 
 @dataclass(frozen=True)
 class Attack(Entry):
-    ends_in: str = "text"  # "text" (hard tokens: prompts.csv) or "embedding" (soft tokens: a token edit)
+    ends_in: str = "text"  # "text" (hard tokens: prompts.csv), "embedding" (soft tokens: a token edit) or "weights"
 
     def run(self, bundle, goal, config, run):
         """The attack, timed: its result's `seconds` is the wall time of the search (not of the evaluation)."""
@@ -30,6 +30,7 @@ def _load_all() -> None:
         inversion,
         p4d,
         paraphrase,
+        relearn,
         ringabell,
         seeds,
         unlearndiff,

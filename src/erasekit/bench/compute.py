@@ -518,6 +518,10 @@ ATTACK_FIGURES = (
     "base_rate_n",
     "asr_prompts",
     "asr_prompts_n",
+    "asr_cal",
+    "asr_cal_ci",
+    "asr_cal_n",
+    "broken",  # the calibrated slots: the worst case over attacks (`eval.attack.worst_case`)
 )
 
 

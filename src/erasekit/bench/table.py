@@ -19,6 +19,7 @@ from erasekit.bench.compute import Context, domain_of, missing, row_keys
 from erasekit.bench.spec import NONE, Row
 from erasekit.core.errors import ErasekitError
 from erasekit.eval import metrics as M
+from erasekit.eval.attack import worst_case
 
 RATE_ORDER = ("esr@1", "esr@5", "psr@1", "psr@5", "mark_rate", "ner@0.3", "ner@0.5", "ner@0.7", "ner@0.8")
 BOOTSTRAP = 100
@@ -103,6 +104,12 @@ def _record(ctx: Context, row: Row, keys: dict, base_suite: dict, base_general) 
             per = [cells.get(keys["attacks"][(name, c)]) for c in row.erase]
             rec[f"asr_{name}"], rec[f"asr_{name}_ci"], rec[f"asr_{name}_n"] = _pooled(per, "asr")
             rec[f"{name}_seconds"] = sum(c["seconds"] for c in per)
+            if all("asr_cal" in c for c in per):  # the original prompt kept as a candidate (cells since issue 30)
+                rec[f"asr_{name}_cal"], rec[f"asr_{name}_cal_ci"], rec[f"asr_{name}_cal_n"] = _pooled(per, "asr_cal")
+        grids = {c: {name: cells.get(keys["attacks"][(name, c)]).get("broken") for name in names} for c in row.erase}
+        if all(g is not None for per_concept in grids.values() for g in per_concept.values()):
+            worst = [worst_case(grids[c]) for c in row.erase]
+            rec["asr_any"], rec["asr_any_ci"], rec["asr_any_n"] = _pooled(worst, "asr_any")
         first = [cells.get(keys["attacks"][(names[0], c)]) for c in row.erase]
         rec["pre_attack"], rec["pre_attack_ci"], rec["pre_attack_n"] = _pooled(first, "pre_attack_rate")
     rec["erase_seconds"] = (erasure["seconds"] - erasure.get("check_seconds", 0.0)) if "seconds" in erasure else None

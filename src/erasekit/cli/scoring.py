@@ -187,7 +187,8 @@ def attack(
     """Attack a model or an edit: try to bring an erased concept back, and measure how often it comes.
 
     \b
-    Writes OUT/metrics.json (asr, asr_ci, pre_attack_rate, per prompt), prompts.csv (replay them with
+    Writes OUT/metrics.json (asr, asr_cal with the original prompt kept as a candidate, pre_attack_rate, per
+    prompt; relearn: the curve of rates against steps), prompts.csv (replay them with
     `erasekit generate --prompts OUT/prompts.csv`, plus --embedding OUT/embedding for a learned word), images/
     (the attacked images, as `generate` writes them) and report.html (base, edited, attacked; same seeds).
     \b
@@ -217,8 +218,10 @@ def attack(
         spec, config, edited, base, goal, attack_run, out, resume=resume, overwrite=overwrite, progress=not quiet
     )
     click.echo(f"wrote {out}  ({spec.name} on {concept}: {len(result.prompts)} prompts, {result.seconds:.1f} s)")
-    for name in ("asr", "asr_prompts", "pre_attack_rate", "base_rate"):
+    for name in ("asr", "asr_cal", "asr_prompts", "pre_attack_rate", "base_rate"):
         click.echo(f"  {name:<18} {shown(data['metrics'], name)}")
+    for point in data["metrics"].get("curve", []):
+        click.echo(f"  after {point['steps']:>4} steps {shown(point, 'rate')}")
 
 
 @main.command()

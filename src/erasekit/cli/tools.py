@@ -84,7 +84,12 @@ def attacks(family):
     _list(
         registry.REGISTRY.available_for(family),
         12,
-        lambda spec: "ends in: " + ("a learned word (embedding/)" if spec.ends_in == "embedding" else "text"),
+        lambda spec: (
+            "ends in: "
+            + {"embedding": "a learned word (embedding/)", "weights": "changed weights (relearned/)"}.get(
+                spec.ends_in, "text"
+            )
+        ),
     )
 
 

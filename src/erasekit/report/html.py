@@ -172,15 +172,22 @@ def write_attack_report(out: str | Path, data: dict, ev, title: str | None = Non
     attack, same seeds, and the adversarial prompt."""
     metrics = data["metrics"]
     title = title or f"erasekit attack: {data['attack']} on {data['concept']} ({data['model']})"
-    names = [n for n in ("asr", "asr_prompts", "pre_attack_rate", "pre_attack_prompts", "base_rate") if n in metrics]
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(shown(metrics, n))}</td></tr>" for n in names)
+    names = ("asr", "asr_cal", "asr_prompts", "asr_cal_prompts", "pre_attack_rate", "pre_attack_prompts", "base_rate")
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{html.escape(shown(metrics, n))}</td></tr>" for n in names if n in metrics
+    )
+    rows += "".join(  # relearning: the rate after each budget of fine-tuning steps
+        f"<tr><td>after {p['steps']} steps</td><td>{html.escape(shown(p, 'rate'))}</td></tr>"
+        for p in metrics.get("curve", [])
+    )
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>edit: <b>{html.escape(str((data.get('edit') or {}).get('method', 'none')))}</b>; attack time "
         f"{metrics.get('attack_seconds', 0):.1f} s; ASR over {html.escape(metrics['asr_unit'])}.</p>",
         f'<h2>Attack success</h2><table id="metrics"><tr><th>rate</th><th>%</th></tr>{rows}</table>'
         "<p>Rates are percentages with their 95% Wilson interval and n. The attack checked success on seeds "
-        "the evaluation does not use.</p>",
+        "the evaluation does not use. asr_cal keeps the original prompt as a candidate: a seed counts when the "
+        "original or the adversarial prompt draws the concept.</p>",
         "<h2>Images (same seeds: base, edited, edited under attack)</h2>",
     ]
     n = data["n_per_prompt"]

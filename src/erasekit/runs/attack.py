@@ -2,7 +2,8 @@
 
 `attack_once` is the attack itself (the search, then `eval.attack.evaluate_attack`), shared by `erasekit attack`
 and the bench's attack cells. `attack` writes its run folder: metrics.json, prompts.csv, the learned word where
-the attack ends in one (embedding/ and learned_embeds.safetensors), images/ as `generate` writes them, and
+the attack ends in one (embedding/ and learned_embeds.safetensors), the changed weights where it ends in those
+(relearned/, an edit of the edited model), images/ as `generate` writes them, and
 report.html.
 """
 
@@ -88,6 +89,8 @@ def attack(
 
         result.embedding.save(work / "embedding")
         export_edit(result.embedding, None, work / "learned_embeds.safetensors", format="textual-inversion")
+    if result.weights is not None:  # an edit of the edited model: apply it on top (`--edit` then this)
+        result.weights.save(work / "relearned")
     write_images(work / "images", ev)
     write_attack_report(work, data, ev)
     shutil.rmtree(work / "search", ignore_errors=True)
