@@ -57,6 +57,8 @@ ATTACK_SMALL = {
     "elite": 1,
     "tries": 1,
     "images": 2,
+    "budgets": (0, 1),  # relearn: one step
+    "budget": 1,
     "max_prompts": 2,
     "check_every": 0,
     "batch": 1,

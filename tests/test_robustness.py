@@ -104,3 +104,43 @@ def test_the_worst_case_is_the_union_per_prompt_and_seed():
     assert np.isclose(A.worst_case({"a": [[0, 0]]})["asr_any"], 0.0)
     with pytest.raises(ErasekitError, match="different prompts or seeds"):
         A.worst_case({"a": [[1, 0]], "b": [[1, 0, 0]]})
+
+
+# ---- RECE ----------------------------------------------------------------------------------------------------
+
+
+def test_rece_finds_the_embedding_that_minimises_its_objective():
+    from erasekit.methods.rece import adversarial
+
+    g = torch.Generator().manual_seed(0)
+    W = {k: torch.randn(6, 5, generator=g, dtype=torch.float64) for k in "ab"}
+    W0 = {k: torch.randn(6, 5, generator=g, dtype=torch.float64) for k in "ab"}
+    c = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    c_adv = adversarial(W, W0, c, 0.1).requires_grad_(True)
+    objective = sum(((c_adv @ W[k].T - c @ W0[k].T) ** 2).sum() for k in W) + 0.1 * (c_adv**2).sum()
+    (grad,) = torch.autograd.grad(objective, c_adv)
+    assert grad.abs().max() < 1e-9  # the closed form is the minimiser: its gradient vanishes
+
+
+def test_rece_epochs_leave_the_concept_harder_to_reach_than_its_uce_start(mini):
+    from erasekit.methods import registry as methods
+    from erasekit.methods.concepts import ConceptSet
+
+    spec = methods.get("rece")
+    config = methods.build_config(spec, preset="mini", values={"epochs": 2})
+    edit = spec.erase(mini, ConceptSet(["star"]), config, None)
+    residuals = edit.metrics["residual_by_epoch"]
+    assert len(residuals) == 3 and residuals[2] > residuals[1] > residuals[0]  # [0]: the UCE edit it starts from
+    uce = methods.get("uce")
+    start = uce.erase(mini, ConceptSet(["star"]), methods.build_config(uce, preset="mini"), None)
+    assert set(edit.tensors) == set(start.tensors)  # the same projections: the cross-attention keys and values
+    assert any(not torch.equal(edit.tensors[k], start.tensors[k]) for k in edit.tensors)
+
+
+def test_bad_rece_options_are_one_line(tmp_path):
+    out = tmp_path / "e"
+    result = run_cli(
+        "erase", "--model", "mini", "--method", "rece", "--erase", "star", "--set", "regular=0", "--out", out
+    )
+    one_line_error(result, "regular must be > 0")
+    assert not out.exists()

@@ -31,6 +31,7 @@ def _load_all() -> None:
         fmn,
         hide,
         mace,
+        rece,
         salun,
         sld,
         target,
