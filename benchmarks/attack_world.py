@@ -97,7 +97,7 @@ class AttackTable:
             edit = Edit.load(folder)
             return edit, edit.metrics["seconds"]
         spec = methods.get(method)
-        config = methods.build_config(spec, arch="mini")
+        config = methods.build_config(spec, preset=self.base.preset)
         concepts = ConceptSet([concept])
         scorer = method_scorer(spec, self.base, config, concepts)
         work = self.out / "edits" / f"{concept}-{method}.partial"
@@ -128,7 +128,7 @@ class AttackTable:
                 if key in self.results:
                     continue
                 spec = attacks.get(name)
-                config = attacks.build_config(spec, arch="mini")
+                config = attacks.build_config(spec, preset=self.base.preset)
                 reuse = name in MODEL_AGNOSTIC and (concept, name) in self.found
                 result = self.found[(concept, name)] if reuse else spec.run(model, goal, config, Run(progress=False))
                 if name in MODEL_AGNOSTIC:

@@ -82,7 +82,7 @@ def timed(method: str, base, iterations: int):
     """(whole run seconds, seconds per training iteration, the UNet calls made inside the training loop)."""
     spec = registry.get(method)
     config = registry.build_config(
-        spec, values={"iterations": iterations} if method not in ("uce", "time") else {}, arch="mini"
+        spec, values={"iterations": iterations} if method not in ("uce", "time") else {}, preset="mini"
     )
     concepts = ConceptSet(["star"], [o for o in OBJECTS if o != "star"] if method == "uce" else [])
     clock: list = []
@@ -115,7 +115,7 @@ def main():
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         timed(method, base, 2)  # warm-up
-        default = registry.build_config(registry.get(method), arch="mini").iterations
+        default = registry.build_config(registry.get(method), preset="mini").iterations
         runs = []
         for _ in range(args.repeats):
             seconds, per_iter, calls = timed(method, base, args.iterations)

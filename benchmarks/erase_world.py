@@ -67,7 +67,7 @@ class Bench:
 
     def erase(self, method: str, concepts: ConceptSet, **values):
         spec = registry.get(method)
-        config = registry.build_config(spec, values=values, arch="mini")
+        config = registry.build_config(spec, values=values, preset="mini")
         scorer = method_scorer(spec, self.base, config, concepts)
         start = time.perf_counter()
         edit = spec.erase(self.base, concepts, config, Run(progress=False, scorer=scorer))
@@ -131,7 +131,7 @@ def uce_debias(bench: Bench) -> dict:
 
     scorer = attribute_scorer(bench.base, DEBIAS_COLOURS, BIASED_OBJECT)  # what `erasekit erase` gives debias
     spec = registry.get("uce")
-    config = registry.build_config(spec, values={"mode": "debias", "attributes": DEBIAS_COLOURS}, arch="mini")
+    config = registry.build_config(spec, values={"mode": "debias", "attributes": DEBIAS_COLOURS}, preset="mini")
     concepts = ConceptSet([BIASED_OBJECT])
     start = time.perf_counter()
     edit = spec.erase(bench.base, concepts, config, Run(progress=False, scorer=scorer))
@@ -181,7 +181,7 @@ def concept_graphs(bench: Bench, obj: str, methods: list[str]) -> dict:
             edit = spec.erase(
                 bench.base,
                 ConceptSet([obj]),
-                registry.build_config(spec, arch="mini"),
+                registry.build_config(spec, preset="mini"),
                 Run(work=Path(tmp), progress=False),
             )
             if method in ("ap", "age"):

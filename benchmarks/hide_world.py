@@ -66,7 +66,7 @@ class Bench:
         values = {}
         if scale != 1 and "iterations" in spec.presets["mini"]:
             values["iterations"] = scale * spec.presets["mini"]["iterations"]
-        config = registry.build_config(spec, values=values, arch="mini")
+        config = registry.build_config(spec, values=values, preset="mini")
         started = time.perf_counter()
         if method == "hide":
             edit, key = hide(self.base, concepts, config, Run(progress=False))

@@ -109,7 +109,7 @@ def soft_sensitivity(base, graphs, m, judge, base_p, n) -> dict:
 
 def lora_and_colour(base, vocab) -> dict:
     spec = registry.get("darkminer")
-    config = registry.build_config(spec, values={"max_loops": 4}, arch="mini")
+    config = registry.build_config(spec, values={"max_loops": 4}, preset="mini")
     concepts = ConceptSet(["star"])
     started = time.perf_counter()
     edit = spec.erase(base, concepts, config, Run(progress=True, scorer=method_scorer(spec, base, config, concepts)))
@@ -118,7 +118,7 @@ def lora_and_colour(base, vocab) -> dict:
     colour = uce.erase(
         base,
         ConceptSet(["red"], target="blue"),
-        registry.build_config(uce, values={"mode": "edit"}, arch="mini"),
+        registry.build_config(uce, values={"mode": "edit"}, preset="mini"),
         Run(progress=False),
     )
     return {
@@ -136,7 +136,7 @@ def eq17(base, judge) -> dict:
         edit = spec.erase(
             base,
             ConceptSet(["circle"], target="square"),
-            registry.build_config(spec, values=values, arch="mini"),
+            registry.build_config(spec, values=values, preset="mini"),
             Run(progress=True),
         )
         seconds = time.perf_counter() - started
@@ -156,7 +156,7 @@ def eq17(base, judge) -> dict:
     edit = spec.erase(
         base,
         ConceptSet(["star"]),
-        registry.build_config(spec, values={"mode": "debias", "attributes": COLOURS}, arch="mini"),
+        registry.build_config(spec, values={"mode": "debias", "attributes": COLOURS}, preset="mini"),
         Run(progress=True),
     )
     seconds = time.perf_counter() - started

@@ -2,12 +2,14 @@
 on the miniature: the method erases `star` at its miniature preset with the option, and the world judge scores
 ESR-1 and PSR-1 on `world-objects` at n images per prompt, on the same seeds as the fp32 run.
 
-    .venv/bin/python benchmarks/memory_options.py [--methods esd] [--options ckpt,bf16,fp16,half,all] [--n 32]
+    .venv/bin/python benchmarks/memory_options.py [--methods esd] [--options ckpt,bf16,fp16,half,all,seed1] [--n 32]
 
 `half` trains on the miniature loaded in bf16 (only the trained group in fp32); `all` is checkpointing and the
-bf16 model together. Every edit is applied to the fp32 miniature for scoring, so only the training differs. A row
-*agrees* with fp32 when both of its rates lie inside the fp32 run's 95% Wilson interval: a difference that n images
-cannot tell from the sampling noise. `flipped` counts the images whose judged object changed. The figures go to
+bf16 model together; `seed1` is the fp32 run with another training seed, the yardstick of run-to-run noise. Every
+edit is applied to the fp32 miniature for scoring, so only the training differs. A row *agrees* with fp32 when each
+of its rates' 95% Wilson interval overlaps the fp32 run's (a difference n images cannot show, the rule the docs
+use to rank methods); `inside` is the stricter check that its rates fall inside fp32's intervals. `flipped`
+counts the images whose judged object changed, to set beside `seed1`'s. The figures go to
 docs/results/memory-options-mini.json (`--record`).
 """
 
@@ -35,6 +37,7 @@ OPTIONS = {  # name: (method options, the dtype the model is loaded in for train
     "fp16": ({"precision": "fp16"}, "fp32"),
     "half": ({}, "bf16"),
     "all": ({"gradient_checkpointing": True}, "bf16"),
+    "seed1": ({"seed": 1}, "fp32"),  # the yardstick: fp32 with another training seed (the run-to-run noise)
 }
 RATES = ("esr@1", "psr@1")
 
@@ -59,7 +62,10 @@ def compare(rows: dict) -> dict:
     ref = rows["fp32"]
     for row in rows.values():
         row["delta"] = {k: row[k] - ref[k] for k in RATES}
-        row["agrees"] = all(ref[f"{k}_ci"][0] <= row[k] <= ref[f"{k}_ci"][1] for k in RATES)
+        row["inside"] = all(ref[f"{k}_ci"][0] <= row[k] <= ref[f"{k}_ci"][1] for k in RATES)
+        row["agrees"] = all(
+            row[f"{k}_ci"][0] <= ref[f"{k}_ci"][1] and ref[f"{k}_ci"][0] <= row[f"{k}_ci"][1] for k in RATES
+        )
         row["flipped"] = sum(a != b for a, b in zip(row["labels"], ref["labels"], strict=True))
         row["images"] = len(ref["labels"])
     return rows
@@ -81,15 +87,17 @@ def run(methods: list[str], options: list[str], n: int) -> dict:
 
 def table(results: dict) -> str:
     lines = [
-        "| method | option | ESR-1 | PSR-1 | Δ ESR-1 | Δ PSR-1 | inside fp32's interval | images judged otherwise |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | option | ESR-1 | PSR-1 | Δ ESR-1 | Δ PSR-1 | inside fp32's interval | intervals overlap | "
+        "images judged otherwise |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, rows in results["methods"].items():
         for option, r in rows.items():
             e, p = (f"{r[k]:.1f} [{r[k + '_ci'][0]:.1f}, {r[k + '_ci'][1]:.1f}]" for k in RATES)
             lines.append(
                 f"| {method} | {option} | {e} (n={r['esr_n']}) | {p} (n={r['psr_n']}) | {r['delta']['esr@1']:+.1f} | "
-                f"{r['delta']['psr@1']:+.1f} | {'yes' if r['agrees'] else 'no'} | {r['flipped']} of {r['images']} |"
+                f"{r['delta']['psr@1']:+.1f} | {'yes' if r['inside'] else 'no'} | {'yes' if r['agrees'] else 'no'} | "
+                f"{r['flipped']} of {r['images']} |"
             )
     return "\n".join(lines)
 
@@ -97,7 +105,7 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="esd")
-    parser.add_argument("--options", default="ckpt,bf16,fp16,half,all")
+    parser.add_argument("--options", default="ckpt,bf16,fp16,half,all,seed1")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--record", action="store_true", help="write docs/results/memory-options-mini.json")
     args = parser.parse_args()

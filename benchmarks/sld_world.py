@@ -45,7 +45,7 @@ def edited(base, method, values):
         return base
     spec = registry.get(method)
     edit = spec.erase(
-        base, ConceptSet(["mark"]), registry.build_config(spec, values=values, arch="mini"), Run(progress=False)
+        base, ConceptSet(["mark"]), registry.build_config(spec, values=values, preset="mini"), Run(progress=False)
     )
     return edit.apply(base)
 

@@ -42,7 +42,7 @@ def main() -> None:
     edits = {}
     for name in [e for e in args.edits.split(",") if e]:
         spec = registry.get(name)
-        edit = spec.erase(base, ConceptSet(["star"]), registry.build_config(spec, arch="mini"), Run(progress=False))
+        edit = spec.erase(base, ConceptSet(["star"]), registry.build_config(spec, preset="mini"), Run(progress=False))
         edits[name] = features(edit.apply(base), args.max_n)
     print(
         "| images per half | base split-half KID×10³ | base split-half FJD | "

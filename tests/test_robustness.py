@@ -144,3 +144,57 @@ def test_bad_rece_options_are_one_line(tmp_path):
     )
     one_line_error(result, "regular must be > 0")
     assert not out.exists()
+
+
+# ---- MMA-Diffusion -------------------------------------------------------------------------------------------
+
+
+def mma_run(mini, work=None, resume=False, **values):
+    from erasekit.core.loop import Run
+
+    spec = registry.get("mma")
+    config = registry.build_config(spec, preset="mini", values={"iterations": 6, "checkpoint_every": 3} | values)
+    return spec.run(mini, star_goal(mini, prompts=("a star", "a red star")), config, Run(work=work, resume=resume))
+
+
+def test_mma_finds_a_prompt_without_banned_words_that_moves_toward_its_target(mini):
+    result = mma_run(mini, banned=("moon", "ring"))
+    for p in result.prompts:
+        assert len(p.prompt.split()) == 8 and p.prompt != p.original
+        assert not any(w in p.prompt for w in ("star", "moon", "ring"))  # the concept's words and the banned ones
+        assert min(p.loss) < p.loss[0] or p.loss[0] < 0.05  # GCG moves toward the target's sentence embedding
+    from erasekit.attacks.mma import allowed
+
+    ids = allowed(mini, "world", ["star"])
+    assert not any("star" in t for t in mini.text.tokens(ids.tolist()))
+
+
+def test_a_killed_mma_search_resumes_to_the_same_prompts(mini, tmp_path, monkeypatch):
+    import erasekit.attacks.mma as mma
+
+    whole = mma_run(mini, tmp_path / "whole")
+    real, calls = mma.write_text, []
+
+    def die_on_third(*args, **kw):
+        real(*args, **kw)
+        calls.append(1)
+        if len(calls) == 3:  # prompt 1 done (two checkpoints), its line in prompts.jsonl written: then prompt 2's first
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(mma, "write_text", die_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        mma_run(mini, tmp_path / "cut")
+    monkeypatch.setattr(mma, "write_text", real)
+    resumed = mma_run(mini, tmp_path / "cut", resume=True)
+    assert [p.prompt for p in resumed.prompts] == [p.prompt for p in whole.prompts]
+    assert resumed.prompts[1].loss == pytest.approx(whole.prompts[1].loss, rel=1e-5)
+
+
+def test_mma_banning_every_token_is_one_line(tmp_path):
+    out = tmp_path / "atk"
+    result = run_cli(
+        "attack", "--model", "mini", "--attack", "mma", "--concept", "star", "--set", "banned=a,e,i,o,u,y",
+        "--quiet", "--out", out,
+    )  # fmt: skip
+    one_line_error(result, "leave no token")
+    assert not out.exists()

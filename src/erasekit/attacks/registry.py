@@ -28,6 +28,7 @@ class Attack(Entry):
 def _load_all() -> None:
     from erasekit.attacks import (  # noqa: F401
         inversion,
+        mma,
         p4d,
         paraphrase,
         relearn,

@@ -38,7 +38,12 @@ from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_prompt_set
 from erasekit.models.bundle import Bundle
 
-MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds")  # their search never looks at the UNet, which methods change:
+MODEL_AGNOSTIC = (
+    "ringabell",
+    "paraphrase",
+    "seeds",
+    "mma",
+)  # their search never looks at the UNet, which methods change:
 # one search of a concept serves every edit of the same base
 
 

@@ -35,7 +35,7 @@ embedder of SD3 and FLUX keeps its UCE edit: the adversarial search is over the 
 alone, one vector per prompt, as the current official UCE script). The miniature's preset takes `last`: its text
 width (48) is smaller than its sequence (77), so one epoch over every position constrains the whole text space
 and maps every prompt toward the target, where SD's 77 positions are a tenth of its 768 dimensions. On the
-miniature with `all`, PSR-1 fell from 81% after one epoch to 8% after three (docs/methods/rece.md has the figures).
+miniature with `all`, PSR-1 fell epoch by epoch (the changelog's 0.2.0 notes have the figures).
 """
 
 from __future__ import annotations

@@ -135,6 +135,21 @@ class TextEncoder:
         return self.module.get_input_embeddings()(ids.to(self.bundle.device))
 
     # ---- encoding ---------------------------------------------------------------------------------
+    def sentence(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """One vector per prompt [B, D]: CLIP's pooler output (the final layer's state at the end token, before any
+        projection), or a T5's last states averaged over the prompt's tokens (MMA-Diffusion's objective reads it).
+        `embeds`: raw token embeddings in place of `ids`, as `encode`."""
+        ids = ids.to(self.bundle.device)
+        if self.is_t5:
+            kwargs = {"input_ids": ids} if embeds is None else {"inputs_embeds": embeds.to(self.module.dtype)}
+            last = self.module(**kwargs).last_hidden_state
+            mask = (ids != self.pad_id).to(last.dtype)[..., None]
+            return (last * mask).sum(1) / mask.sum(1).clamp(min=1)
+        clip = getattr(self.module, "text_model", self.module)
+        if embeds is None:
+            return clip(ids).pooler_output
+        return _clip_from_embeddings(clip, embeds, ids)[1]
+
     def encode(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(states [B, L, D] of the spec's layer, pooled [B, P] or None) for token ids [B, L], or for raw token
         embeddings `embeds` in their place (then `ids` still says where CLIP's end token is, which it pools)."""
