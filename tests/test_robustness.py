@@ -198,3 +198,13 @@ def test_mma_banning_every_token_is_one_line(tmp_path):
     )  # fmt: skip
     one_line_error(result, "leave no token")
     assert not out.exists()
+
+
+def test_the_robust_spec_attacks_with_every_attack_and_the_robust_erasers():
+    from pathlib import Path
+
+    from erasekit.bench.spec import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "benchmarks" / "specs" / "robust.yaml")
+    assert sorted(spec.attacks["names"]) == sorted(a.name for a in registry.available())
+    assert {"rece", "darkminer", "esd"} <= {m.name for m in spec.methods}
