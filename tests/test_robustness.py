@@ -208,3 +208,13 @@ def test_the_robust_spec_attacks_with_every_attack_and_the_robust_erasers():
     spec = load_spec(Path(__file__).parents[1] / "benchmarks" / "specs" / "robust.yaml")
     assert sorted(spec.attacks["names"]) == sorted(a.name for a in registry.available())
     assert {"rece", "darkminer", "esd"} <= {m.name for m in spec.methods}
+
+
+def test_mma_scores_a_prompt_as_its_text_encodes(mini):
+    """The loss the search reports for its best prompt is the found text's own: CLIP pools at the end token, which the
+    token ids locate, so a search that scored candidates with placeholder ids scored only their first token."""
+    result = mma_run(mini)
+    for p in result.prompts:
+        found, target = (mini.text.sentence(mini.text.tokenize([t])) for t in (p.prompt, p.original))
+        loss = 1 - torch.nn.functional.cosine_similarity(found, target).item()
+        assert loss == pytest.approx(min(p.loss), abs=1e-4)

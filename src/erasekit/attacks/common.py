@@ -44,6 +44,20 @@ def per_prompt(goal: Goal, run: Run, attack_one: Callable[[int, str], Adversaria
     return [done[r] for r in range(len(goal.prompts))]
 
 
+def row_steps(name: str, row: int, goal: Goal, start: int, total: int, run: Run):
+    """Steps `start`..`total` of one goal prompt's search, with a progress bar naming the attack and the prompt."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        range(start, total),
+        desc=f"{name} {row + 1}/{len(goal.prompts)}",
+        initial=start,
+        total=total,
+        disable=not run.progress,
+        dynamic_ncols=True,
+    )
+
+
 def checker(bundle: Bundle, goal: Goal, row: int, every: int, text_of: Callable[[], str], found: dict):
     """`stop_when` for the loop: every `every` steps, generate the current hard prompt's text on the attacked model
     with the held-out check seed; stop when the judge sees the concept (UnlearnDiffAtk's early stop)."""

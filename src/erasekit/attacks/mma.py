@@ -30,9 +30,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from erasekit.attacks.common import per_prompt
+from erasekit.attacks.common import per_prompt, row_steps
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
 from erasekit.core.errors import ErasekitError
@@ -84,11 +83,16 @@ def attack(bundle: Bundle, goal: Goal, config: MMAConfig, run: Run | None = None
     table = bundle.text.token_embeddings(cands[None])[0].detach()  # [V, D]
     base = bundle.text.token_embeddings(ids[None]).detach()  # [1, L, D]
 
-    def loss_of(embeds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        out = bundle.text.sentence(ids.expand(len(embeds), -1), embeds)
-        return 1 - F.cosine_similarity(out.float(), target.float().expand_as(out), dim=-1, eps=1e-6)
+    def loss_of(control: torch.Tensor, embeds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out = bundle.text.sentence(spelled(control), embeds)  # the ids say where CLIP's end token is: they must be
+        return 1 - F.cosine_similarity(out.float(), target.float().expand_as(out), dim=-1, eps=1e-6)  # the real ones
 
-    def embed(control: torch.Tensor) -> torch.Tensor:  # control [B, tokens] indices into cands
+    def spelled(control: torch.Tensor) -> torch.Tensor:  # control [B, tokens] indices into cands -> ids [B, L]
+        out = ids.repeat(len(control), 1)
+        out[:, slots] = cands[control.to(cands.device)]
+        return out
+
+    def embed(control: torch.Tensor) -> torch.Tensor:
         out = base.expand(len(control), -1, -1).clone()
         out[:, slots] = table[control]
         return out
@@ -105,18 +109,11 @@ def attack(bundle: Bundle, goal: Goal, config: MMAConfig, run: Run | None = None
             start, history = state["step"], state["loss"]
             control, best, best_loss = torch.tensor(state["control"]), torch.tensor(state["best"]), state["best_loss"]
         positions = (torch.arange(config.candidates) * config.tokens // config.candidates).clamp(max=config.tokens - 1)
-        for step in tqdm(
-            range(start, config.iterations),
-            desc=f"mma {row + 1}/{len(goal.prompts)}",
-            initial=start,
-            total=config.iterations,
-            disable=not run.progress,
-            dynamic_ncols=True,
-        ):
+        for step in row_steps("mma", row, goal, start, config.iterations, run):
             onehot = F.one_hot(control.to(bundle.device), len(cands)).to(table.dtype).requires_grad_(True)
             embeds = base.clone()
             embeds[0, slots] = onehot @ table
-            (grad,) = torch.autograd.grad(loss_of(embeds, target).mean(), onehot)
+            (grad,) = torch.autograd.grad(loss_of(control[None], embeds, target).mean(), onehot)
             grad = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
             top = (-grad).topk(min(config.topk, len(cands)), dim=1).indices.cpu()  # [tokens, k]
             g = step_generator(config.seed, step, row)
@@ -124,7 +121,7 @@ def attack(bundle: Bundle, goal: Goal, config: MMAConfig, run: Run | None = None
             batch = control.repeat(config.candidates, 1)
             batch[torch.arange(config.candidates), positions] = pick
             with torch.no_grad():
-                losses = torch.cat([loss_of(embed(part), target) for part in batch.split(128)]).cpu()
+                losses = torch.cat([loss_of(part, embed(part), target) for part in batch.split(128)]).cpu()
             i = int(losses.argmin())
             control = batch[i]  # GCG keeps the step's best candidate, better or not
             if float(losses[i]) < best_loss:

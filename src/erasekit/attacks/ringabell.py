@@ -20,9 +20,8 @@ import json
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
-from erasekit.attacks.common import per_prompt
+from erasekit.attacks.common import per_prompt, row_steps
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal, candidate_ids
 from erasekit.attacks.registry import register
 from erasekit.core.errors import ErasekitError
@@ -94,14 +93,7 @@ def attack(bundle: Bundle, goal: Goal, config: RingABellConfig, run: Run | None 
         if run.resume and saved is not None and saved.exists():
             state = json.loads(saved.read_text())
             start, history, population = state["generation"], state["loss"], torch.tensor(state["population"])
-        for gen in tqdm(
-            range(start, config.generations),
-            desc=f"ringabell {row + 1}/{len(goal.prompts)}",
-            initial=start,
-            total=config.generations,
-            disable=not run.progress,
-            dynamic_ncols=True,
-        ):
+        for gen in row_steps("ringabell", row, goal, start, config.generations, run):
             distance = (encode(population) - target).pow(2).mean((1, 2)).cpu()  # the population is on the CPU
             order = distance.argsort()
             population, history = population[order], history + [float(distance[order[0]])]
