@@ -23,13 +23,14 @@ batch 8, lr 1e-3 (the methods' own miniature fine-tuning rate), the same budgets
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from erasekit.attacks.common import reference_latents
+from erasekit.attacks.common import losses, reference_latents
 from erasekit.attacks.goal import AdversarialPrompt, AttackResult, Goal
 from erasekit.attacks.registry import register
 from erasekit.core.edit import Edit
@@ -37,7 +38,7 @@ from erasekit.core.errors import ErasekitError
 from erasekit.core.loop import Run, step_generator, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.models.bundle import Bundle
-from erasekit.models.groups import GROUPS, select
+from erasekit.models.groups import GROUPS, trainable
 
 STAGE = "stage-{}.safetensors"  # in the run's work folder: the trained group after each budget (a resume keeps them)
 
@@ -66,7 +67,7 @@ class RelearnConfig(Checked):
             raise ErasekitError(f"relearn budget must be at least 1 step, got {self.budget}")
         if self.budget not in self.budgets:
             raise ErasekitError(f"relearn budget {self.budget} must be one of the budgets {list(self.budgets)}")
-        if not (torch.isfinite(torch.tensor(self.lr)) and self.lr > 0):
+        if not (math.isfinite(self.lr) and self.lr > 0):
             raise ErasekitError(f"relearn lr must be a positive finite number, got {self.lr}")
 
 
@@ -84,30 +85,25 @@ MINI = {"images": 32, "batch": 8, "lr": 1e-3}
 def attack(bundle: Bundle, goal: Goal, config: RelearnConfig, run: Run | None = None) -> AttackResult:
     run = run if run is not None else Run()
     z0 = reference_latents(bundle, goal, config.images, "relearn")
-    group = {f"{bundle.DENOISER}.{name}" for name in select(bundle.denoiser, config.group)[0]}
-    model = bundle.clone((bundle.DENOISER,), changes=group.__contains__)  # only the trained group is copied
-    names, params = select(model.denoiser, config.group)
-    for p in params:
-        p.data = p.data.float()
-        p.requires_grad_(True)
+    model, names, params = trainable(bundle, config.group)  # only the trained group is copied, in fp32
     with torch.no_grad():
         conds = bundle.encode_prompts(goal.prompts)
-    budgets = list(config.budgets)
+    budgets = config.budgets  # sorted by the config's check
     stages: dict[int, Edit] = {}
 
-    def snapshot(steps: int) -> None:
-        tensors = {f"{bundle.DENOISER}.{n}": p.detach() for n, p in zip(names, params, strict=True)}
+    def stage(steps: int, tensors: dict[str, torch.Tensor]) -> None:
         stages[steps] = Edit.from_changes(bundle, tensors, "relearn", config, {"concept": goal.concept})
         stages[steps].metrics["steps"] = steps
+
+    def snapshot(steps: int) -> None:
+        stage(steps, {f"{bundle.DENOISER}.{n}": p.detach() for n, p in zip(names, params, strict=True)})
         if run.work is not None:
             save_file({k: v.contiguous() for k, v in stages[steps].tensors.items()}, run.work / STAGE.format(steps))
 
     if run.resume and run.work is not None:  # the stages a killed run had reached
         for steps in budgets:
             if (run.work / STAGE.format(steps)).exists():
-                tensors = load_file(str(run.work / STAGE.format(steps)))
-                stages[steps] = Edit.from_changes(bundle, tensors, "relearn", config, {"concept": goal.concept})
-                stages[steps].metrics["steps"] = steps
+                stage(steps, load_file(str(run.work / STAGE.format(steps))))
     if run.work is not None:
         run.work.mkdir(parents=True, exist_ok=True)
     if 0 in budgets and 0 not in stages:
@@ -138,11 +134,8 @@ def attack(bundle: Bundle, goal: Goal, config: RelearnConfig, run: Run | None = 
         config.checkpoint_every,
         stop_when=stop_when,
     )
-    history = [float(r["loss"]) for r in rows]
-    prompts = [
-        AdversarialPrompt(r, p, p, loss=history if r == 0 else [], succeeded_at=None)
-        for r, p in enumerate(goal.prompts)
-    ]
+    history = losses(rows)
+    prompts = [AdversarialPrompt(r, p, p, loss=history if r == 0 else []) for r, p in enumerate(goal.prompts)]
     return AttackResult(
         "relearn", goal.concept, stages[config.budget].config, prompts, weights=stages[config.budget], stages=stages
     )

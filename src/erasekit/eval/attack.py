@@ -38,13 +38,8 @@ from erasekit.eval.generate import generate_batched
 from erasekit.eval.prompts import PromptSet, load_prompt_set
 from erasekit.models.bundle import Bundle
 
-MODEL_AGNOSTIC = (
-    "ringabell",
-    "paraphrase",
-    "seeds",
-    "mma",
-)  # their search never looks at the UNet, which methods change:
-# one search of a concept serves every edit of the same base
+# their search never looks at the UNet, which methods change: one search of a concept serves every edit of a base
+MODEL_AGNOSTIC = ("ringabell", "paraphrase", "seeds", "mma")
 
 
 @dataclass

@@ -36,7 +36,7 @@ from erasekit.core.loop import Run, train
 from erasekit.core.options import Checked, at_least, check_choice
 from erasekit.models import memory
 from erasekit.models.bundle import Bundle
-from erasekit.models.groups import select
+from erasekit.models.groups import trainable
 
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HALF = (torch.bfloat16, torch.float16)
@@ -113,13 +113,7 @@ def student(bundle: Bundle, group: str, config: MemoryOptions | None = None) -> 
     check_precision(bundle, options)
     if config is not None:
         guard(bundle, group, config)
-    group_names = {f"{bundle.DENOISER}.{name}" for name in select(bundle.denoiser, group)[0]}
-    copy = bundle.clone((bundle.DENOISER,), changes=group_names.__contains__)
-    names, params = select(copy.denoiser, group)
-    for p in params:
-        if p.dtype in HALF:
-            p.data = p.data.float()
-        p.requires_grad_(True)
+    copy, names, params = trainable(bundle, group)
     if options.gradient_checkpointing:
         checkpointing(copy)
     trained = Trained(zip(names, params, strict=True))

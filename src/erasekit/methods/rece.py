@@ -65,7 +65,7 @@ class RECEConfig(Checked):
     uce_preserve_scale: float = 1.0
     templates: tuple = ("{}",)
     tokens: str = "to-end"  # the starting UCE edit's text positions (as UCE's)
-    positions: str = "all"  # the epochs' positions: all (the official code) | to-end (UCE's, from the last word)
+    positions: str = "all"  # the epochs' positions: all (the official code) | to-end | last (UCE's, from the last word)
     guide: str = ""  # as UCE's: "" (--target, else the empty prompt) | nearest
     vocab: str = ""
 
@@ -130,9 +130,8 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: RECEConfig, run: Run | N
         1.0,
         config.uce_preserve_scale,
     )
-    reads = {name: kind for name, (_, kind) in projections(bundle).items()}
-    tokens = [name for name, kind in reads.items() if kind == "tokens"]
-    W0 = {name: dict(bundle.named_parameters())[name].detach().double() for name in tokens}
+    tokens = {name: proj.weight for name, (proj, kind) in projections(bundle).items() if kind == "tokens"}
+    W0 = {name: weight.detach().double() for name, weight in tokens.items()}
     W = {name: start[name].double() for name in tokens}
     if config.positions == "all":
         c = sequences(bundle, [s for s, _ in pairs])
@@ -142,10 +141,12 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: RECEConfig, run: Run | N
         both = [aligned(bundle, s, t, config.positions) for s, t in pairs]
         c, c_t = [C["tokens"] for C, _ in both], [T["tokens"] for _, T in both]
         c_p = [P["tokens"] for P in kept(bundle, preserved, config.positions)]
-    residuals = []
-    for _ in range(config.epochs):
+    residuals = []  # [0]: the UCE edit's; [e]: after epoch e
+    for epoch in range(config.epochs + 1):
         c_adv = [adversarial(W, W0, ci, config.regular) for ci in c]
         residuals.append(max(residual(W, W0, a, ci) for a, ci in zip(c_adv, c, strict=True)))
+        if epoch == config.epochs:
+            break
         W = {
             name: solve(
                 w,
@@ -157,10 +158,7 @@ def erase(bundle: Bundle, concepts: ConceptSet, config: RECEConfig, run: Run | N
             )
             for name, w in W.items()
         }
-    c_adv = [adversarial(W, W0, ci, config.regular) for ci in c]
-    residuals.append(max(residual(W, W0, a, ci) for a, ci in zip(c_adv, c, strict=True)))
-    dtype = next(iter(bundle.denoiser.parameters())).dtype
-    tensors = start | {name: w.to(dtype) for name, w in W.items()}
+    tensors = start | {name: w.to(tokens[name].dtype) for name, w in W.items()}
     edit = Edit.from_changes(bundle, tensors, "rece", config, concepts.as_dict())
-    edit.metrics["residual_by_epoch"] = residuals  # [0]: the UCE edit; [e]: after epoch e
+    edit.metrics["residual_by_epoch"] = residuals
     return edit

@@ -110,6 +110,21 @@ def select(denoiser: torch.nn.Module, group: str) -> tuple[list[str], list[torch
     return list(names), list(params)
 
 
+def trainable(bundle, group: str):
+    """(a copy of `bundle` whose denoiser's `group` is its own, the group's names, its parameters): only the group is
+    copied, in fp32 (the master weights when the model is in half precision), and requires grad; the rest of the
+    denoiser is the given bundle's own frozen tensors. What a fine-tuning method's student and the relearning
+    attack train."""
+    names = {f"{bundle.DENOISER}.{name}" for name in select(bundle.denoiser, group)[0]}
+    copy = bundle.clone((bundle.DENOISER,), changes=names.__contains__)
+    names_, params = select(copy.denoiser, group)
+    for p in params:
+        if p.dtype in (torch.bfloat16, torch.float16):
+            p.data = p.data.float()
+        p.requires_grad_(True)
+    return copy, names_, params
+
+
 def cross_attention_layers(denoiser: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     """The attention modules where text meets image, in the order the denoiser runs them: a UNet's cross-attention
     (attn2), an MMDiT's joint attention (the joint blocks' attn)."""

@@ -141,8 +141,7 @@ class TextEncoder:
         `embeds`: raw token embeddings in place of `ids`, as `encode`."""
         ids = ids.to(self.bundle.device)
         if self.is_t5:
-            kwargs = {"input_ids": ids} if embeds is None else {"inputs_embeds": embeds.to(self.module.dtype)}
-            last = self.module(**kwargs).last_hidden_state
+            last, _ = self.encode(ids, embeds)
             mask = (ids != self.pad_id).to(last.dtype)[..., None]
             return (last * mask).sum(1) / mask.sum(1).clamp(min=1)
         clip = getattr(self.module, "text_model", self.module)
